@@ -1,0 +1,5 @@
+import sys
+
+from evstream.cli import main
+
+sys.exit(main())
