@@ -1,0 +1,91 @@
+"""Readers for every event-camera recording format evstream knows, chosen by content.
+
+    from evstream.readers import detect_format, open_reader, read_events
+    with open_reader("sample.aedat4") as r:          # r.format, r.sensor_size, r.meta
+        for chunk in r.chunks(max_events=1_000_000): # bounded memory
+            ...
+    chunk = read_events("sample.raw")                # the whole file as one EventChunk
+
+``detect_format`` looks at the magic bytes / header first and at the extension only where a format has no
+magic (N-MNIST ``.bin``/``.bs2``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from evstream.errors import FormatError
+from evstream.events import EventChunk
+from evstream.readers.aedat2 import Aedat2Reader, Aedat3Reader
+from evstream.readers.aedat4 import Aedat4Reader
+from evstream.readers.base import Reader, check_path
+from evstream.readers.matlab import MatReader
+from evstream.readers.native import Hdf5Reader, NpzReader
+from evstream.readers.nmnist import NmnistReader
+from evstream.readers.prophesee import DatReader, Evt2Reader, Evt3Reader
+
+FORMATS: dict[str, type[Reader]] = {
+    "aedat4": Aedat4Reader,
+    "aedat2": Aedat2Reader,
+    "aedat3": Aedat3Reader,
+    "dat": DatReader,
+    "evt2": Evt2Reader,
+    "evt3": Evt3Reader,
+    "nmnist": NmnistReader,
+    "mat": MatReader,
+    "npz": NpzReader,
+    "hdf5": Hdf5Reader,
+}
+
+
+def detect_format(path: str | os.PathLike) -> str:
+    """Name of the format of ``path`` (a key of :data:`FORMATS`), from its content first."""
+    p = check_path(path)
+    ext = p.suffix.lower()
+    with open(p, "rb") as f:
+        head = f.read(4096)
+    if head.startswith(b"#!AER-DAT4"):
+        return "aedat4"
+    if head.startswith(b"#!AER-DAT3"):
+        return "aedat3"
+    if head.startswith(b"#!AER-DAT2") or head.startswith(b"#!AER-DAT1"):
+        return "aedat2"
+    if head.startswith(b"% "):
+        text = head.decode("latin-1").lower()
+        if "evt 3" in text or "format evt3" in text:
+            return "evt3"
+        if "evt 2" in text or "format evt2" in text:
+            return "evt2"
+        if ext == ".raw":
+            raise FormatError("Prophesee .raw header names no known event format (EVT 2.0 / 3.0)", where=p)
+        return "dat"
+    if head.startswith(b"MATLAB 5.0 MAT-file") or (head.startswith(b"\x89HDF") and ext == ".mat") \
+            or (head[:128].find(b"MATLAB 7.3") >= 0):
+        return "mat"
+    if head.startswith(b"\x89HDF"):
+        return "hdf5"
+    if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
+        return "npz"
+    if ext in (".bin", ".bs2"):
+        return "nmnist"
+    shown = head[:8].hex(" ")
+    raise FormatError(f"unrecognised event format (first bytes {shown}; extension {ext or 'none'})",
+                      where=p, offset=0)
+
+
+def open_reader(path: str | os.PathLike, format: str | None = None, **options) -> Reader:
+    """Open ``path`` with the reader for its format (detected unless ``format`` is given)."""
+    fmt = format or detect_format(path)
+    if fmt not in FORMATS:
+        raise FormatError(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})", where=path)
+    return FORMATS[fmt](Path(path), **options)
+
+
+def read_events(path: str | os.PathLike, format: str | None = None, **options) -> EventChunk:
+    """The whole recording at ``path`` as one :class:`~evstream.events.EventChunk`."""
+    with open_reader(path, format, **options) as r:
+        return r.read_all()
+
+
+__all__ = ["FORMATS", "Reader", "detect_format", "open_reader", "read_events"]

@@ -1,0 +1,135 @@
+"""jAER / cAER AEDAT 2.0 and 3.1.
+
+AEDAT 2.0: ``#`` header lines (first ``#!AER-DAT2.0``), then big-endian int32 address + int32 timestamp
+(µs). The address layout depends on the chip named in the ``# AEChip:`` / ``HardwareInterface`` line:
+- DVS128 (and the original CIFAR10-DVS files): x = (a >> 1) & 0x7F, y = (a >> 8) & 0x7F, p = a & 1;
+- DAVIS240/346: bit 31 = 0 for DVS events (APS/IMU samples are skipped), y = (a >> 22) & 0x1FF,
+  x = (a >> 12) & 0x3FF, p = (a >> 11) & 1.
+AEDAT 3.1: ``#`` header lines ending in ``#!END-HEADER``, then packets of a 28-byte header (type, source,
+size, ts offset, ts overflow, capacity, number, valid) and events; polarity packets (type 1) hold 8-byte
+events: uint32 data (bit 0 valid, bit 1 polarity, y bits 2-16, x bits 17-31) and int32 timestamp, extended
+by the packet's overflow counter.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from evstream.errors import FormatError
+from evstream.events import EVENT_DTYPE
+from evstream.readers.base import Reader, check_path, read_text_header
+
+CHIPS = {"dvs128": (128, 128), "davis240": (240, 180), "davis346": (346, 260), "dvs240": (240, 180)}
+
+
+def chip_from_header(lines: list[str]) -> str:
+    text = "\n".join(lines).lower()
+    for key in ("davis346", "davis240", "dvs240", "dvs128"):
+        if key in text.replace(" ", ""):
+            return key
+    m = re.search(r"sourcename|source\s*\d*\s*:\s*(\w+)", text)
+    return m.group(1) if m and m.group(1) in CHIPS else "dvs128"
+
+
+class Aedat2Reader(Reader):
+    format = "aedat2"
+
+    def __init__(self, path, sensor_size=None):
+        super().__init__(check_path(path), sensor_size)
+        with open(self.path, "rb") as f:
+            lines, self._data_start = read_text_header(f, b"#")
+        if not lines or not lines[0].startswith("!AER-DAT2"):
+            raise FormatError("no '#!AER-DAT2.0' header: not an AEDAT 2.0 file", where=self.path, offset=0)
+        self.chip = chip_from_header(lines[:40])
+        self.meta.update(format=self.format, chip=self.chip, header_lines=len(lines))
+        if sensor_size is None:
+            self.sensor_size = CHIPS.get(self.chip, (128, 128))
+        self._size = self.path.stat().st_size
+
+    def _iter_events(self, max_events):
+        n_total, rest = divmod(self._size - self._data_start, 8)
+        mm = np.memmap(self.path, dtype=">u4", mode="r", offset=self._data_start, shape=(2 * n_total,)) \
+            if n_total else np.zeros(0, ">u4")
+        for s in range(0, n_total, max_events):
+            e = min(n_total, s + max_events)
+            raw = np.asarray(mm[2 * s:2 * e]).reshape(-1, 2).astype(np.uint32)
+            a, ts = raw[:, 0], raw[:, 1].view(np.int32)
+            if self.chip == "dvs128":
+                keep = (a >> 15) & 1 == 0  # special events (external input) have bit 15 set
+                x, y, p = (a >> 1) & 0x7F, (a >> 8) & 0x7F, a & 1
+            else:
+                keep = (a >> 31) == 0
+                x, y, p = (a >> 12) & 0x3FF, (a >> 22) & 0x1FF, (a >> 11) & 1
+            ev = np.empty(int(keep.sum()), EVENT_DTYPE)
+            ev["t"], ev["x"], ev["y"], ev["p"] = ts[keep], x[keep], y[keep], p[keep]
+            yield ev, self._data_start + 8 * e
+        if rest:
+            raise FormatError(f"truncated: {rest} stray bytes after the last whole 8-byte event "
+                              f"({n_total} events read)", where=self.path, offset=self._data_start + 8 * n_total)
+
+
+class Aedat3Reader(Reader):
+    format = "aedat3"
+    _PKT = np.dtype([("type", "<i2"), ("source", "<i2"), ("size", "<i4"), ("tsoff", "<i4"),
+                     ("tsovf", "<i4"), ("cap", "<i4"), ("num", "<i4"), ("valid", "<i4")])
+
+    def __init__(self, path, sensor_size=None):
+        super().__init__(check_path(path), sensor_size)
+        with open(self.path, "rb") as f:
+            lines, self._data_start = read_text_header(f, b"#")
+        if not lines or not lines[0].startswith("!AER-DAT3"):
+            raise FormatError("no '#!AER-DAT3.1' header: not an AEDAT 3.1 file", where=self.path, offset=0)
+        self.chip = chip_from_header(lines)
+        size = None
+        for line in lines:
+            m = re.search(r"sizeX\D*(\d+).*sizeY\D*(\d+)", line)
+            if m:
+                size = (int(m.group(1)), int(m.group(2)))
+        self.meta.update(format=self.format, chip=self.chip)
+        self.sensor_size = sensor_size or size or CHIPS.get(self.chip, (346, 260))
+        self._size = self.path.stat().st_size
+
+    def _iter_events(self, max_events):
+        pos = self._data_start
+        with open(self.path, "rb") as f:
+            pending = []
+            n_pending = 0
+            while pos < self._size:
+                f.seek(pos)
+                hb = f.read(28)
+                if len(hb) < 28:
+                    if pending:
+                        yield np.concatenate(pending), pos
+                    raise FormatError("truncated packet header", where=self.path, offset=pos)
+                h = np.frombuffer(hb, self._PKT)[0]
+                size, num = int(h["size"]), int(h["num"])
+                if size <= 0 or num < 0:
+                    if pending:
+                        yield np.concatenate(pending), pos
+                    raise FormatError(f"corrupt packet header (event size {size}, count {num})",
+                                      where=self.path, offset=pos)
+                body = f.read(size * num)
+                if len(body) < size * num:
+                    if pending:
+                        yield np.concatenate(pending), pos
+                    raise FormatError(f"truncated packet: {len(body)} of {size * num} bytes",
+                                      where=self.path, offset=pos + 28)
+                if int(h["type"]) == 1 and size == 8 and num:
+                    raw = np.frombuffer(body, np.dtype([("d", "<u4"), ("t", "<i4")]))
+                    d = raw["d"]
+                    keep = (d & 1) == 1
+                    ev = np.empty(int(keep.sum()), EVENT_DTYPE)
+                    ev["t"] = (np.int64(int(h["tsovf"])) << 31) | raw["t"][keep].astype(np.int64)
+                    ev["x"] = (d[keep] >> 17) & 0x7FFF
+                    ev["y"] = (d[keep] >> 2) & 0x7FFF
+                    ev["p"] = (d[keep] >> 1) & 1
+                    pending.append(ev)
+                    n_pending += len(ev)
+                pos += 28 + size * num
+                if n_pending >= max_events:
+                    yield np.concatenate(pending), pos
+                    pending, n_pending = [], 0
+            if pending:
+                yield np.concatenate(pending), pos

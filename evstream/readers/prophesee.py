@@ -1,0 +1,166 @@
+"""Prophesee recordings: DAT (``*_td.dat``, as in N-Cars), EVT 2.0 and EVT 3.0 ``.raw``.
+
+All three start with ``% `` text header lines (EVT files may or may not end them with ``% end``).
+DAT v2: after the header one byte event type and one byte event size, then 8 bytes/event: uint32 t (µs)
+and uint32 word with x = bits 0-13, y = bits 14-27, p = bit 28.
+EVT 2.0: 32-bit little-endian words; EVT 3.0: 16-bit words (decoded to the spec, t monotonic across
+time-high wraps). See :mod:`evstream.readers._kernels`.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from evstream.errors import FormatError
+from evstream.events import EVENT_DTYPE
+from evstream.readers import _kernels
+from evstream.readers.base import Reader, check_path, read_text_header
+
+# Sensor sizes by camera generation when the header has no geometry line.
+_PLUGIN_SENSORS = {"gen3": (640, 480), "gen31": (640, 480), "gen41": (1280, 720), "imx636": (1280, 720),
+                   "imx646": (1280, 720), "imx8": (1280, 720), "gen4": (1280, 720), "genx320": (320, 320)}
+ATIS_SENSOR = (304, 240)  # the ATIS/Chronocam sensor of DAT files (N-Cars crops are smaller)
+
+
+def parse_header(lines: list[str]) -> dict:
+    meta = {}
+    for line in lines:
+        line = line.strip()
+        if not line or line == "end":
+            continue
+        key, _, val = line.partition(" ")
+        meta[key] = val.strip()
+    return meta
+
+
+def sensor_from_header(meta: dict, default):
+    geo = meta.get("geometry") or meta.get("Geometry")
+    if geo:
+        m = re.match(r"(\d+)\s*x\s*(\d+)", geo)
+        if m:
+            return int(m.group(1)), int(m.group(2))
+    if "Width" in meta and "Height" in meta:
+        return int(meta["Width"]), int(meta["Height"])
+    fmt = meta.get("format", "")
+    w = re.search(r"width=(\d+)", fmt)
+    h = re.search(r"height=(\d+)", fmt)
+    if w and h:
+        return int(w.group(1)), int(h.group(1))
+    plugin = meta.get("plugin_name", "").lower()
+    for key in sorted(_PLUGIN_SENSORS, key=len, reverse=True):
+        if key in plugin:
+            return _PLUGIN_SENSORS[key]
+    return default
+
+
+class _PropheseeReader(Reader):
+    def __init__(self, path, sensor_size=None):
+        super().__init__(check_path(path), sensor_size)
+        with open(self.path, "rb") as f:
+            lines, self._data_start = read_text_header(f, b"% ")
+        if not lines:
+            raise FormatError("no '% ' header: not a Prophesee file", where=self.path, offset=0)
+        self.meta.update(parse_header(lines))
+        self.meta["format"] = self.format
+        self._file_size = self.path.stat().st_size
+
+
+class DatReader(_PropheseeReader):
+    format = "dat"
+
+    def __init__(self, path, sensor_size=None):
+        super().__init__(path, sensor_size)
+        with open(self.path, "rb") as f:
+            f.seek(self._data_start)
+            tb = f.read(2)
+        if len(tb) < 2:
+            raise FormatError("truncated after the header (no event type/size bytes)", where=self.path,
+                              offset=self._data_start)
+        ev_type, ev_size = tb[0], tb[1]
+        if ev_size != 8:
+            raise FormatError(f"unsupported DAT event size {ev_size} (expected 8)", where=self.path,
+                              offset=self._data_start + 1)
+        self.meta["ev_type"] = int(ev_type)
+        self._first = self._data_start + 2
+        if sensor_size is None:
+            self.sensor_size = sensor_from_header(self.meta, ATIS_SENSOR)
+
+    def _iter_events(self, max_events):
+        n_total, rest = divmod(self._file_size - self._first, 8)
+        mm = np.memmap(self.path, dtype="<u4", mode="r", offset=self._first, shape=(n_total * 2,)) \
+            if n_total else np.zeros(0, "<u4")
+        for s in range(0, n_total, max_events):
+            e = min(n_total, s + max_events)
+            raw = np.asarray(mm[2 * s:2 * e]).reshape(-1, 2)
+            ev = np.empty(len(raw), EVENT_DTYPE)
+            ev["t"] = raw[:, 0]
+            w = raw[:, 1]
+            ev["x"] = w & 0x3FFF
+            ev["y"] = (w >> 14) & 0x3FFF
+            ev["p"] = (w >> 28) & 1
+            yield ev, self._first + 8 * e
+        if rest:
+            raise FormatError(f"truncated: {rest} stray bytes after the last whole event "
+                              f"({n_total} events read)", where=self.path, offset=self._first + 8 * n_total)
+
+
+class Evt2Reader(_PropheseeReader):
+    format = "evt2"
+
+    def __init__(self, path, sensor_size=None):
+        super().__init__(path, sensor_size)
+        if sensor_size is None:
+            self.sensor_size = sensor_from_header(self.meta, (640, 480))
+
+    def _iter_events(self, max_events):
+        n_words, rest = divmod(self._file_size - self._data_start, 4)
+        mm = np.memmap(self.path, dtype="<u4", mode="r", offset=self._data_start, shape=(n_words,)) \
+            if n_words else np.zeros(0, "<u4")
+        t_high = np.int64(0)
+        for s in range(0, n_words, max_events):
+            words = np.asarray(mm[s:s + max_events])
+            m = len(words)
+            t = np.empty(m, np.int64); x = np.empty(m, np.uint16); y = np.empty(m, np.uint16)
+            p = np.empty(m, np.int8)
+            n, t_high = _kernels.decode_evt2(words, t_high, t, x, y, p)
+            yield _pack(t, x, y, p, n), self._data_start + 4 * (s + m)
+        if rest:
+            raise FormatError(f"truncated: {rest} stray bytes after the last whole word", where=self.path,
+                              offset=self._data_start + 4 * n_words)
+
+
+class Evt3Reader(_PropheseeReader):
+    format = "evt3"
+
+    def __init__(self, path, sensor_size=None):
+        super().__init__(path, sensor_size)
+        if sensor_size is None:
+            self.sensor_size = sensor_from_header(self.meta, (1280, 720))
+
+    def _iter_events(self, max_events):
+        n_words, rest = divmod(self._file_size - self._data_start, 2)
+        mm = np.memmap(self.path, dtype="<u2", mode="r", offset=self._data_start, shape=(n_words,)) \
+            if n_words else np.zeros(0, "<u2")
+        state = np.zeros(6, np.int64)
+        step = max(1, max_events // 12)  # a VECT_12 word can hold 12 events
+        for s in range(0, n_words, step):
+            words = np.asarray(mm[s:s + step])
+            m = len(words) * 12
+            t = np.empty(m, np.int64); x = np.empty(m, np.uint16); y = np.empty(m, np.uint16)
+            p = np.empty(m, np.int8)
+            n = _kernels.decode_evt3(words, state, t, x, y, p)
+            yield _pack(t, x, y, p, n), self._data_start + 2 * (s + len(words))
+        if rest:
+            raise FormatError("truncated: 1 stray byte after the last whole word", where=self.path,
+                              offset=self._data_start + 2 * n_words)
+
+
+def _pack(t, x, y, p, n):
+    ev = np.empty(n, EVENT_DTYPE)
+    ev["t"] = t[:n]
+    ev["x"] = x[:n]
+    ev["y"] = y[:n]
+    ev["p"] = p[:n]
+    return ev
