@@ -2,6 +2,10 @@
 
 Files may also hold IMU, frame or trigger streams; only the chosen event stream is read (the first event
 stream unless ``stream=`` names another). Batches come straight from dv-processing's ``EventStore.numpy()``.
+
+dv-processing refuses a truncated or damaged file outright (its packet table is at the end). Then the
+packets before the damage are salvaged with the ``aedat`` decoder (which reads packets in order), delivered,
+and the damage is reported as a :class:`~evstream.errors.FormatError`.
 """
 
 from __future__ import annotations
@@ -20,11 +24,13 @@ class Aedat4Reader(Reader):
         import dv_processing as dv
 
         super().__init__(check_path(path), sensor_size)
+        self._damage = None
         try:
             rec = dv.io.MonoCameraRecording(str(self.path))
         except Exception as exc:  # dv raises RuntimeError / std::exception subclasses
-            raise FormatError(f"dv-processing cannot open it as AEDAT 4.0 ({_first_line(exc)})",
-                              where=self.path) from None
+            self._damage = _first_line(exc)
+            self._init_salvage(sensor_size, stream)
+            return
         names = list(rec.getStreamNames())
         event_streams = [n for n in names if rec.isStreamOfEventType(n)]
         if stream is None:
@@ -41,8 +47,53 @@ class Aedat4Reader(Reader):
             self.sensor_size = (int(res[0]), int(res[1])) if res is not None else (0, 0)
         del rec
 
+    def _init_salvage(self, sensor_size, stream):
+        import aedat
+
+        try:
+            streams = aedat.Decoder(str(self.path)).id_to_stream()
+        except Exception:
+            raise FormatError(f"not a readable AEDAT 4.0 file ({self._damage})", where=self.path) from None
+        ids = [i for i, s in streams.items() if s.get("type") == "events"]
+        if not ids:
+            raise FormatError(f"no event stream, and the file is damaged ({self._damage})", where=self.path)
+        self.stream = str(ids[0]) if stream is None else stream
+        self._stream_id = ids[0]
+        self.meta.update(format=self.format, damaged=self._damage)
+        if sensor_size is None:
+            self.sensor_size = (int(streams[ids[0]]["width"]), int(streams[ids[0]]["height"]))
+
+    def _iter_salvaged(self, max_events):
+        import aedat
+
+        pending, n_pending, n = [], 0, 0
+        try:
+            for packet in aedat.Decoder(str(self.path)):
+                if packet.get("stream_id") != self._stream_id or "events" not in packet:
+                    continue
+                a = packet["events"]
+                ev = np.empty(len(a), EVENT_DTYPE)
+                ev["t"], ev["x"], ev["y"], ev["p"] = a["t"], a["x"], a["y"], a["on"]
+                pending.append(ev)
+                n_pending += len(ev)
+                if n_pending >= max_events:
+                    n += n_pending
+                    yield np.concatenate(pending), None
+                    pending, n_pending = [], 0
+        except Exception as exc:
+            self._damage = f"{self._damage}; packets end early: {_first_line(exc)}"
+        if pending:
+            n += n_pending
+            yield np.concatenate(pending), None
+        raise FormatError(f"truncated or corrupt AEDAT 4.0 ({self._damage}); the {n} events before the damage "
+                          f"were read", where=self.path)
+
     def _iter_events(self, max_events):
         import dv_processing as dv
+
+        if self._damage is not None:
+            yield from self._iter_salvaged(max_events)
+            return
 
         rec = dv.io.MonoCameraRecording(str(self.path))
         pending, n_pending = [], 0
