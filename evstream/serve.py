@@ -47,6 +47,19 @@ def serve(path, port: int, host: str = "127.0.0.1", speed: float | None = 1.0, l
         time.sleep(0.05)
     finally:
         src.close()
-        del server
+        _retire(server)
     log(f"sent {sent} events")
     return sent
+
+
+_RETIRED: list = []
+
+
+def _retire(server) -> None:
+    """Keep a finished NetworkWriter alive instead of destroying it: its destructor blocks (holding the
+    GIL) while a client is connected, and a client only notices the end once the server is gone. The
+    ``evstream serve`` command leaves with ``os._exit``; a long-lived process keeps one idle object per
+    finished ``serve()`` call."""
+    if server.getClientCount() == 0:
+        return  # no client: destroying it now is safe
+    _RETIRED.append(server)

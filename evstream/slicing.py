@@ -118,9 +118,13 @@ class CountSlicer:
 
     def reset(self) -> None:
         self._buf = np.zeros(0, EVENT_DTYPE)
+        self._skip = 0  # events still to skip when step > n_events
 
     def push(self, events: np.ndarray) -> list[EventSlice]:
         events = as_events(events)
+        if self._skip:
+            k = min(self._skip, len(events))
+            events, self._skip = events[k:], self._skip - k
         if len(events):
             self._buf = np.concatenate([self._buf, events]) if len(self._buf) else events
         out = []
@@ -129,7 +133,9 @@ class CountSlicer:
             w = self._buf[pos:pos + self.n_events]
             out.append(EventSlice(w, int(w["t"][0]), int(w["t"][-1]) + 1))
             pos += self.step
-        self._buf = self._buf[pos:] if pos <= len(self._buf) else np.zeros(0, EVENT_DTYPE)
+        if pos > len(self._buf):
+            self._skip = pos - len(self._buf)
+        self._buf = self._buf[pos:]
         return out
 
     def flush(self) -> list[EventSlice]:

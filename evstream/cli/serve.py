@@ -17,6 +17,13 @@ def add_arguments(p):
 def run(args) -> int:
     from evstream.serve import serve
 
+    import os
+    import sys
+
     serve(args.file, args.port, host=args.host, speed=args.speed or None, loop=args.loop,
           wait_client_s=args.wait or None, log=lambda s: print(s, flush=True))
-    return 0
+    # dv-processing's NetworkWriter destructor blocks while a client is still connected; the stream is
+    # complete, so leave without running it.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
