@@ -19,7 +19,7 @@ from evstream.errors import FormatError
 from evstream.events import EventChunk
 from evstream.readers.aedat2 import Aedat2Reader, Aedat3Reader
 from evstream.readers.aedat4 import Aedat4Reader
-from evstream.readers.base import Reader, check_path
+from evstream.readers.base import SMALL_FILE, Reader, check_path_size
 from evstream.readers.matlab import MatReader
 from evstream.readers.native import Hdf5Reader, NpzReader
 from evstream.readers.nmnist import NmnistReader
@@ -41,10 +41,22 @@ FORMATS: dict[str, type[Reader]] = {
 
 def detect_format(path: str | os.PathLike) -> str:
     """Name of the format of ``path`` (a key of :data:`FORMATS`), from its content first."""
-    p = check_path(path)
+    return _sniff(path)[0]
+
+
+def _sniff(path) -> tuple[str, bytes | None]:
+    """(format, the whole file if it is small enough to have been read at once, else None)."""
+    p, size = check_path_size(path)
+    fd = os.open(p, os.O_RDONLY)
+    try:
+        head = os.read(fd, size if size <= SMALL_FILE else 4096)
+    finally:
+        os.close(fd)
+    return _format_of(p, head), (head if size <= SMALL_FILE and len(head) == size else None)
+
+
+def _format_of(p: Path, head: bytes) -> str:
     ext = p.suffix.lower()
-    with open(p, "rb") as f:
-        head = f.read(4096)
     if head.startswith(b"#!AER-DAT4"):
         return "aedat4"
     if head.startswith(b"#!AER-DAT3"):
@@ -52,7 +64,7 @@ def detect_format(path: str | os.PathLike) -> str:
     if head.startswith(b"#!AER-DAT2") or head.startswith(b"#!AER-DAT1"):
         return "aedat2"
     if head.startswith(b"% "):
-        text = head.decode("latin-1").lower()
+        text = head[:4096].decode("latin-1").lower()
         if "evt 3" in text or "format evt3" in text:
             return "evt3"
         if "evt 2" in text or "format evt2" in text:
@@ -76,9 +88,14 @@ def detect_format(path: str | os.PathLike) -> str:
 
 def open_reader(path: str | os.PathLike, format: str | None = None, **options) -> Reader:
     """Open ``path`` with the reader for its format (detected unless ``format`` is given)."""
-    fmt = format or detect_format(path)
+    blob = None
+    fmt = format
+    if fmt is None:
+        fmt, blob = _sniff(path)
     if fmt not in FORMATS:
         raise FormatError(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})", where=path)
+    if blob is not None and fmt in ("dat", "evt2", "evt3", "nmnist", "aedat2", "aedat3"):
+        options["blob"] = blob
     return FORMATS[fmt](Path(path), **options)
 
 

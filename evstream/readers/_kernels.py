@@ -84,3 +84,80 @@ def decode_evt3(words, state, out_t, out_x, out_y, out_p):
     state[4] = bp
     state[5] = epoch
     return n
+
+
+@nb.njit(cache=True, nogil=True)
+def first_bad(t, x, y, width, height, last_t):
+    """First event that breaks time order (code 1) or lies outside the sensor (code 2): (index, code),
+    or (-1, 0). ``width``/``height`` of 0 skip the sensor check. One pass, no temporaries."""
+    prev = last_t
+    check = width > 0 and height > 0
+    for i in range(t.shape[0]):
+        ti = t[i]
+        if ti < prev:
+            return i, 1
+        if check and (x[i] >= width or y[i] >= height):
+            return i, 2
+        prev = ti
+    return -1, 0
+
+
+@nb.njit(cache=True, nogil=True)
+def decode_dat(words, out_t, out_x, out_y, out_p):
+    """Prophesee DAT: pairs of uint32 (t, word: x bits 0-13, y bits 14-27, p bit 28)."""
+    n = words.shape[0] // 2
+    for i in range(n):
+        w = words[2 * i + 1]
+        out_t[i] = words[2 * i]
+        out_x[i] = w & 0x3FFF
+        out_y[i] = (w >> 14) & 0x3FFF
+        out_p[i] = (w >> 28) & 1
+    return n
+
+
+@nb.njit(cache=True, nogil=True)
+def _bswap32(v):
+    return ((v & 0xFF) << 24) | ((v & 0xFF00) << 8) | ((v >> 8) & 0xFF00) | ((v >> 24) & 0xFF)
+
+
+@nb.njit(cache=True, nogil=True)
+def decode_aedat2(words_le, davis, out_t, out_x, out_y, out_p):
+    """AEDAT 2.0: big-endian (address, timestamp) int32 pairs, given as little-endian uint32 words.
+    DVS128: x = (a >> 1) & 0x7F, y = (a >> 8) & 0x7F, p = a & 1, bit 15 marks special events (skipped).
+    DAVIS: bit 31 set = APS/IMU (skipped), y = (a >> 22) & 0x1FF, x = (a >> 12) & 0x3FF, p = (a >> 11) & 1."""
+    n = 0
+    for i in range(words_le.shape[0] // 2):
+        a = _bswap32(np.uint32(words_le[2 * i]))
+        ts = np.int32(_bswap32(np.uint32(words_le[2 * i + 1])))
+        if davis:
+            if (a >> 31) & 1:
+                continue
+            out_x[n] = (a >> 12) & 0x3FF
+            out_y[n] = (a >> 22) & 0x1FF
+            out_p[n] = (a >> 11) & 1
+        else:
+            if (a >> 15) & 1:
+                continue
+            out_x[n] = (a >> 1) & 0x7F
+            out_y[n] = (a >> 8) & 0x7F
+            out_p[n] = a & 1
+        out_t[n] = ts
+        n += 1
+    return n
+
+
+@nb.njit(cache=True, nogil=True)
+def decode_nmnist(raw, overflow, out_t, out_x, out_y, out_p):
+    """N-MNIST 5-byte records; y == 240 marks an overflow (+2**23 µs). Returns (n, overflow)."""
+    n = 0
+    for i in range(raw.shape[0] // 5):
+        b = 5 * i
+        if raw[b + 1] == 240:
+            overflow += 1 << 23
+            continue
+        out_x[n] = raw[b]
+        out_y[n] = raw[b + 1]
+        out_p[n] = raw[b + 2] >> 7
+        out_t[n] = overflow + ((np.int64(raw[b + 2]) & 0x7F) << 16 | np.int64(raw[b + 3]) << 8 | raw[b + 4])
+        n += 1
+    return n, overflow

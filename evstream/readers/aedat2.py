@@ -19,7 +19,8 @@ import numpy as np
 
 from evstream.errors import FormatError
 from evstream.events import EVENT_DTYPE
-from evstream.readers.base import Reader, check_path, read_text_header
+from evstream.readers import _kernels
+from evstream.readers.base import Reader, check_path_size, new_events, read_text_header
 
 CHIPS = {"dvs128": (128, 128), "davis240": (240, 180), "davis346": (346, 260), "dvs240": (240, 180)}
 
@@ -36,9 +37,10 @@ def chip_from_header(lines: list[str]) -> str:
 class Aedat2Reader(Reader):
     format = "aedat2"
 
-    def __init__(self, path, sensor_size=None):
-        super().__init__(check_path(path), sensor_size)
-        with open(self.path, "rb") as f:
+    def __init__(self, path, sensor_size=None, blob=None):
+        path, self._size = check_path_size(path)
+        super().__init__(path, sensor_size, blob)
+        with self._open() as f:
             lines, self._data_start = read_text_header(f, b"#")
         if not lines or not lines[0].startswith("!AER-DAT2"):
             raise FormatError("no '#!AER-DAT2.0' header: not an AEDAT 2.0 file", where=self.path, offset=0)
@@ -46,25 +48,16 @@ class Aedat2Reader(Reader):
         self.meta.update(format=self.format, chip=self.chip, header_lines=len(lines))
         if sensor_size is None:
             self.sensor_size = CHIPS.get(self.chip, (128, 128))
-        self._size = self.path.stat().st_size
 
     def _iter_events(self, max_events):
         n_total, rest = divmod(self._size - self._data_start, 8)
-        mm = np.memmap(self.path, dtype=">u4", mode="r", offset=self._data_start, shape=(2 * n_total,)) \
-            if n_total else np.zeros(0, ">u4")
+        davis = self.chip != "dvs128"
         for s in range(0, n_total, max_events):
             e = min(n_total, s + max_events)
-            raw = np.asarray(mm[2 * s:2 * e]).reshape(-1, 2).astype(np.uint32)
-            a, ts = raw[:, 0], raw[:, 1].view(np.int32)
-            if self.chip == "dvs128":
-                keep = (a >> 15) & 1 == 0  # special events (external input) have bit 15 set
-                x, y, p = (a >> 1) & 0x7F, (a >> 8) & 0x7F, a & 1
-            else:
-                keep = (a >> 31) == 0
-                x, y, p = (a >> 12) & 0x3FF, (a >> 22) & 0x1FF, (a >> 11) & 1
-            ev = np.empty(int(keep.sum()), EVENT_DTYPE)
-            ev["t"], ev["x"], ev["y"], ev["p"] = ts[keep], x[keep], y[keep], p[keep]
-            yield ev, self._data_start + 8 * e
+            words = self._block(self._data_start + 8 * s, "<u4", 2 * (e - s))
+            ev, t, x, y, p = new_events(e - s)
+            n = _kernels.decode_aedat2(words, davis, t, x, y, p)
+            yield ev[:n], self._data_start + 8 * e
         if rest:
             raise FormatError(f"truncated: {rest} stray bytes after the last whole 8-byte event "
                               f"({n_total} events read)", where=self.path, offset=self._data_start + 8 * n_total)
@@ -75,9 +68,10 @@ class Aedat3Reader(Reader):
     _PKT = np.dtype([("type", "<i2"), ("source", "<i2"), ("size", "<i4"), ("tsoff", "<i4"),
                      ("tsovf", "<i4"), ("cap", "<i4"), ("num", "<i4"), ("valid", "<i4")])
 
-    def __init__(self, path, sensor_size=None):
-        super().__init__(check_path(path), sensor_size)
-        with open(self.path, "rb") as f:
+    def __init__(self, path, sensor_size=None, blob=None):
+        path, self._size = check_path_size(path)
+        super().__init__(path, sensor_size, blob)
+        with self._open() as f:
             lines, self._data_start = read_text_header(f, b"#")
         if not lines or not lines[0].startswith("!AER-DAT3"):
             raise FormatError("no '#!AER-DAT3.1' header: not an AEDAT 3.1 file", where=self.path, offset=0)
@@ -89,7 +83,6 @@ class Aedat3Reader(Reader):
                 size = (int(m.group(1)), int(m.group(2)))
         self.meta.update(format=self.format, chip=self.chip)
         self.sensor_size = sensor_size or size or CHIPS.get(self.chip, (346, 260))
-        self._size = self.path.stat().st_size
 
     def _iter_events(self, max_events):
         pos = self._data_start

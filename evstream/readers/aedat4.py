@@ -25,6 +25,7 @@ class Aedat4Reader(Reader):
 
         super().__init__(check_path(path), sensor_size)
         self._damage = None
+        self._rec = None
         try:
             rec = dv.io.MonoCameraRecording(str(self.path))
         except Exception as exc:  # dv raises RuntimeError / std::exception subclasses
@@ -45,7 +46,7 @@ class Aedat4Reader(Reader):
         self.meta.update(format=self.format, camera=rec.getCameraName(), stream=stream, streams=names)
         if sensor_size is None:
             self.sensor_size = (int(res[0]), int(res[1])) if res is not None else (0, 0)
-        del rec
+        self._rec = rec  # reused by the first pass over the events (opening parses the whole index)
 
     def _init_salvage(self, sensor_size, stream):
         import aedat
@@ -88,6 +89,9 @@ class Aedat4Reader(Reader):
         raise FormatError(f"truncated or corrupt AEDAT 4.0 ({self._damage}); the {n} events before the damage "
                           f"were read", where=self.path)
 
+    def close(self):
+        self._rec = None
+
     def _iter_events(self, max_events):
         import dv_processing as dv
 
@@ -95,32 +99,36 @@ class Aedat4Reader(Reader):
             yield from self._iter_salvaged(max_events)
             return
 
-        rec = dv.io.MonoCameraRecording(str(self.path))
-        pending, n_pending = [], 0
+        rec, self._rec = self._rec, None
+        if rec is None:
+            rec = dv.io.MonoCameraRecording(str(self.path))
+        store, n_pending = dv.EventStore(), 0  # batches are added without copying (shared packets)
         while True:
             try:
                 batch = rec.getNextEventBatch(self.stream)
             except Exception as exc:
-                if pending:
-                    yield np.concatenate(pending), None
+                if n_pending:
+                    yield _to_events(store), None
                 raise FormatError(f"corrupt or truncated event packet ({_first_line(exc)})",
                                   where=self.path) from None
             if batch is None:
                 if rec.isRunning(self.stream):
                     continue
                 break
-            if batch.size() == 0:
-                continue
-            a = batch.numpy()
-            ev = np.empty(len(a), EVENT_DTYPE)
-            ev["t"], ev["x"], ev["y"], ev["p"] = a["timestamp"], a["x"], a["y"], a["polarity"]
-            pending.append(ev)
-            n_pending += len(ev)
+            store.add(batch)
+            n_pending += batch.size()
             if n_pending >= max_events:
-                yield np.concatenate(pending), None
-                pending, n_pending = [], 0
-        if pending:
-            yield np.concatenate(pending), None
+                yield _to_events(store), None
+                store, n_pending = dv.EventStore(), 0
+        if n_pending:
+            yield _to_events(store), None
+
+
+def _to_events(store) -> np.ndarray:
+    a = store.numpy()
+    ev = np.empty(len(a), EVENT_DTYPE)
+    ev["t"], ev["x"], ev["y"], ev["p"] = a["timestamp"], a["x"], a["y"], a["polarity"]
+    return ev
 
 
 def _first_line(exc: BaseException) -> str:

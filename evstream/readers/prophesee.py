@@ -14,9 +14,8 @@ import re
 import numpy as np
 
 from evstream.errors import FormatError
-from evstream.events import EVENT_DTYPE
 from evstream.readers import _kernels
-from evstream.readers.base import Reader, check_path, read_text_header
+from evstream.readers.base import Reader, check_path_size, new_events, read_text_header
 
 # Sensor sizes by camera generation when the header has no geometry line.
 _PLUGIN_SENSORS = {"gen3": (640, 480), "gen31": (640, 480), "gen41": (1280, 720), "imx636": (1280, 720),
@@ -56,25 +55,23 @@ def sensor_from_header(meta: dict, default):
 
 
 class _PropheseeReader(Reader):
-    def __init__(self, path, sensor_size=None):
-        super().__init__(check_path(path), sensor_size)
-        with open(self.path, "rb") as f:
+    def __init__(self, path, sensor_size=None, blob=None):
+        path, self._size = check_path_size(path)
+        super().__init__(path, sensor_size, blob)
+        with self._open() as f:
             lines, self._data_start = read_text_header(f, b"% ")
         if not lines:
             raise FormatError("no '% ' header: not a Prophesee file", where=self.path, offset=0)
         self.meta.update(parse_header(lines))
         self.meta["format"] = self.format
-        self._file_size = self.path.stat().st_size
 
 
 class DatReader(_PropheseeReader):
     format = "dat"
 
-    def __init__(self, path, sensor_size=None):
-        super().__init__(path, sensor_size)
-        with open(self.path, "rb") as f:
-            f.seek(self._data_start)
-            tb = f.read(2)
+    def __init__(self, path, sensor_size=None, blob=None):
+        super().__init__(path, sensor_size, blob)
+        tb = self._block(self._data_start, np.uint8, 2).tobytes()
         if len(tb) < 2:
             raise FormatError("truncated after the header (no event type/size bytes)", where=self.path,
                               offset=self._data_start)
@@ -88,18 +85,12 @@ class DatReader(_PropheseeReader):
             self.sensor_size = sensor_from_header(self.meta, ATIS_SENSOR)
 
     def _iter_events(self, max_events):
-        n_total, rest = divmod(self._file_size - self._first, 8)
-        mm = np.memmap(self.path, dtype="<u4", mode="r", offset=self._first, shape=(n_total * 2,)) \
-            if n_total else np.zeros(0, "<u4")
+        n_total, rest = divmod(self._size - self._first, 8)
         for s in range(0, n_total, max_events):
             e = min(n_total, s + max_events)
-            raw = np.asarray(mm[2 * s:2 * e]).reshape(-1, 2)
-            ev = np.empty(len(raw), EVENT_DTYPE)
-            ev["t"] = raw[:, 0]
-            w = raw[:, 1]
-            ev["x"] = w & 0x3FFF
-            ev["y"] = (w >> 14) & 0x3FFF
-            ev["p"] = (w >> 28) & 1
+            words = self._block(self._first + 8 * s, "<u4", 2 * (e - s))
+            ev, t, x, y, p = new_events(e - s)
+            _kernels.decode_dat(words, t, x, y, p)
             yield ev, self._first + 8 * e
         if rest:
             raise FormatError(f"truncated: {rest} stray bytes after the last whole event "
@@ -109,23 +100,20 @@ class DatReader(_PropheseeReader):
 class Evt2Reader(_PropheseeReader):
     format = "evt2"
 
-    def __init__(self, path, sensor_size=None):
-        super().__init__(path, sensor_size)
+    def __init__(self, path, sensor_size=None, blob=None):
+        super().__init__(path, sensor_size, blob)
         if sensor_size is None:
             self.sensor_size = sensor_from_header(self.meta, (640, 480))
 
     def _iter_events(self, max_events):
-        n_words, rest = divmod(self._file_size - self._data_start, 4)
-        mm = np.memmap(self.path, dtype="<u4", mode="r", offset=self._data_start, shape=(n_words,)) \
-            if n_words else np.zeros(0, "<u4")
+        n_words, rest = divmod(self._size - self._data_start, 4)
         t_high = np.int64(0)
         for s in range(0, n_words, max_events):
-            words = np.asarray(mm[s:s + max_events])
+            words = self._block(self._data_start + 4 * s, "<u4", min(max_events, n_words - s))
             m = len(words)
-            t = np.empty(m, np.int64); x = np.empty(m, np.uint16); y = np.empty(m, np.uint16)
-            p = np.empty(m, np.int8)
+            ev, t, x, y, p = new_events(m)
             n, t_high = _kernels.decode_evt2(words, t_high, t, x, y, p)
-            yield _pack(t, x, y, p, n), self._data_start + 4 * (s + m)
+            yield ev[:n], self._data_start + 4 * (s + m)
         if rest:
             raise FormatError(f"truncated: {rest} stray bytes after the last whole word", where=self.path,
                               offset=self._data_start + 4 * n_words)
@@ -134,33 +122,21 @@ class Evt2Reader(_PropheseeReader):
 class Evt3Reader(_PropheseeReader):
     format = "evt3"
 
-    def __init__(self, path, sensor_size=None):
-        super().__init__(path, sensor_size)
+    def __init__(self, path, sensor_size=None, blob=None):
+        super().__init__(path, sensor_size, blob)
         if sensor_size is None:
             self.sensor_size = sensor_from_header(self.meta, (1280, 720))
 
     def _iter_events(self, max_events):
-        n_words, rest = divmod(self._file_size - self._data_start, 2)
-        mm = np.memmap(self.path, dtype="<u2", mode="r", offset=self._data_start, shape=(n_words,)) \
-            if n_words else np.zeros(0, "<u2")
+        n_words, rest = divmod(self._size - self._data_start, 2)
         state = np.zeros(6, np.int64)
-        step = max(1, max_events // 12)  # a VECT_12 word can hold 12 events
+        step = max(1, min(max_events, 1 << 36) // 12)  # a VECT_12 word can hold 12 events
         for s in range(0, n_words, step):
-            words = np.asarray(mm[s:s + step])
-            m = len(words) * 12
-            t = np.empty(m, np.int64); x = np.empty(m, np.uint16); y = np.empty(m, np.uint16)
-            p = np.empty(m, np.int8)
+            words = self._block(self._data_start + 2 * s, "<u2", min(step, n_words - s))
+            ev, t, x, y, p = new_events(len(words) * 12)
             n = _kernels.decode_evt3(words, state, t, x, y, p)
-            yield _pack(t, x, y, p, n), self._data_start + 2 * (s + len(words))
+            yield ev[:n], self._data_start + 2 * (s + len(words))
         if rest:
             raise FormatError("truncated: 1 stray byte after the last whole word", where=self.path,
                               offset=self._data_start + 2 * n_words)
 
-
-def _pack(t, x, y, p, n):
-    ev = np.empty(n, EVENT_DTYPE)
-    ev["t"] = t[:n]
-    ev["x"] = x[:n]
-    ev["y"] = y[:n]
-    ev["p"] = p[:n]
-    return ev
