@@ -1,0 +1,220 @@
+"""Representations as pure functions: events in, dense arrays out (the math; state lives in transforms).
+
+Every per-event loop is a numba kernel (``cache=True``: compiled once per machine, not per call). Each
+function checks that events lie on the sensor and raises one clear line otherwise. Shapes follow tonic:
+frames are ``(n, 2, H, W)`` (polarity 0 = OFF first), flattened to ``(2n, H, W)`` as model input.
+
+Semantics (tested against tonic on real recordings, see docs/representations.md):
+- ``frame_windows`` / ``to_frames``: tonic ``ToFrame`` slicing (``time_window``, ``event_count``,
+  ``n_time_bins``, ``n_event_bins``, overlap, include_incomplete); ``n_time_bins`` with ``tail=True`` puts the
+  events after the last whole bin into the last frame, as SpikingJelly's ``integrate_events_by_fixed_frames``.
+- ``to_timesurface``: tonic ``ToTimesurface`` (global surface after each ``dt`` window, decay ``tau``).
+- ``to_voxel_grid``: tonic ``ToVoxelGrid`` (bilinear in time, polarity ±1), same summation order.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+from evstream.errors import EvstreamError
+
+# ---------------------------------------------------------------------------------------------------
+# numba kernels (return -1, or the index of the first event outside the sensor)
+
+
+@nb.njit(cache=True, nogil=True)
+def _accumulate_windows(x, y, p, starts, ends, out, width, height, binary):
+    for i in range(starts.shape[0]):
+        for j in range(starts[i], ends[i]):
+            xi = x[j]
+            yi = y[j]
+            if xi >= width or yi >= height:
+                return j
+            if binary:
+                out[i, p[j], yi, xi] = 1
+            else:
+                out[i, p[j], yi, xi] += 1
+    return -1
+
+
+@nb.njit(cache=True, nogil=True)
+def _sae_update(sae, t, x, y, p, width, height):
+    for j in range(t.shape[0]):
+        if x[j] >= width or y[j] >= height:
+            return j
+        sae[p[j], y[j], x[j]] = t[j]
+    return -1
+
+
+@nb.njit(cache=True, nogil=True)
+def _voxel(x, y, p, ts, n_bins, grid, width, height):
+    """Two passes in event order (left weights, then right weights), as tonic's two ``np.add.at``."""
+    for j in range(x.shape[0]):
+        if x[j] >= width or y[j] >= height:
+            return j
+    for j in range(x.shape[0]):
+        ti = int(ts[j])
+        if ti < n_bins:
+            pol = 1.0 if p[j] > 0 else -1.0
+            grid[ti, y[j], x[j]] += pol * (1.0 - (ts[j] - ti))
+    for j in range(x.shape[0]):
+        ti = int(ts[j])
+        if ti + 1 < n_bins:
+            pol = 1.0 if p[j] > 0 else -1.0
+            grid[ti + 1, y[j], x[j]] += pol * (ts[j] - ti)
+    return -1
+
+
+def _outside(events, j, sensor_size):
+    w, h = sensor_size
+    raise EvstreamError(f"event {j} at (x={int(events['x'][j])}, y={int(events['y'][j])}) lies outside "
+                        f"the configured {w}x{h} sensor")
+
+
+# ---------------------------------------------------------------------------------------------------
+# polarity frames
+
+
+def frame_windows(t: np.ndarray, *, time_window=None, event_count=None, n_time_bins=None,
+                  n_event_bins=None, overlap=0, include_incomplete=False, start_time=None, end_time=None,
+                  tail=False) -> tuple[np.ndarray, np.ndarray]:
+    """(start, end) event indices of each frame, exactly as tonic slices (see module docstring)."""
+    given = [v is not None for v in (time_window, event_count, n_time_bins, n_event_bins)]
+    if sum(given) != 1:
+        raise ValueError("give exactly one of time_window, event_count, n_time_bins, n_event_bins")
+    n = len(t)
+    if time_window is not None:
+        stride = time_window - overlap
+        if stride <= 0:
+            raise ValueError("overlap must be smaller than time_window")
+        if n == 0 and (start_time is None or end_time is None):
+            return np.zeros(1, np.int64), np.zeros(1, np.int64)
+        t0 = t[0] if start_time is None else start_time
+        t1 = t[-1] if end_time is None else end_time
+        dur = t1 - t0
+        k = (dur - time_window) / stride
+        n_slices = max(int(np.ceil(k) + 1 if include_incomplete else np.floor(k) + 1), 1)
+        st = np.arange(n_slices) * stride + t0
+        return np.searchsorted(t, st), np.searchsorted(t, st + time_window)
+    if event_count is not None:
+        count = min(event_count, n)
+        stride = event_count - overlap
+        if stride <= 0:
+            raise ValueError("overlap must be smaller than event_count")
+        k = (n - count) / stride
+        n_slices = int(np.ceil(k) + 1 if include_incomplete else np.floor(k) + 1)
+        starts = (np.arange(n_slices) * stride).astype(np.int64)
+        return np.minimum(starts, n), np.minimum(starts + count, n)  # python slicing clips the same way
+    if n_time_bins is not None:
+        if n == 0:
+            z = np.zeros(n_time_bins, np.int64)
+            return z, z
+        window = (t[-1] - t[0]) // n_time_bins * (1 + overlap)
+        stride = window * (1 - overlap)
+        st = np.arange(n_time_bins) * stride + t[0]
+        starts, ends = np.searchsorted(t, st), np.searchsorted(t, st + window)
+        if tail:
+            ends[-1] = n
+        return starts, ends
+    spike_count = int(n // n_event_bins * (1 + overlap))
+    stride = int(spike_count * (1 - overlap))
+    starts = np.arange(n_event_bins) * stride
+    ends = starts + spike_count
+    if tail:
+        ends[-1] = n
+    return starts, ends
+
+
+def frames_in_window(events: np.ndarray, sensor_size, n_frames: int, t_start: int, t_end: int) -> tuple:
+    """(start, end) indices of ``n_frames`` equal sub-windows of ``[t_start, t_end)`` (integer edges)."""
+    edges = t_start + (np.arange(n_frames + 1, dtype=np.int64) * (t_end - t_start)) // n_frames
+    idx = np.searchsorted(events["t"], edges)
+    return idx[:-1], idx[1:]
+
+
+def accumulate_frames(events: np.ndarray, sensor_size, starts, ends, binary=False, dtype=np.int16) -> np.ndarray:
+    """Frames ``(n, 2, H, W)``: events ``starts[i]:ends[i]`` counted (or marked) in frame ``i``."""
+    w, h = sensor_size
+    out = np.zeros((len(starts), 2, h, w), dtype=dtype)
+    j = _accumulate_windows(events["x"], events["y"], events["p"], np.asarray(starts, np.int64),
+                            np.asarray(ends, np.int64), out, w, h, binary)
+    if j >= 0:
+        _outside(events, j, sensor_size)
+    return out
+
+
+def to_frames(events: np.ndarray, sensor_size, **slicing) -> np.ndarray:
+    """tonic ``ToFrame`` semantics: ``(n, 2, H, W)`` int16 counts (``binary=True`` for 0/1)."""
+    binary = slicing.pop("binary", False)
+    starts, ends = frame_windows(events["t"], **slicing)
+    return accumulate_frames(events, sensor_size, starts, ends, binary)
+
+
+def count_image(events: np.ndarray, sensor_size) -> np.ndarray:
+    """Event counts per polarity and pixel, ``(2, H, W)`` int32."""
+    n = len(events)
+    return accumulate_frames(events, sensor_size, [0], [n], dtype=np.int32)[0]
+
+
+# ---------------------------------------------------------------------------------------------------
+# SAE and time surfaces
+
+NEVER = np.iinfo(np.int64).min // 2  # SAE value of a pixel that has not fired
+
+
+def new_sae(sensor_size) -> np.ndarray:
+    w, h = sensor_size
+    return np.full((2, h, w), NEVER, dtype=np.int64)
+
+
+def update_sae(sae: np.ndarray, events: np.ndarray) -> np.ndarray:
+    """Write each event's time into the Surface of Active Events ``(2, H, W)`` in place (last wins)."""
+    _, h, w = sae.shape
+    j = _sae_update(sae, events["t"], events["x"], events["y"], events["p"], w, h)
+    if j >= 0:
+        _outside(events, j, (w, h))
+    return sae
+
+
+def decay_surface(sae: np.ndarray, t_ref: float, tau: float) -> np.ndarray:
+    """``exp(-(t_ref - sae) / tau)`` per pixel (0 where the pixel never fired): tonic's arithmetic."""
+    mem = np.where(sae == NEVER, -np.inf, sae.astype(np.float64))
+    diff = -(t_ref - mem)
+    return np.exp(diff / tau)
+
+
+def to_timesurface(events: np.ndarray, sensor_size, dt: int, tau: float, overlap: int = 0,
+                   include_incomplete: bool = False) -> np.ndarray:
+    """tonic ``ToTimesurface``: the global time surface after each ``dt`` window, ``(n, 2, H, W)``."""
+    starts, ends = frame_windows(events["t"], time_window=dt, overlap=overlap,
+                                 include_incomplete=include_incomplete)
+    sae = new_sae(sensor_size)
+    t0 = events["t"][0]
+    out = []
+    for i, (s, e) in enumerate(zip(starts, ends)):
+        update_sae(sae, events[s:e])
+        out.append(decay_surface(sae, (i + 1) * dt + t0, tau))
+    return np.array(out)
+
+
+# ---------------------------------------------------------------------------------------------------
+# voxel grid
+
+
+def to_voxel_grid(events: np.ndarray, sensor_size, n_time_bins: int) -> np.ndarray:
+    """tonic ``ToVoxelGrid``: ``(n, 1, H, W)`` float64, bilinear in normalised time, polarity ±1."""
+    w, h = sensor_size
+    grid = np.zeros((n_time_bins, h, w), np.float64)
+    if len(events) == 0:
+        return grid[:, None]
+    t = events["t"]
+    span = t[-1] - t[0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ts = n_time_bins * (t.astype(np.float64) - t[0]) / span
+    if span == 0:
+        ts = np.zeros(len(t))  # tonic divides by zero here (NaN bins); we put every event in bin 0
+    j = _voxel(events["x"], events["y"], events["p"], ts, n_time_bins, grid, w, h)
+    if j >= 0:
+        _outside(events, j, sensor_size)
+    return grid[:, None]
