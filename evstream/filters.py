@@ -18,41 +18,51 @@ NEVER = np.iinfo(np.int64).min // 4
 
 
 @nb.njit(cache=True, nogil=True)
-def _ba_filter(t, x, y, memory, dt, keep):
-    """Keep an event if one of its 4 neighbours fired within ``dt`` before it (tonic ``denoise``)."""
-    h, w = memory.shape
+def _ba_filter(t, x, y, p, memory, dt, ot, ox, oy, op):
+    """Keep an event if one of its 4 neighbours fired within ``dt`` before it (tonic ``denoise``).
+
+    ``memory`` is padded by one pixel of NEVER on each side, so border pixels need no special case."""
+    hp, wp = memory.shape
+    flat = memory.reshape(-1)
+    w = wp - 2
+    h = hp - 2
+    n = 0
     for i in range(t.shape[0]):
-        xi = x[i]
-        yi = y[i]
+        xi = np.int64(x[i])
+        yi = np.int64(y[i])
         if xi >= w or yi >= h:
-            return i
+            return n, i
         ti = t[i]
-        memory[yi, xi] = ti
-        ok = False
-        if xi > 0 and ti - memory[yi, xi - 1] < dt:
-            ok = True
-        elif xi < w - 1 and ti - memory[yi, xi + 1] < dt:
-            ok = True
-        elif yi > 0 and ti - memory[yi - 1, xi] < dt:
-            ok = True
-        elif yi < h - 1 and ti - memory[yi + 1, xi] < dt:
-            ok = True
-        keep[i] = ok
-    return -1
+        k = (yi + 1) * wp + xi + 1
+        flat[k] = ti
+        newest = max(max(flat[k - 1], flat[k + 1]), max(flat[k - wp], flat[k + wp]))
+        if ti - newest < dt:
+            ot[n] = ti
+            ox[n] = xi
+            oy[n] = yi
+            op[n] = p[i]
+            n += 1
+    return n, -1
 
 
 @nb.njit(cache=True, nogil=True)
-def _refractory(t, x, y, memory, period, keep):
+def _refractory(t, x, y, p, memory, period, ot, ox, oy, op):
     """Keep an event if its pixel's previous event is more than ``period`` µs older (tonic)."""
     h, w = memory.shape
+    n = 0
     for i in range(t.shape[0]):
         xi = x[i]
         yi = y[i]
         if xi >= w or yi >= h:
-            return i
-        keep[i] = t[i] - memory[yi, xi] > period
+            return n, i
+        if t[i] - memory[yi, xi] > period:
+            ot[n] = t[i]
+            ox[n] = xi
+            oy[n] = yi
+            op[n] = p[i]
+            n += 1
         memory[yi, xi] = t[i]
-    return -1
+    return n, -1
 
 
 def _check(events, j, sensor_size):
@@ -74,10 +84,11 @@ class _PixelMemoryFilter:
         self.memory = np.full((h, w), NEVER, np.int64)
 
     def __call__(self, events: np.ndarray) -> np.ndarray:
-        keep = np.empty(len(events), np.bool_)
-        j = type(self).kernel(events["t"], events["x"], events["y"], self.memory, self.param, keep)
+        out = np.empty(len(events), EVENT_DTYPE)  # kept events are written here in the same pass
+        n, j = type(self).kernel(events["t"], events["x"], events["y"], events["p"], self.memory, self.param,
+                                 out["t"], out["x"], out["y"], out["p"])
         _check(events, j, self.sensor_size)
-        return events[keep]
+        return out[:n]
 
 
 class BackgroundActivityFilter(_PixelMemoryFilter):
@@ -87,6 +98,10 @@ class BackgroundActivityFilter(_PixelMemoryFilter):
 
     def __init__(self, sensor_size, dt_us: int = 10_000):
         super().__init__(sensor_size, dt_us)
+
+    def reset(self):
+        w, h = self.sensor_size
+        self.memory = np.full((h + 2, w + 2), NEVER, np.int64)
 
 
 class RefractoryFilter(_PixelMemoryFilter):

@@ -40,10 +40,14 @@ def _accumulate_windows(x, y, p, starts, ends, out, width, height, binary):
 
 @nb.njit(cache=True, nogil=True)
 def _sae_update(sae, t, x, y, p, width, height):
+    flat = sae.reshape(-1)
+    plane = width * height
     for j in range(t.shape[0]):
-        if x[j] >= width or y[j] >= height:
+        xj = np.int64(x[j])
+        yj = np.int64(y[j])
+        if xj >= width or yj >= height:
             return j
-        sae[p[j], y[j], x[j]] = t[j]
+        flat[p[j] * plane + yj * width + xj] = t[j]
     return -1
 
 
@@ -178,10 +182,12 @@ def update_sae(sae: np.ndarray, events: np.ndarray) -> np.ndarray:
 
 
 def decay_surface(sae: np.ndarray, t_ref: float, tau: float) -> np.ndarray:
-    """``exp(-(t_ref - sae) / tau)`` per pixel (0 where the pixel never fired): tonic's arithmetic."""
-    mem = np.where(sae == NEVER, -np.inf, sae.astype(np.float64))
-    diff = -(t_ref - mem)
-    return np.exp(diff / tau)
+    """``exp(-(t_ref - sae) / tau)`` per pixel (0 where the pixel never fired): tonic's arithmetic,
+    evaluated only at pixels that fired."""
+    out = np.zeros(sae.shape, np.float64)
+    fired = sae != NEVER
+    out[fired] = np.exp(-(t_ref - sae[fired].astype(np.float64)) / tau)
+    return out
 
 
 def to_timesurface(events: np.ndarray, sensor_size, dt: int, tau: float, overlap: int = 0,
