@@ -1,0 +1,114 @@
+"""The SNN view of a model, one timestep at a time.
+
+    snn = model.spiking(mode="mst", mask_ratio=0.5, seed=0)
+    snn.reset()
+    out = snn.step(x_t)        # out.logits (this step), out.mean (running mean), out.spikes per module,
+                               # out.confidence, out.margin, out.sops / out.macs / out.energy_uJ this step
+    means = snn.run(x, T)      # (T, B, K): running mean after each step, the same input every step
+
+Conversion (mode "mst"): a copy of the ANN with every QCFS turned into an IF neuron with soft reset,
+threshold λ and membrane starting at λ/2 (SpikingJelly ``IFNode``, single-step); the first layers take
+the analog input. Masks (Random Spike Masking) are drawn anew at every step from a generator seeded by
+``seed``, so ``reset()`` gives bit-identical reruns. On a live stream, ``decay`` (0..1) makes the running
+mean an exponential average that follows the scene; ``reset_mean()`` forgets it on a scene change.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+
+from evstream.energy import OpCounter, energy_uJ, mst_power_alpha
+
+
+@dataclass
+class StepResult:
+    t: int
+    logits: torch.Tensor
+    mean: torch.Tensor
+    confidence: torch.Tensor
+    margin: torch.Tensor
+    spikes: dict
+    total_spikes: int
+    sops: float
+    macs: float
+    energy_uJ: float
+    power_alpha: float
+
+
+class SpikingRunner:
+    """Streaming inference over the SNN view of ``model`` (a deep copy: the ANN stays untouched)."""
+
+    analog = {"reduction", "patch_embed"}
+
+    def __init__(self, model, mask_ratio=0.0, seed: int = 0, decay: float | None = None, count_ops: bool = True):
+        self.ann = model
+        self.model = copy.deepcopy(model).eval()
+        for m in self.model.activations():
+            m.to_spiking()
+        self.seed = seed
+        self.decay = decay
+        self.generator = torch.Generator().manual_seed(seed)
+        self.model.set_mask_ratio(mask_ratio, self.generator)
+        self.counter = OpCounter(self.model, self.analog, spiking=True) if count_ops else None
+        self.reset()
+
+    @property
+    def mask_ratios(self) -> dict:
+        return self.model.mask_ratios
+
+    def set_mask_ratio(self, ratio) -> None:
+        """Change the masking ratio(s); applies from the next step, no rebuild."""
+        self.model.set_mask_ratio(ratio, self.generator)
+
+    def reset(self) -> None:
+        """Membranes back to λ/2, running mean cleared, mask generator reseeded: a deterministic restart."""
+        for m in self.model.activations():
+            m.reset()
+        self.generator.manual_seed(self.seed)
+        self.t = 0
+        self._sum = None
+        self._mean = None
+        self._k = 0
+        self.total_spikes = 0
+        self.total_energy_uJ = 0.0
+        if self.counter:
+            self.counter.take()
+
+    def reset_mean(self) -> None:
+        """Forget the running output (a scene change) but keep the membranes."""
+        self._sum = None
+        self._mean = None
+        self._k = 0
+
+    @torch.no_grad()
+    def step(self, x_t: torch.Tensor) -> StepResult:
+        """Exactly one timestep for a batch ``x_t (B, C, H, W)``."""
+        logits = self.model(x_t)
+        self.t += 1
+        if self.decay:
+            self._mean = logits.clone() if self._mean is None else self.decay * self._mean + (1 - self.decay) * logits
+            mean = self._mean
+        else:
+            self._sum = logits.clone() if self._sum is None else self._sum + logits
+            self._k += 1
+            mean = self._sum / self._k
+        spikes = {m.name: m.last_spikes for m in self.model.activations()}
+        total = sum(spikes.values())
+        self.total_spikes += total
+        ops = self.counter.take() if self.counter else None
+        e = ops.energy_uJ if ops else 0.0
+        self.total_energy_uJ += e
+        p = torch.softmax(mean, dim=-1)
+        top2 = p.topk(min(2, p.shape[-1]), dim=-1).values
+        margin = top2[:, 0] - (top2[:, 1] if top2.shape[-1] > 1 else 0)
+        return StepResult(self.t, logits, mean, top2[:, 0], margin, spikes, total,
+                          ops.sops if ops else 0.0, ops.macs if ops else 0.0, e, mst_power_alpha(total))
+
+    @torch.no_grad()
+    def run(self, x: torch.Tensor, T: int) -> torch.Tensor:
+        """Reset, then present the same analog input for ``T`` steps; (T, B, K) running means."""
+        self.reset()
+        return torch.stack([self.step(x).mean for _ in range(T)])
