@@ -1,0 +1,48 @@
+"""``evstream eval``: the ANN and its SNN views on a dataset; JSON and plot."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+HELP = "accuracy, spikes and energy of a checkpoint's ANN and SNN views for several T and mask ratios"
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def add_arguments(p):
+    data = Path(os.environ.get("EVSTREAM_DATA", REPO.parent / "shared" / "data"))
+    p.add_argument("--dataset", default="nmnist", choices=["nmnist", "ncars", "cifar10dvs", "asl"])
+    p.add_argument("--root", default=str(data / "nmnist_small" / "train"))
+    p.add_argument("--labels", default=None)
+    p.add_argument("--model", default=str(REPO / "models" / "mst-nmnist.pt"))
+    p.add_argument("--timesteps", default="8,16,32,64,128")
+    p.add_argument("--mask", default="0,0.5,0.75")
+    p.add_argument("--seeds", type=int, default=10)
+    p.add_argument("--mode", default="mst", help="conversion mode(s), comma-separated")
+    p.add_argument("--split", default="val", choices=["val", "train", "test", "all"])
+    p.add_argument("--limit", type=int, default=0)
+    p.add_argument("--json", default=None)
+    p.add_argument("--plot", default=None)
+    p.add_argument("--cache", default=None)
+    p.add_argument("--no-progress", dest="progress", action="store_false")
+
+
+def run(args) -> int:
+    import json
+
+    from evstream.evaluate import evaluate, write
+
+    if args.labels is None and args.dataset == "nmnist" and (Path(args.root) / "labels.txt").exists():
+        args.labels = str(Path(args.root) / "labels.txt")
+    res = evaluate(args.model, args.dataset, args.root, args.labels,
+                   [int(t) for t in args.timesteps.split(",")], [float(m) for m in args.mask.split(",")],
+                   args.seeds, args.mode.split(","), args.split, args.limit, args.cache, args.progress)
+    write(res, args.json, args.plot)
+    print(f"ANN accuracy {res['ann']['accuracy']:.4f}, {res['ann']['energy_uJ']:.3f} uJ/sample ({res['samples']} samples)")
+    for r in res["snn"]:
+        print(f"{r['mode']:5} T={r['timesteps']:4d} mask={r['mask_ratio']:.2f}: accuracy {r['accuracy_mean']:.4f}"
+              f" ± {r['accuracy_std']:.4f}, {r['spikes_per_sample']:.0f} spikes, {r['energy_uJ']:.3f} uJ")
+    if not args.json:
+        print(json.dumps(res)[:0], end="")
+    return 0

@@ -1,0 +1,44 @@
+"""``evstream train``: train an ANN with QCFS (then optionally masked fine-tuning) and save a checkpoint."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+HELP = "train a spiking-transformer checkpoint (ANN with QCFS, then masked fine-tuning) on a dataset"
+
+
+def add_arguments(p):
+    data = Path(os.environ.get("EVSTREAM_DATA", Path.cwd().parent / "shared" / "data"))
+    p.add_argument("--dataset", default="nmnist", choices=["nmnist", "ncars", "cifar10dvs", "asl"])
+    p.add_argument("--root", default=str(data / "nmnist_small" / "train"))
+    p.add_argument("--labels", default=None, help="label list '#sample #class' (N-MNIST small layout)")
+    p.add_argument("--arch", default="mst")
+    p.add_argument("--preset", default="tiny")
+    p.add_argument("--out", default="model.pt")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--warmup", type=int, default=2, help="warm-up epochs")
+    p.add_argument("--frames", type=int, default=4, help="polarity frames per sample (n)")
+    p.add_argument("--img-size", type=int, default=32)
+    p.add_argument("--val-fraction", type=float, default=0.1)
+    p.add_argument("--mask-finetune", type=float, default=0.0, help="RSM ratio for phase 2 (0: skip)")
+    p.add_argument("--finetune-epochs", type=int, default=5)
+    p.add_argument("--emulated", type=int, default=0, help="add this many emulated MNIST saccade samples")
+    p.add_argument("--emulated-root", default=str(data / "mnist_images"))
+    p.add_argument("--limit", type=int, default=0, help="use only this many training files (quick runs)")
+    p.add_argument("--cache", default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cpu", choices=["cpu"], help="cpu (this build has no CUDA)")
+    p.add_argument("--no-progress", dest="progress", action="store_false")
+
+
+def run(args) -> int:
+    from evstream.train import train
+
+    if args.labels is None and args.dataset == "nmnist" and (Path(args.root) / "labels.txt").exists():
+        args.labels = str(Path(args.root) / "labels.txt")
+    train(args)
+    return 0

@@ -1,0 +1,140 @@
+"""``evstream eval``: accuracy, spikes and energy of the ANN and of its SNN views, per T and mask ratio.
+
+For each mask ratio and seed the SNN runs max(T) steps once (the same analog input every step, as the
+paper) and its running mean is read at every requested T. Spikes and energy per sample are cumulative up
+to T. Output JSON (read by other tools):
+{"dataset", "samples", "ann": {"accuracy", "energy_uJ"},
+ "snn": [{"mode", "timesteps", "mask_ratio", "accuracy_mean", "accuracy_std", "spikes_per_sample",
+          "energy_uJ"}]}
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from evstream.datasets import open_dataset, stratified_split
+from evstream.energy import OpCounter
+from evstream.representations import from_config
+from evstream.snn import load_checkpoint
+from evstream.train import inputs_of
+
+
+def eval_inputs(meta: dict, dataset, root, labels, split, limit, cache=None):
+    """The evaluation inputs and labels; ``split="val"`` is the checkpoint's own validation split."""
+    rep = from_config(meta["representation"])
+    if split in ("val", "train"):
+        ds = open_dataset(dataset, root, labels, "train", cache)
+        s = meta.get("split", {})
+        tr, va = stratified_split(ds.labels, s.get("val_fraction", 0.1), s.get("seed", 0))
+        idx = va if split == "val" else tr
+    else:  # "test" (a dataset's own test split) or "all" files listed
+        ds = open_dataset(dataset, root, labels, "test" if split == "test" else "train", cache)
+        idx = np.arange(len(ds))
+    if limit:
+        idx = idx[:limit]
+    return inputs_of(ds, idx, rep), torch.from_numpy(ds.labels[idx]), ds
+
+
+@torch.no_grad()
+def ann_metrics(model, x, y, batch=200) -> dict:
+    model.eval()
+    counter = OpCounter(model, set(), spiking=False)
+    preds = []
+    for i in range(0, len(x), batch):
+        preds.append(model(x[i:i + batch]).argmax(1))
+    ops = counter.take()
+    counter.remove()
+    acc = float((torch.cat(preds) == y).float().mean())
+    return {"accuracy": acc, "energy_uJ": ops.energy_uJ / len(x), "macs_per_sample": ops.macs / len(x)}
+
+
+@torch.no_grad()
+def snn_curve(model, x, y, timesteps, mode="mst", mask_ratio=0.0, seed=0, batch=200, progress=None) -> dict:
+    """Accuracy, cumulative spikes and energy per sample at each T (one run of max(T) steps)."""
+    T = max(timesteps)
+    correct = {t: 0 for t in timesteps}
+    spikes = {t: 0.0 for t in timesteps}
+    energy = {t: 0.0 for t in timesteps}
+    runner = model.spiking(mode=mode, mask_ratio=mask_ratio, seed=seed)
+    for i in range(0, len(x), batch):
+        xb, yb = x[i:i + batch], y[i:i + batch]
+        runner.reset()
+        s = e = 0.0
+        for t in range(1, T + 1):
+            out = runner.step(xb)
+            s += out.total_spikes
+            e += out.energy_uJ
+            if t in correct:
+                correct[t] += int((out.mean.argmax(1) == yb).sum())
+                spikes[t] += s
+                energy[t] += e
+            if progress:
+                progress()
+    n = len(x)
+    return {t: {"accuracy": correct[t] / n, "spikes_per_sample": spikes[t] / n, "energy_uJ": energy[t] / n}
+            for t in timesteps}
+
+
+def evaluate(model_path, dataset, root, labels, timesteps, masks, seeds, modes, split="val", limit=0,
+             cache=None, progress=True) -> dict:
+    model, meta = load_checkpoint(model_path)
+    x, y, ds = eval_inputs(meta, dataset, root, labels, split, limit, cache)
+    torch.set_num_threads(2)
+    ann = ann_metrics(model, x, y)
+    rows = []
+    from tqdm import tqdm
+
+    T = max(timesteps)
+    total = len(modes) * len(masks) * seeds * T * ((len(x) + 199) // 200)
+    bar = tqdm(total=total, desc="SNN steps", disable=not progress, unit="step")
+    for mode in modes:
+        for r in masks:
+            per_seed = [snn_curve(model, x, y, timesteps, mode, r, seed * 1000, progress=lambda: bar.update(1))
+                        for seed in range(seeds)]
+            for t in timesteps:
+                accs = [c[t]["accuracy"] for c in per_seed]
+                rows.append({"mode": mode, "timesteps": t, "mask_ratio": r,
+                             "accuracy_mean": float(np.mean(accs)), "accuracy_std": float(np.std(accs)),
+                             "spikes_per_sample": float(np.mean([c[t]["spikes_per_sample"] for c in per_seed])),
+                             "energy_uJ": float(np.mean([c[t]["energy_uJ"] for c in per_seed]))})
+    bar.close()
+    return {"dataset": dataset, "split": split, "model": str(model_path), "samples": len(x),
+            "ann": {"accuracy": ann["accuracy"], "energy_uJ": ann["energy_uJ"]}, "snn": rows}
+
+
+def plot(result: dict, path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(1, 2, figsize=(11, 4))
+    keys = sorted({(r["mode"], r["mask_ratio"]) for r in result["snn"]})
+    for mode, m in keys:
+        rs = sorted((r for r in result["snn"] if r["mode"] == mode and r["mask_ratio"] == m), key=lambda r: r["timesteps"])
+        ts = [r["timesteps"] for r in rs]
+        ax[0].errorbar(ts, [r["accuracy_mean"] for r in rs], [r["accuracy_std"] for r in rs], marker="o",
+                       capsize=3, label=f"{mode} SNN, mask {m:g}")
+        ax[1].plot(ts, [r["energy_uJ"] for r in rs], marker="o", label=f"{mode} SNN, mask {m:g}")
+    ax[0].axhline(result["ann"]["accuracy"], color="k", ls="--", label="ANN")
+    ax[1].axhline(result["ann"]["energy_uJ"], color="k", ls="--", label="ANN")
+    for a in ax:
+        a.set_xscale("log", base=2)
+        a.set_xlabel("timesteps T")
+        a.legend(fontsize=8)
+    ax[0].set_ylabel("accuracy")
+    ax[1].set_ylabel("energy per sample (µJ)")
+    ax[0].set_title(f"{result['dataset']} ({result['split']}, {result['samples']} samples)")
+    ax[1].set_title("energy: 0.9 pJ x SOPs + 4.6 pJ x MACs")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def write(result: dict, json_path=None, plot_path=None) -> None:
+    if json_path:
+        Path(json_path).write_text(json.dumps(result, indent=1))
+    if plot_path:
+        plot(result, plot_path)

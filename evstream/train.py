@@ -1,0 +1,166 @@
+"""``evstream train``: the ANN with QCFS, then masked fine-tuning with the unmasked model as teacher.
+
+Phase 1 (MST paper): AdamW, cosine schedule with linear warm-up, weight decay 0.05, label-keeping
+neuromorphic augmentations (translation, event drop, polarity-preserving noise), on the training split
+(the validation split is a seeded stratified 10% of the labelled files, real recordings only). Phase 2
+(optional, ``--mask-finetune R``): the same model with Random Spike Masking at ratio R on Q, K and attention
+is fine-tuned with knowledge distillation from a frozen copy of the phase-1 model, with BatchNorm statistics
+frozen (updating them under masks made the unmasked model fail: 98% -> 24% validation accuracy). The checkpoint records
+the dataset, split, representation config, class names and validation metrics. Resumable: the state after
+every epoch is kept in ``OUT.partial`` and picked up by the same command.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from evstream.augment import augment
+from evstream.datasets import EventDataset, emulated_mnist, open_dataset, stratified_split
+from evstream.representations import from_config
+from evstream.snn import build_model, save_checkpoint
+
+
+def default_representation(sensor_size, n_frames=4, out_size=(32, 32)) -> dict:
+    return {"kind": "frames", "sensor_size": list(sensor_size), "n_frames": n_frames, "split_by": "time",
+            "mode": "count", "normalize": 4.0, "tail": True, "out_size": list(out_size)}
+
+
+def batch_inputs(ds: EventDataset, idx, rep, rng=None) -> torch.Tensor:
+    xs = []
+    for i in idx:
+        ev = ds.events_of(int(i))
+        if rng is not None:
+            ev = augment(ev, ds.sensor_size, rng)
+        xs.append(rep(ev))
+    return torch.from_numpy(np.stack(xs))
+
+
+def inputs_of(ds: EventDataset, idx, rep) -> torch.Tensor:
+    return batch_inputs(ds, idx, rep)
+
+
+@torch.no_grad()
+def ann_accuracy(model, x: torch.Tensor, y: torch.Tensor, batch=256) -> float:
+    model.eval()
+    pred = torch.cat([model(x[i:i + batch]).argmax(1) for i in range(0, len(x), batch)])
+    return float((pred == y).float().mean())
+
+
+def cosine_lr(step, total, warmup, base):
+    if step < warmup:
+        return base * (step + 1) / warmup
+    return 0.5 * base * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+
+def train(args, log=print) -> dict:
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    ds = open_dataset(args.dataset, args.root, args.labels, "train", args.cache)
+    tr_idx, va_idx = stratified_split(ds.labels, args.val_fraction, args.seed)
+    if args.limit:
+        tr_idx = tr_idx[: args.limit]
+        va_idx = va_idx[: max(10, args.limit // 5)]
+    rep = from_config(default_representation(ds.sensor_size, args.frames, (args.img_size, args.img_size)))
+    sources = [(ds, tr_idx)]
+    if args.emulated:
+        em = emulated_mnist(args.emulated_root, args.emulated, args.seed, args.cache)
+        sources.append((em, np.arange(len(em))))
+    pool = [(s, int(i)) for s, idx in sources for i in idx]
+    x_val = inputs_of(ds, va_idx, rep)
+    y_val = torch.from_numpy(ds.labels[va_idx])
+    cfg = {"preset": args.preset, "in_channels": rep.channels, "num_classes": len(ds.classes), "img_size": args.img_size}
+    model = build_model(args.arch, cfg)
+    out = Path(args.out)
+    partial = out.with_suffix(out.suffix + ".partial")
+    phases = [("ann", args.epochs, 0.0)] + ([("masked", args.finetune_epochs, args.mask_finetune)]
+                                           if args.mask_finetune else [])
+    state = {"phase": 0, "epoch": 0}
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.05)
+    teacher = None
+    if partial.exists():
+        ck = torch.load(partial, weights_only=True)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        state = {"phase": ck["phase"], "epoch": ck["epoch"]}
+        log(f"resuming from {partial}: phase {phases[state['phase']][0]}, epoch {state['epoch']}")
+        if state["phase"] > 0:
+            teacher = build_model(args.arch, cfg)
+            teacher.load_state_dict(ck["teacher"])
+            teacher.eval()
+    from tqdm import tqdm
+
+    rng = np.random.default_rng(args.seed)
+    history = []
+    for ph in range(state["phase"], len(phases)):
+        name, epochs, ratio = phases[ph]
+        if name == "masked" and teacher is None:
+            teacher = copy.deepcopy(model).eval()
+        model.set_mask_ratio(ratio, torch.Generator().manual_seed(args.seed))
+        steps_per_epoch = math.ceil(len(pool) / args.batch)
+        total = epochs * steps_per_epoch
+        for ep in range(state["epoch"] if ph == state["phase"] else 0, epochs):
+            model.train()
+            if name == "masked":  # keep the unmasked BN statistics: masks are a run-time choice, not the norm
+                for m in model.modules():
+                    if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                        m.eval()
+            order = np.random.default_rng(args.seed * 1000 + ph * 100 + ep).permutation(len(pool))
+            bar = tqdm(range(steps_per_epoch), desc=f"{name} epoch {ep + 1}/{epochs}", leave=False,
+                       disable=not args.progress)
+            t0 = time.time()
+            losses = []
+            for b in bar:
+                sel = [pool[k] for k in order[b * args.batch:(b + 1) * args.batch]]
+                erng = np.random.default_rng(args.seed * 7919 + ph * 104729 + ep * 1009 + b)
+                x = torch.from_numpy(np.stack([rep(augment(s.events_of(i), s.sensor_size, erng)) for s, i in sel]))
+                y = torch.tensor([int(s.labels[i]) for s, i in sel])
+                for g in opt.param_groups:
+                    g["lr"] = cosine_lr(ep * steps_per_epoch + b, total, args.warmup * steps_per_epoch,
+                                        args.lr if name == "ann" else args.lr * 0.3)
+                logits = model(x)
+                loss = F.cross_entropy(logits, y, label_smoothing=0.1)
+                if teacher is not None and name == "masked":
+                    with torch.no_grad():
+                        tl = teacher(x)
+                    tau = 2.0
+                    loss = 0.5 * loss + 0.5 * tau * tau * F.kl_div(F.log_softmax(logits / tau, 1),
+                                                                   F.softmax(tl / tau, 1), reduction="batchmean")
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                losses.append(float(loss.detach()))
+                bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+            model.set_mask_ratio(0.0)
+            acc = ann_accuracy(model, x_val, y_val)
+            model.set_mask_ratio(ratio, torch.Generator().manual_seed(args.seed))
+            history.append({"phase": name, "epoch": ep + 1, "loss": float(np.mean(losses)), "val_accuracy": acc})
+            log(f"{name} epoch {ep + 1}/{epochs}: loss {np.mean(losses):.4f}, val accuracy {acc:.4f} "
+                f"({time.time() - t0:.1f} s)")
+            ck = {"model": model.state_dict(), "opt": opt.state_dict(), "phase": ph, "epoch": ep + 1}
+            if teacher is not None:
+                ck["teacher"] = teacher.state_dict()
+            torch.save(ck, partial)
+        state = {"phase": ph + 1, "epoch": 0}
+    model.set_mask_ratio(0.0)
+    model.eval()
+    acc = ann_accuracy(model, x_val, y_val)
+    meta = {
+        "arch": args.arch, "representation": rep.config, "classes": ds.classes,
+        "dataset": {"name": args.dataset, "root": str(args.root), "labels": str(args.labels) if args.labels else None,
+                    "emulated_mnist": args.emulated},
+        "split": {"kind": "stratified", "val_fraction": args.val_fraction, "seed": args.seed,
+                  "train": len(tr_idx), "val": len(va_idx)},
+        "metrics": {"val_ann_accuracy": acc}, "history": history,
+        "train_args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "_run"},
+    }
+    save_checkpoint(out, model, meta)
+    partial.unlink(missing_ok=True)
+    log(f"saved {out}: validation ANN accuracy {acc:.4f} on {len(va_idx)} real recordings")
+    return meta
