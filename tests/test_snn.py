@@ -1,0 +1,125 @@
+"""MST: QCFS ANN <-> IF SNN conversion, Random Spike Masking, deterministic streaming, checkpoints."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from evstream.errors import CheckpointError
+from evstream.snn import QCFS, build_model, load_checkpoint, save_checkpoint
+
+torch.set_num_threads(1)
+
+
+def trained_like(seed=0):
+    """A small random MST whose activations are in the QCFS range (thresholds set from one batch)."""
+    torch.manual_seed(seed)
+    m = build_model("mst", {"preset": "tiny", "in_channels": 4, "num_classes": 5, "img_size": 16, "dim": 16,
+                            "depths": [2, 2], "heads": [2, 2], "window": 4})
+    x = torch.rand(32, 4, 16, 16)
+    m.train()
+    with torch.no_grad():
+        for _ in range(3):
+            m(x)  # BN running statistics
+    m.eval()
+    with torch.no_grad():  # λ = 99th percentile of each activation's input, as a calibrated model would have
+        def calibrate(mod, args):  # a pre-hook must return None, or its value replaces the input
+            mod.threshold.copy_(torch.quantile(args[0].flatten()[:100000].clamp(min=0), 0.99) + 1e-3)
+
+        handles = [a.register_forward_pre_hook(calibrate) for a in m.activations()]
+        m(x)
+        for h in handles:
+            h.remove()
+    return m, x[:8]
+
+
+def test_qcfs_levels_and_if_mean():
+    q = QCFS(levels=4, threshold=2.0)
+    x = torch.tensor([-1.0, 0.2, 0.6, 1.1, 5.0])
+    assert torch.allclose(q(x), torch.tensor([0.0, 0.0, 0.5, 1.0, 2.0]))
+    q.to_spiking()
+    q.reset()
+    T = 400
+    mean = sum(q(x) for _ in range(T)) / T
+    # the IF neuron (soft reset, v0 = θ/2) fires at the clipped input rate
+    assert torch.allclose(mean, torch.clamp(x, 0, 2.0), atol=2.0 / T * 2)
+
+
+def test_snn_mean_output_approaches_ann():
+    m, x = trained_like()
+    with torch.no_grad():
+        y = m(x)
+    snn = m.spiking(mode="mst")
+    out = snn.run(x, 256)
+    err = [float((out[t - 1] - y).abs().mean()) for t in (4, 32, 256)]
+    assert err[2] < err[0]
+    assert err[2] < 0.25 * float(y.abs().mean()) + 0.05
+    assert snn.total_spikes > 0
+
+
+def test_masking_cuts_spikes_in_proportion():
+    m, x = trained_like()
+    counts = {}
+    for r in (0.0, 0.5, 0.9):
+        snn = m.spiking(mode="mst", mask_ratio={"q": r, "k": r, "attn": r}, seed=1)
+        snn.reset()
+        qk = 0
+        for _ in range(16):
+            out = snn.step(x)
+            qk += sum(v for name, v in out.spikes.items() if name.endswith((".q", ".k")))
+        counts[r] = qk
+    assert counts[0.5] < counts[0.0] and counts[0.9] < counts[0.5]
+    # the Q and K spikes that pass the mask scale with (1 - r), within sampling noise and drift
+    assert 0.3 < counts[0.5] / counts[0.0] < 0.7
+    assert counts[0.9] / counts[0.0] < 0.2
+
+
+def test_reset_gives_identical_reruns_and_ratio_change_without_rebuild():
+    m, x = trained_like()
+    snn = m.spiking(mode="mst", mask_ratio=0.5, seed=3)
+    a = snn.run(x, 12)
+    b = snn.run(x, 12)
+    assert torch.equal(a, b)
+    snn.reset()
+    first = snn.step(x)
+    snn.set_mask_ratio(0.0)  # applies at the next step
+    second = snn.step(x)
+    assert snn.mask_ratios["q"] == 0.0 and second.t == 2 and first.t == 1
+
+
+def test_step_result_fields_and_decay():
+    m, x = trained_like()
+    snn = m.spiking(mode="mst", decay=0.5)
+    snn.reset()
+    out = snn.step(x[:2])
+    assert out.logits.shape == (2, 5) and out.mean.shape == (2, 5)
+    assert out.confidence.shape == (2,) and torch.all(out.margin >= 0)
+    assert set(out.spikes) == {a.name for a in snn.model.activations()}
+    assert out.energy_uJ > 0 and out.macs > 0
+    out2 = snn.step(x[:2])
+    assert torch.allclose(out2.mean, 0.5 * out.logits + 0.5 * out2.logits)
+
+
+def test_checkpoint_roundtrip_and_errors(tmp_path):
+    m, x = trained_like()
+    p = tmp_path / "m.pt"
+    save_checkpoint(p, m, {"classes": list("abcde"), "representation": {"kind": "frames"}})
+    m2, meta = load_checkpoint(p)
+    assert meta["classes"] == list("abcde")
+    with torch.no_grad():
+        assert torch.equal(m(x), m2(x))
+    with pytest.raises(CheckpointError, match="checkpoint not found"):
+        load_checkpoint(tmp_path / "missing.pt")
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(p.read_bytes()[:2000])
+    with pytest.raises(CheckpointError, match="truncated or foreign") as info:
+        load_checkpoint(cut)
+    assert str(cut) in str(info.value) and "\n" not in str(info.value)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(3)}, foreign)
+    with pytest.raises(CheckpointError, match="not an evstream checkpoint"):
+        load_checkpoint(foreign)
+    text = tmp_path / "text.pt"
+    text.write_text("hello")
+    with pytest.raises(CheckpointError):
+        load_checkpoint(text)
