@@ -77,10 +77,16 @@ def train(args, log=print) -> dict:
     y_val = torch.from_numpy(ds.labels[va_idx])
     cfg = {"preset": args.preset, "in_channels": rep.channels, "num_classes": len(ds.classes), "img_size": args.img_size}
     model = build_model(args.arch, cfg)
+    if getattr(args, "init", None):  # continue from a checkpoint (e.g. masked fine-tuning of a trained ANN)
+        from evstream.snn import load_checkpoint
+
+        init_model, _ = load_checkpoint(args.init)
+        model.load_state_dict(init_model.state_dict())
+        log(f"initialised from {args.init}")
     out = Path(args.out)
     partial = out.with_suffix(out.suffix + ".partial")
-    phases = [("ann", args.epochs, 0.0)] + ([("masked", args.finetune_epochs, args.mask_finetune)]
-                                           if args.mask_finetune else [])
+    phases = ([("ann", args.epochs, 0.0)] if args.epochs else []) + (
+        [("masked", args.finetune_epochs, args.mask_finetune)] if args.mask_finetune else [])
     state = {"phase": 0, "epoch": 0}
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.05)
     teacher = None

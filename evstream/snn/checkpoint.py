@@ -51,4 +51,5 @@ def load_checkpoint(path, map_location="cpu"):
         raise CheckpointError(f"weights do not fit the {arch} config ({str(exc).splitlines()[0][:160]})",
                               where=path) from None
     model.eval()
-    return model, obj.get("meta", {})
+    model.meta = obj.get("meta", {})  # what a conversion mode or a pipeline may need (representation, calibration)
+    return model, model.meta

@@ -196,6 +196,7 @@ class MST(nn.Module):
     """See the module docstring. ``forward(x)`` with ``x (B, in_channels, H, W)`` gives class scores."""
 
     arch = "mst"
+    modes = ("mst",)  # the conversion modes (ANN -> SNN) this family supports; the first is the default
 
     def __init__(self, config: dict | MSTConfig | None = None):
         super().__init__()
@@ -250,10 +251,12 @@ class MST(nn.Module):
                 m.generator = generator
         self.mask_ratios = dict(ratios)
 
-    def spiking(self, mode: str = "mst", mask_ratio: float | dict = 0.0, seed: int = 0, decay: float | None = None):
+    def spiking(self, mode: str | None = None, mask_ratio: float | dict = 0.0, seed: int = 0,
+                decay: float | None = None):
         """The SNN view of these weights: a streaming runner (see :mod:`evstream.snn.streaming`)."""
         from evstream.snn import CONVERSIONS
 
-        if mode not in CONVERSIONS:
-            raise ValueError(f"unknown conversion mode {mode!r} (known: {', '.join(CONVERSIONS)})")
+        mode = mode or self.modes[0]
+        if mode not in self.modes:
+            raise ValueError(f"unknown conversion mode {mode!r} for {self.arch} (known: {', '.join(self.modes)})")
         return CONVERSIONS[mode](self, mask_ratio=mask_ratio, seed=seed, decay=decay)
