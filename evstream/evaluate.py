@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from evstream import distributed as dist
 from evstream.datasets import open_dataset, stratified_split
 from evstream.energy import OpCounter
 from evstream.representations import from_config
@@ -41,15 +42,16 @@ def eval_inputs(meta: dict, dataset, root, labels, split, limit, cache=None):
 
 @torch.no_grad()
 def ann_metrics(model, x, y, batch=200) -> dict:
+    """Accuracy and energy of the ANN view (every operation a MAC); sums over processes under torchrun."""
     model.eval()
     counter = OpCounter(model, set(), spiking=False)
-    preds = []
+    correct = 0
     for i in range(0, len(x), batch):
-        preds.append(model(x[i:i + batch]).argmax(1))
+        correct += int((model(x[i:i + batch]).argmax(1) == y[i:i + batch]).sum())
     ops = counter.take()
     counter.remove()
-    acc = float((torch.cat(preds) == y).float().mean())
-    return {"accuracy": acc, "energy_uJ": ops.energy_uJ / len(x), "macs_per_sample": ops.macs / len(x)}
+    correct, n, energy, macs = dist.all_sum([correct, len(x), ops.energy_uJ, ops.macs])
+    return {"accuracy": correct / n, "energy_uJ": energy / n, "macs_per_sample": macs / n}
 
 
 @torch.no_grad()
@@ -74,16 +76,25 @@ def snn_curve(model, x, y, timesteps, mode="mst", mask_ratio=0.0, seed=0, batch=
                 energy[t] += e
             if progress:
                 progress()
-    n = len(x)
-    return {t: {"accuracy": correct[t] / n, "spikes_per_sample": spikes[t] / n, "energy_uJ": energy[t] / n}
-            for t in timesteps}
+    n = dist.all_sum([len(x)])[0]
+    sums = dist.all_sum([v for t in timesteps for v in (correct[t], spikes[t], energy[t])])
+    return {t: {"accuracy": sums[3 * i] / n, "spikes_per_sample": sums[3 * i + 1] / n,
+                "energy_uJ": sums[3 * i + 2] / n} for i, t in enumerate(timesteps)}
 
 
-def evaluate(model_path, dataset, root, labels, timesteps, masks, seeds, modes, split="val", limit=0,
+def evaluate(model_path, dataset, root, labels, timesteps, masks, seeds, modes=None, split="val", limit=0,
              cache=None, progress=True) -> dict:
+    """Under torchrun each process evaluates its share of the samples (every world-th); the sums are
+    added over processes, so the numbers equal one process's (masked runs: equal in distribution, since
+    masks are drawn per process)."""
+    dist.init()
     model, meta = load_checkpoint(model_path)
+    modes = modes or [model.modes[0]]
     x, y, ds = eval_inputs(meta, dataset, root, labels, split, limit, cache)
-    torch.set_num_threads(2)
+    n_total = len(x)
+    x, y = dist.shard(x), dist.shard(y)
+    torch.set_num_threads(max(1, 2 // dist.world_size()))
+    progress = progress and dist.is_main()
     ann = ann_metrics(model, x, y)
     rows = []
     from tqdm import tqdm
@@ -102,7 +113,8 @@ def evaluate(model_path, dataset, root, labels, timesteps, masks, seeds, modes, 
                              "spikes_per_sample": float(np.mean([c[t]["spikes_per_sample"] for c in per_seed])),
                              "energy_uJ": float(np.mean([c[t]["energy_uJ"] for c in per_seed]))})
     bar.close()
-    return {"dataset": dataset, "split": split, "model": str(model_path), "samples": len(x),
+    return {"dataset": dataset, "split": split, "model": str(model_path), "samples": n_total,
+            "processes": dist.world_size(),
             "ann": {"accuracy": ann["accuracy"], "energy_uJ": ann["energy_uJ"]}, "snn": rows}
 
 

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from evstream.augment import augment
+from evstream.errors import EvstreamError
 from evstream.datasets import EventDataset, emulated_mnist, open_dataset, stratified_split
 from evstream.representations import from_config
 from evstream.snn import build_model, save_checkpoint
@@ -59,9 +60,31 @@ def cosine_lr(step, total, warmup, base):
     return 0.5 * base * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
 
 
+def mask_ratios(spec) -> list[float]:
+    """``0.5`` or ``"0,0.5,0.75"`` -> the ratios a masked phase draws from (one per batch)."""
+    if isinstance(spec, (int, float)):
+        return [float(spec)]
+    return [float(r) for r in str(spec).split(",") if r.strip()]
+
+
 def train(args, log=print) -> dict:
+    """Train (phase 1: ANN; phase 2: masked KD) and save the checkpoint ``args.out``.
+
+    Under ``torchrun`` every process takes its share of each global batch (``evstream.distributed``);
+    augmentations are seeded per sample and BatchNorm uses global statistics, so N processes give the
+    same weights as one, to float rounding. Only rank 0 logs and writes files.
+    """
+    from evstream import distributed as dist
+
+    dist.init()
+    main = dist.is_main()
+    if not main:
+        log = lambda *a, **k: None  # noqa: E731
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
+    device = torch.device(getattr(args, "device", "cpu") or "cpu")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise EvstreamError("--device cuda: this torch build has no CUDA device (CPU build); use --device cpu")
     ds = open_dataset(args.dataset, args.root, args.labels, "train", args.cache)
     tr_idx, va_idx = stratified_split(ds.labels, args.val_fraction, args.seed)
     if args.limit:
@@ -75,7 +98,10 @@ def train(args, log=print) -> dict:
     pool = [(s, int(i)) for s, idx in sources for i in idx]
     x_val = inputs_of(ds, va_idx, rep)
     y_val = torch.from_numpy(ds.labels[va_idx])
-    cfg = {"preset": args.preset, "in_channels": rep.channels, "num_classes": len(ds.classes), "img_size": args.img_size}
+    cfg = {"preset": args.preset, "in_channels": rep.channels, "num_classes": len(ds.classes),
+           "img_size": args.img_size}
+    if getattr(args, "levels", None):
+        cfg["levels"] = args.levels
     model = build_model(args.arch, cfg)
     if getattr(args, "init", None):  # continue from a checkpoint (e.g. masked fine-tuning of a trained ANN)
         from evstream.snn import load_checkpoint
@@ -83,32 +109,38 @@ def train(args, log=print) -> dict:
         init_model, _ = load_checkpoint(args.init)
         model.load_state_dict(init_model.state_dict())
         log(f"initialised from {args.init}")
+    model.to(device)
+    x_val, y_val = x_val.to(device), y_val.to(device)
     out = Path(args.out)
     partial = out.with_suffix(out.suffix + ".partial")
-    phases = ([("ann", args.epochs, 0.0)] if args.epochs else []) + (
-        [("masked", args.finetune_epochs, args.mask_finetune)] if args.mask_finetune else [])
+    finetune = mask_ratios(args.mask_finetune)
+    phases = ([("ann", args.epochs, [0.0])] if args.epochs else []) + (
+        [("masked", args.finetune_epochs, finetune)] if any(finetune) else [])
     state = {"phase": 0, "epoch": 0}
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.05)
     teacher = None
     if partial.exists():
         ck = torch.load(partial, weights_only=True)
         model.load_state_dict(ck["model"])
+        model.to(device)
+        opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.05)
         opt.load_state_dict(ck["opt"])
         state = {"phase": ck["phase"], "epoch": ck["epoch"]}
         log(f"resuming from {partial}: phase {phases[state['phase']][0]}, epoch {state['epoch']}")
         if state["phase"] > 0:
             teacher = build_model(args.arch, cfg)
             teacher.load_state_dict(ck["teacher"])
-            teacher.eval()
+            teacher.to(device).eval()
+    net = dist.wrap(model)
     from tqdm import tqdm
 
-    rng = np.random.default_rng(args.seed)
     history = []
+    gen = torch.Generator(device=device).manual_seed(args.seed * 31 + dist.rank())
     for ph in range(state["phase"], len(phases)):
-        name, epochs, ratio = phases[ph]
+        name, epochs, ratios = phases[ph]
         if name == "masked" and teacher is None:
             teacher = copy.deepcopy(model).eval()
-        model.set_mask_ratio(ratio, torch.Generator().manual_seed(args.seed))
+            teacher.set_mask_ratio(0.0)
         steps_per_epoch = math.ceil(len(pool) / args.batch)
         total = epochs * steps_per_epoch
         for ep in range(state["epoch"] if ph == state["phase"] else 0, epochs):
@@ -119,18 +151,24 @@ def train(args, log=print) -> dict:
                         m.eval()
             order = np.random.default_rng(args.seed * 1000 + ph * 100 + ep).permutation(len(pool))
             bar = tqdm(range(steps_per_epoch), desc=f"{name} epoch {ep + 1}/{epochs}", leave=False,
-                       disable=not args.progress)
+                       disable=not (args.progress and main))
             t0 = time.time()
             losses = []
             for b in bar:
-                sel = [pool[k] for k in order[b * args.batch:(b + 1) * args.batch]]
-                erng = np.random.default_rng(args.seed * 7919 + ph * 104729 + ep * 1009 + b)
-                x = torch.from_numpy(np.stack([rep(augment(s.events_of(i), s.sensor_size, erng)) for s, i in sel]))
-                y = torch.tensor([int(s.labels[i]) for s, i in sel])
+                ks = order[b * args.batch:(b + 1) * args.batch]
+                mine = dist.shard(ks)  # this process's share of the global batch
+                # one generator per sample: the same augmentation whichever process draws it
+                x = torch.from_numpy(np.stack([rep(augment(pool[k][0].events_of(pool[k][1]), pool[k][0].sensor_size,
+                                                           np.random.default_rng([args.seed, ph, ep, int(k)])))
+                                               for k in mine]))
+                y = torch.tensor([int(pool[k][0].labels[pool[k][1]]) for k in mine])
+                x, y = x.to(device), y.to(device)
+                ratio = ratios[np.random.default_rng([args.seed, ph, ep, b]).integers(len(ratios))]
+                model.set_mask_ratio(ratio, gen)
                 for g in opt.param_groups:
                     g["lr"] = cosine_lr(ep * steps_per_epoch + b, total, args.warmup * steps_per_epoch,
                                         args.lr if name == "ann" else args.lr * 0.3)
-                logits = model(x)
+                logits = net(x)
                 loss = F.cross_entropy(logits, y, label_smoothing=0.1)
                 if teacher is not None and name == "masked":
                     with torch.no_grad():
@@ -138,21 +176,30 @@ def train(args, log=print) -> dict:
                     tau = 2.0
                     loss = 0.5 * loss + 0.5 * tau * tau * F.kl_div(F.log_softmax(logits / tau, 1),
                                                                    F.softmax(tl / tau, 1), reduction="batchmean")
+                # the mean over the global batch: weight this share by its size (DDP averages over processes)
+                loss = loss * (len(mine) * dist.world_size() / len(ks))
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
                 losses.append(float(loss.detach()))
                 bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+            accs = {}
+            for r in sorted(set(ratios)):
+                model.set_mask_ratio(r, torch.Generator(device=device).manual_seed(args.seed))
+                accs[r] = ann_accuracy(model, x_val, y_val)
             model.set_mask_ratio(0.0)
-            acc = ann_accuracy(model, x_val, y_val)
-            model.set_mask_ratio(ratio, torch.Generator().manual_seed(args.seed))
-            history.append({"phase": name, "epoch": ep + 1, "loss": float(np.mean(losses)), "val_accuracy": acc})
-            log(f"{name} epoch {ep + 1}/{epochs}: loss {np.mean(losses):.4f}, val accuracy {acc:.4f} "
-                f"({time.time() - t0:.1f} s)")
-            ck = {"model": model.state_dict(), "opt": opt.state_dict(), "phase": ph, "epoch": ep + 1}
-            if teacher is not None:
-                ck["teacher"] = teacher.state_dict()
-            torch.save(ck, partial)
+            row = {"phase": name, "epoch": ep + 1, "loss": float(dist.all_sum([np.mean(losses)])[0] / dist.world_size()),
+                   "val_accuracy": accs[min(accs)]}
+            if len(accs) > 1 or name == "masked":
+                row["val_accuracy_by_mask"] = {str(r): a for r, a in accs.items()}
+            history.append(row)
+            log(f"{name} epoch {ep + 1}/{epochs}: loss {row['loss']:.4f}, val accuracy "
+                + ", ".join(f"{a:.4f} (mask {r:g})" for r, a in accs.items()) + f" ({time.time() - t0:.1f} s)")
+            if main:
+                ck = {"model": model.state_dict(), "opt": opt.state_dict(), "phase": ph, "epoch": ep + 1}
+                if teacher is not None:
+                    ck["teacher"] = teacher.state_dict()
+                torch.save(ck, partial)
         state = {"phase": ph + 1, "epoch": 0}
     model.set_mask_ratio(0.0)
     model.eval()
@@ -163,10 +210,12 @@ def train(args, log=print) -> dict:
                     "emulated_mnist": args.emulated},
         "split": {"kind": "stratified", "val_fraction": args.val_fraction, "seed": args.seed,
                   "train": len(tr_idx), "val": len(va_idx)},
-        "metrics": {"val_ann_accuracy": acc}, "history": history,
+        "metrics": {"val_ann_accuracy": acc}, "history": history, "processes": dist.world_size(),
         "train_args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "_run"},
     }
-    save_checkpoint(out, model, meta)
-    partial.unlink(missing_ok=True)
+    if main:
+        save_checkpoint(out, model.cpu(), meta)
+        partial.unlink(missing_ok=True)
     log(f"saved {out}: validation ANN accuracy {acc:.4f} on {len(va_idx)} real recordings")
+    dist.finish()
     return meta

@@ -19,7 +19,8 @@ def add_arguments(p):
     p.add_argument("--timesteps", default="8,16,32,64,128")
     p.add_argument("--mask", default="0,0.5,0.75")
     p.add_argument("--seeds", type=int, default=10)
-    p.add_argument("--mode", default="mst", help="conversion mode(s), comma-separated")
+    p.add_argument("--mode", default=None, help="conversion mode(s), comma-separated (default: the model's "
+                   "first, e.g. mst); e.g. mst,ecmt")
     p.add_argument("--split", default="val", choices=["val", "train", "test", "all"])
     p.add_argument("--limit", type=int, default=0)
     p.add_argument("--json", default=None)
@@ -29,20 +30,23 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    import json
-
     from evstream.evaluate import evaluate, write
 
     if args.labels is None and args.dataset == "nmnist" and (Path(args.root) / "labels.txt").exists():
         args.labels = str(Path(args.root) / "labels.txt")
     res = evaluate(args.model, args.dataset, args.root, args.labels,
                    [int(t) for t in args.timesteps.split(",")], [float(m) for m in args.mask.split(",")],
-                   args.seeds, args.mode.split(","), args.split, args.limit, args.cache, args.progress)
+                   args.seeds, args.mode.split(",") if args.mode else None, args.split, args.limit, args.cache,
+                   args.progress)
+    from evstream import distributed as dist
+
+    if not dist.is_main():
+        dist.finish()
+        return 0
     write(res, args.json, args.plot)
     print(f"ANN accuracy {res['ann']['accuracy']:.4f}, {res['ann']['energy_uJ']:.3f} uJ/sample ({res['samples']} samples)")
     for r in res["snn"]:
         print(f"{r['mode']:5} T={r['timesteps']:4d} mask={r['mask_ratio']:.2f}: accuracy {r['accuracy_mean']:.4f}"
               f" ± {r['accuracy_std']:.4f}, {r['spikes_per_sample']:.0f} spikes, {r['energy_uJ']:.3f} uJ")
-    if not args.json:
-        print(json.dumps(res)[:0], end="")
+    dist.finish()
     return 0

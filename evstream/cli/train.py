@@ -23,7 +23,9 @@ def add_arguments(p):
     p.add_argument("--frames", type=int, default=4, help="polarity frames per sample (n)")
     p.add_argument("--img-size", type=int, default=32)
     p.add_argument("--val-fraction", type=float, default=0.1)
-    p.add_argument("--mask-finetune", type=float, default=0.0, help="RSM ratio for phase 2 (0: skip)")
+    p.add_argument("--mask-finetune", default="0", help="RSM ratio(s) for phase 2, e.g. 0.5 or 0,0.5,0.75 "
+                   "(one drawn per batch; 0 alone: skip phase 2)")
+    p.add_argument("--levels", type=int, default=None, help="QCFS quantisation levels L (default: the preset's, 16)")
     p.add_argument("--finetune-epochs", type=int, default=5)
     p.add_argument("--emulated", type=int, default=0, help="add this many emulated MNIST saccade samples")
     p.add_argument("--emulated-root", default=str(data / "mnist_images"))
@@ -32,7 +34,8 @@ def add_arguments(p):
     p.add_argument("--cache", default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--device", default="cpu", choices=["cpu"], help="cpu (this build has no CUDA)")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                   help="cpu, or cuda where the torch build has it (data-parallel over processes: torchrun)")
     p.add_argument("--no-progress", dest="progress", action="store_false")
 
 

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from evstream.distributed import BatchNorm  # BN over the channel dim; global statistics under torchrun
 from evstream.snn.neurons import QCFS
 
 
@@ -66,14 +67,6 @@ def make_config(cfg: dict | MSTConfig | None) -> MSTConfig:
     d = base.to_dict() | cfg
     d["depths"], d["heads"] = tuple(d["depths"]), tuple(d["heads"])
     return MSTConfig(**d)
-
-
-class TokenBN(nn.BatchNorm1d):
-    """BatchNorm over the channel (last) dimension of token tensors (..., C)."""
-
-    def forward(self, x):
-        shape = x.shape
-        return super().forward(x.reshape(-1, shape[-1])).reshape(shape)
 
 
 def window_partition(x, w):
@@ -141,17 +134,17 @@ class SwinBlock(nn.Module):
     def __init__(self, dim, heads, window, shift, resolution, mlp_ratio, levels, thr, name):
         super().__init__()
         self.window, self.shift, self.resolution = window, shift, resolution
-        self.norm1 = TokenBN(dim)
+        self.norm1 = BatchNorm(dim)
         self.act_in = QCFS(levels, thr, f"{name}.in")
         self.attn = WindowAttention(dim, heads, window, levels, thr, f"{name}.attn")
-        self.norm2 = TokenBN(dim)
+        self.norm2 = BatchNorm(dim)
         self.act_mlp_in = QCFS(levels, thr, f"{name}.mlp_in")
         hidden = int(dim * mlp_ratio)
         self.fc1 = nn.Linear(dim, hidden)
-        self.bn_fc1 = TokenBN(hidden)
+        self.bn_fc1 = BatchNorm(hidden)
         self.act_fc1 = QCFS(levels, thr, f"{name}.mlp_hidden")
         self.fc2 = nn.Linear(hidden, dim)
-        self.bn_fc2 = TokenBN(dim)
+        self.bn_fc2 = BatchNorm(dim)
         self.register_buffer("mask01", self._mask() if shift else None, persistent=False)
 
     def _mask(self):
@@ -183,7 +176,7 @@ class PatchMerging(nn.Module):
 
     def __init__(self, dim, levels, thr, name):
         super().__init__()
-        self.norm = TokenBN(4 * dim)
+        self.norm = BatchNorm(4 * dim)
         self.act = QCFS(levels, thr, f"{name}.merge")
         self.reduction = nn.Linear(4 * dim, 2 * dim, bias=False)
 
@@ -204,7 +197,7 @@ class MST(nn.Module):
         lv, th = cfg.levels, cfg.threshold
         self.reduction = nn.Conv2d(cfg.in_channels, cfg.reduce_to, 1)
         self.patch_embed = nn.Conv2d(cfg.reduce_to, cfg.dim, cfg.patch_size, cfg.patch_size)
-        self.embed_bn = nn.BatchNorm2d(cfg.dim)
+        self.embed_bn = BatchNorm(cfg.dim, channel_dim=1)
         self.embed_act = QCFS(lv, th, "embed")
         res = cfg.img_size // cfg.patch_size
         blocks, dim = [], cfg.dim
@@ -217,7 +210,7 @@ class MST(nn.Module):
                 shift = win // 2 if (i % 2 and res > win) else 0
                 blocks.append(SwinBlock(dim, heads, win, shift, res, cfg.mlp_ratio, lv, th, f"stage{s}.block{i}"))
         self.blocks = nn.Sequential(*blocks)
-        self.head_bn = TokenBN(dim)
+        self.head_bn = BatchNorm(dim)
         self.head_act = QCFS(lv, th, "head")
         self.head = nn.Linear(dim, cfg.num_classes)
         self.set_mask_ratio(0.0)

@@ -43,7 +43,7 @@ class QCFS(nn.Module):
     ``spiking`` switches the view. In the SNN view ``forward`` takes one timestep's input and returns
     spikes x θ; ``last_spikes`` holds that step's spike count (after masking) for the monitors.
     A mask ratio (Random Spike Masking) drops each output spike / activation with that probability,
-    drawn from ``generator`` anew at every call.
+    drawn from ``generator`` anew at every call, in both views (a masked model is evaluated masked).
     """
 
     def __init__(self, levels: int = 16, threshold: float = 3.0, name: str = ""):
@@ -69,7 +69,7 @@ class QCFS(nn.Module):
 
     def _mask(self, y: torch.Tensor) -> torch.Tensor:
         r = self.mask_ratio
-        if r <= 0 or not (self.spiking or self.training):
+        if r <= 0:  # a ratio set on the model applies in every view: ANN training, ANN eval, SNN
             return y
         keep = torch.rand(y.shape, generator=self.generator, device=y.device) >= r
         return y * keep
@@ -85,4 +85,4 @@ class QCFS(nn.Module):
         return self._mask(y)
 
     def extra_repr(self) -> str:
-        return f"{self.name}, L={self.levels}, λ={float(self.threshold):.3f}, spiking={self.spiking}"
+        return f"{self.name}, L={self.levels}, λ={float(self.threshold.detach()):.3f}, spiking={self.spiking}"
