@@ -70,6 +70,84 @@ def _voxel(x, y, p, ts, n_bins, grid, width, height):
     return -1
 
 
+@nb.njit(cache=True, nogil=True)
+def _ts_args(sae, t, x, y, p, starts, ends, i0, t0, dt, tau, pos, comp, nfired, counts, args, width, height):
+    """Time-surface windows ``i0, i0+1, ...``: update the SAE with each window's events, then write the
+    exponent ``-(t_ref - sae) / tau`` (tonic's float64 arithmetic) of every fired pixel into ``args``,
+    window after window, while they fit (at least one window). Pixels are numbered in order of first
+    firing: ``pos[pixel]`` is that number (-1: never fired), ``comp[number]`` the pixel's last time, so the
+    exponents of a window are a contiguous run ``comp[:nfired]``. ``counts[k]``: how many exponents window
+    ``i0 + k`` wrote. Returns (next window, exponents written), or (-1 - j, 0) when event ``j`` lies
+    outside the sensor."""
+    flat = sae.reshape(-1)
+    plane = width * height
+    nf = nfired[0]
+    m = 0
+    i = i0
+    while i < starts.shape[0]:
+        lo = starts[i]
+        hi = ends[i]
+        if i > i0 and m + nf + (hi - lo) > args.shape[0]:  # the window may add (hi - lo) pixels
+            break
+        for j in range(lo, hi):
+            xj = np.int64(x[j])
+            yj = np.int64(y[j])
+            if xj >= width or yj >= height:
+                return -1 - j, 0
+            k = p[j] * plane + yj * width + xj
+            q = pos[k]
+            if q < 0:
+                q = nf
+                pos[k] = q
+                nf += 1
+            flat[k] = t[j]
+            comp[q] = t[j]
+        t_ref = np.float64((i + 1) * dt + t0)
+        for q in range(nf):
+            args[m + q] = -(t_ref - np.float64(comp[q])) / tau
+        counts[i - i0] = nf
+        m += nf
+        i += 1
+    nfired[0] = nf
+    return i, m
+
+
+@nb.njit(cache=True, nogil=True)
+def _ts_scatter(out, i0, i1, pos, counts, vals):
+    """Frames ``out[i0:i1]`` in one sequential pass each: a pixel numbered below the window's count gets
+    its value, every other pixel 0 (tonic's exp(-inf))."""
+    m = 0
+    for i in range(i0, i1):
+        frame = out[i].reshape(-1)
+        nf = counts[i - i0]
+        for k in range(frame.shape[0]):
+            q = pos[k]
+            frame[k] = vals[m + q] if 0 <= q < nf else 0.0
+        m += nf
+
+
+@nb.njit(cache=True, nogil=True)
+def _fired_args(sae, t_ref, tau, idx, args):
+    """Flat indices of the fired pixels and their exponents ``-(t_ref - sae) / tau``; returns the count."""
+    flat = sae.reshape(-1)
+    never = np.iinfo(np.int64).min // 2
+    tr = np.float64(t_ref)
+    m = 0
+    for k in range(flat.shape[0]):
+        if flat[k] != never:
+            idx[m] = k
+            args[m] = -(tr - np.float64(flat[k])) / tau
+            m += 1
+    return m
+
+
+@nb.njit(cache=True, nogil=True)
+def _scatter(out, idx, vals):
+    flat = out.reshape(-1)
+    for q in range(idx.shape[0]):
+        flat[idx[q]] = vals[q]
+
+
 def _outside(events, j, sensor_size):
     w, h = sensor_size
     raise EvstreamError(f"event {j} at (x={int(events['x'][j])}, y={int(events['y'][j])}) lies outside "
@@ -181,27 +259,52 @@ def update_sae(sae: np.ndarray, events: np.ndarray) -> np.ndarray:
     return sae
 
 
-def decay_surface(sae: np.ndarray, t_ref: float, tau: float) -> np.ndarray:
-    """``exp(-(t_ref - sae) / tau)`` per pixel (0 where the pixel never fired): tonic's arithmetic,
-    evaluated only at pixels that fired."""
-    out = np.zeros(sae.shape, np.float64)
-    fired = sae != NEVER
-    out[fired] = np.exp(-(t_ref - sae[fired].astype(np.float64)) / tau)
+def decay_surface(sae: np.ndarray, t_ref: float, tau: float, dtype=np.float64) -> np.ndarray:
+    """``exp(-(t_ref - sae) / tau)`` per pixel (0 where the pixel never fired): tonic's float64
+    arithmetic and numpy's ``exp`` (numba's differs in the last bit), evaluated only at fired pixels."""
+    n = sae.size
+    idx = np.empty(n, np.int64)
+    args = np.empty(n, np.float64)
+    m = _fired_args(sae, t_ref, float(tau), idx, args)
+    out = np.zeros(sae.shape, dtype)
+    _scatter(out, idx[:m], np.exp(args[:m]))
     return out
+
+
+TS_CHUNK = 1 << 16  # exponents per numpy exp call in to_timesurface (fits in L2)
 
 
 def to_timesurface(events: np.ndarray, sensor_size, dt: int, tau: float, overlap: int = 0,
                    include_incomplete: bool = False) -> np.ndarray:
-    """tonic ``ToTimesurface``: the global time surface after each ``dt`` window, ``(n, 2, H, W)``."""
+    """tonic ``ToTimesurface``: the global time surface after each ``dt`` window, ``(n, 2, H, W)`` float64.
+
+    Bit for bit equal to tonic: the same float64 exponent per fired pixel, numpy's ``exp`` on a compact
+    array of them (numba kernels do the SAE update, gather and scatter; never-fired pixels are 0)."""
+    w, h = sensor_size
     starts, ends = frame_windows(events["t"], time_window=dt, overlap=overlap,
                                  include_incomplete=include_incomplete)
+    n = len(starts)
+    out = np.empty((n, 2, h, w), np.float64)
     sae = new_sae(sensor_size)
-    t0 = events["t"][0]
-    out = []
-    for i, (s, e) in enumerate(zip(starts, ends)):
-        update_sae(sae, events[s:e])
-        out.append(decay_surface(sae, (i + 1) * dt + t0, tau))
-    return np.array(out)
+    pos = np.full(2 * h * w, -1, np.int32)
+    comp = np.empty(2 * h * w, np.int64)
+    nfired = np.zeros(1, np.int64)
+    counts = np.empty(n, np.int64)
+    cap = max(TS_CHUNK, 2 * h * w)
+    args = np.empty(cap, np.float64)
+    vals = np.empty(cap, np.float64)
+    t, x, y, p = events["t"], events["x"], events["y"], events["p"]
+    t0 = int(t[0])
+    i = 0
+    while i < n:
+        i1, m = _ts_args(sae, t, x, y, p, starts, ends, i, t0, dt, float(tau), pos, comp, nfired,
+                         counts, args, w, h)
+        if i1 < 0:
+            _outside(events, -1 - i1, sensor_size)
+        np.exp(args[:m], out=vals[:m])
+        _ts_scatter(out, i, i1, pos, counts, vals)
+        i = i1
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------
