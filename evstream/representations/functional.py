@@ -71,11 +71,13 @@ def _voxel(x, y, p, ts, n_bins, grid, width, height):
 
 
 @nb.njit(cache=True, nogil=True)
-def _ts_args(sae, t, x, y, p, starts, ends, i0, t0, dt, tau, pos, comp, nfired, counts, args, width, height):
+def _ts_args(sae, t, x, y, p, starts, ends, i0, t0, dt, tau, pos, fired, comp, nfired, counts, args, width,
+             height):
     """Time-surface windows ``i0, i0+1, ...``: update the SAE with each window's events, then write the
     exponent ``-(t_ref - sae) / tau`` (tonic's float64 arithmetic) of every fired pixel into ``args``,
     window after window, while they fit (at least one window). Pixels are numbered in order of first
-    firing: ``pos[pixel]`` is that number (-1: never fired), ``comp[number]`` the pixel's last time, so the
+    firing: ``pos[pixel]`` is that number (-1: never fired), ``fired[number]`` the pixel,
+    ``comp[number]`` the pixel's last time, so the
     exponents of a window are a contiguous run ``comp[:nfired]``. ``counts[k]``: how many exponents window
     ``i0 + k`` wrote. Returns (next window, exponents written), or (-1 - j, 0) when event ``j`` lies
     outside the sensor."""
@@ -99,6 +101,7 @@ def _ts_args(sae, t, x, y, p, starts, ends, i0, t0, dt, tau, pos, comp, nfired, 
             if q < 0:
                 q = nf
                 pos[k] = q
+                fired[q] = k
                 nf += 1
             flat[k] = t[j]
             comp[q] = t[j]
@@ -113,16 +116,16 @@ def _ts_args(sae, t, x, y, p, starts, ends, i0, t0, dt, tau, pos, comp, nfired, 
 
 
 @nb.njit(cache=True, nogil=True)
-def _ts_scatter(out, i0, i1, pos, counts, vals):
-    """Frames ``out[i0:i1]`` in one sequential pass each: a pixel numbered below the window's count gets
-    its value, every other pixel 0 (tonic's exp(-inf))."""
+def _ts_scatter(out, i0, i1, fired, counts, vals):
+    """Frames ``out[i0:i1]``: 0 everywhere (tonic's exp(-inf)), then the value of each pixel numbered
+    below the window's count (the frame stays in L2 between the two passes)."""
     m = 0
     for i in range(i0, i1):
         frame = out[i].reshape(-1)
+        frame[:] = 0.0
         nf = counts[i - i0]
-        for k in range(frame.shape[0]):
-            q = pos[k]
-            frame[k] = vals[m + q] if 0 <= q < nf else 0.0
+        for q in range(nf):
+            frame[fired[q]] = vals[m + q]
         m += nf
 
 
@@ -286,7 +289,8 @@ def to_timesurface(events: np.ndarray, sensor_size, dt: int, tau: float, overlap
     n = len(starts)
     out = np.empty((n, 2, h, w), np.float64)
     sae = new_sae(sensor_size)
-    pos = np.full(2 * h * w, -1, np.int32)
+    pos = np.full(2 * h * w, -1, np.int64)
+    fired = np.empty(2 * h * w, np.int64)
     comp = np.empty(2 * h * w, np.int64)
     nfired = np.zeros(1, np.int64)
     counts = np.empty(n, np.int64)
@@ -297,12 +301,12 @@ def to_timesurface(events: np.ndarray, sensor_size, dt: int, tau: float, overlap
     t0 = int(t[0])
     i = 0
     while i < n:
-        i1, m = _ts_args(sae, t, x, y, p, starts, ends, i, t0, dt, float(tau), pos, comp, nfired,
-                         counts, args, w, h)
+        i1, m = _ts_args(sae, t, x, y, p, starts, ends, i, t0, dt, float(tau), pos, fired, comp,
+                         nfired, counts, args, w, h)
         if i1 < 0:
             _outside(events, -1 - i1, sensor_size)
         np.exp(args[:m], out=vals[:m])
-        _ts_scatter(out, i, i1, pos, counts, vals)
+        _ts_scatter(out, i, i1, fired, counts, vals)
         i = i1
     return out
 
