@@ -70,6 +70,8 @@ class OpCounter:
     ``analog`` names the modules whose input is analog (MACs); all other Linear/Conv2d layers receive
     spikes (SOPs = non-zero inputs x fan-out) when ``spiking``, else everything is MACs (the ANN).
     Models can add spike-spike products through ``pair_ops`` attributes (``_qk_ops``, ``_av_ops``).
+    Modules with a ``count_extra`` attribute (ECMT's expectation compensation) report their own
+    operations of the last call as ``_extra_ops = (sops, macs)`` (SNN view only).
     """
 
     def __init__(self, model: nn.Module, analog: set[str], spiking: bool):
@@ -82,12 +84,18 @@ class OpCounter:
             if hasattr(m, "count_pairs"):
                 m.count_pairs = True
                 self._handles.append(m.register_forward_hook(self._pair_hook(name)))
+            if hasattr(m, "count_extra"):
+                m.count_extra = True
+                self._handles.append(m.register_forward_hook(self._extra_hook(name)))
 
     def _hook(self, name):
         def hook(module, args, out):
             inp = args[0]
             if self.spiking and name not in self.analog:
-                ops, kind = float(inp.count_nonzero()) * fan_out(module), "sops"
+                # a layer marked ``counts_input`` receives spike counts (0, 1, 2, ...: Spikformer's residual
+                # stream adds spike trains): one accumulate per arriving spike, i.e. the sum of its input
+                n = float(inp.abs().sum()) if getattr(module, "counts_input", False) else float(inp.count_nonzero())
+                ops, kind = n * fan_out(module), "sops"
             else:
                 ops, kind = float(dense_macs(module, inp, out)), "macs"
             setattr(self.count, kind, getattr(self.count, kind) + ops)
@@ -105,6 +113,16 @@ class OpCounter:
             self.count.per_module[name + ".products"] = self.count.per_module.get(name + ".products", 0.0) + ops
         return hook
 
+    def _extra_hook(self, name):
+        def hook(module, args, out):
+            if self.spiking:
+                sops, macs = module._extra_ops
+                self.count.sops += sops
+                self.count.macs += macs
+                key = name + ".compensation"
+                self.count.per_module[key] = self.count.per_module.get(key, 0.0) + sops + macs
+        return hook
+
     def take(self) -> OpCount:
         c, self.count = self.count, OpCount()
         return c
@@ -116,3 +134,5 @@ class OpCounter:
         for m in self.model.modules():
             if hasattr(m, "count_pairs"):
                 m.count_pairs = False
+            if hasattr(m, "count_extra"):
+                m.count_extra = False

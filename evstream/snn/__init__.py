@@ -7,9 +7,11 @@ from evstream.snn.checkpoint import load_checkpoint, save_checkpoint
 from evstream.snn.mst import MST, PRESETS, MSTConfig
 from evstream.snn.neurons import QCFS, HalfIF
 from evstream.snn.streaming import SpikingRunner, StepResult
+from evstream.snn.spikformer import Spikformer, SpikformerConfig, SpikformerRunner
+from evstream.snn.ecmt import ECMTRunner  # noqa: E402  (after streaming: it subclasses SpikingRunner)
 
-ARCHS = {"mst": MST}
-CONVERSIONS = {"mst": SpikingRunner}
+ARCHS = {"mst": MST, "spikformer": Spikformer}
+CONVERSIONS = {"mst": SpikingRunner, "ecmt": ECMTRunner, "spikformer": SpikformerRunner}
 
 
 def build_model(arch: str = "mst", config: dict | None = None):
@@ -19,5 +21,6 @@ def build_model(arch: str = "mst", config: dict | None = None):
     return ARCHS[arch](config)
 
 
-__all__ = ["ARCHS", "CONVERSIONS", "MST", "PRESETS", "QCFS", "HalfIF", "MSTConfig", "SpikingRunner", "StepResult",
+__all__ = ["ARCHS", "CONVERSIONS", "ECMTRunner", "MST", "PRESETS", "QCFS", "HalfIF", "MSTConfig", "SpikingRunner", "StepResult",
+           "Spikformer", "SpikformerConfig", "SpikformerRunner",
            "build_model", "load_checkpoint", "save_checkpoint"]

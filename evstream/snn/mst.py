@@ -189,7 +189,7 @@ class MST(nn.Module):
     """See the module docstring. ``forward(x)`` with ``x (B, in_channels, H, W)`` gives class scores."""
 
     arch = "mst"
-    modes = ("mst",)  # the conversion modes (ANN -> SNN) this family supports; the first is the default
+    modes = ("mst", "ecmt")  # the conversion modes (ANN -> SNN) this family supports; the first is the default
 
     def __init__(self, config: dict | MSTConfig | None = None):
         super().__init__()
