@@ -198,7 +198,7 @@ class TimeSurface(Representation):
         t = self.t_last if t is None else t
         if t is None:
             return np.zeros((2, *self.sensor_size[::-1]), np.float32)
-        return F.decay_surface(self.state, t, self.tau_us).astype(np.float32)
+        return F.decay_surface(self.state, t, self.tau_us, np.float32)
 
     def __call__(self, events, t_start=None, t_end=None) -> np.ndarray:
         self.reset()
