@@ -123,3 +123,21 @@ def test_checkpoint_roundtrip_and_errors(tmp_path):
     text.write_text("hello")
     with pytest.raises(CheckpointError):
         load_checkpoint(text)
+
+
+def test_fast_if_step_equals_spikingjelly():
+    """HalfIF's inference path gives SpikingJelly's IF spikes and membranes, step for step."""
+    from evstream.snn import HalfIF
+
+    torch.manual_seed(1)
+    xs = torch.randn(50, 3, 7) * 2
+    fast, ref = HalfIF(1.5), HalfIF(1.5)
+    for x in xs:
+        with torch.no_grad():
+            s_fast = fast(x)
+        with torch.enable_grad():
+            s_ref = ref(x.clone().requires_grad_(False))
+        assert torch.equal(s_fast, s_ref.detach())
+        torch.testing.assert_close(fast.v, ref.v.detach(), rtol=0, atol=1e-6)
+    fast.reset()
+    assert fast.v == 0.75

@@ -46,7 +46,8 @@ class SpikingRunner:
     def __init__(self, model, mask_ratio=0.0, seed: int = 0, decay: float | None = None, count_ops: bool = True):
         self.ann = model
         self.model = copy.deepcopy(model).eval()
-        for m in self.model.activations():
+        self.neurons = self.model.activations()  # every QCFS, now an IF neuron (listed once: a hot path)
+        for m in self.neurons:
             m.to_spiking()
         self.seed = seed
         self.decay = decay
@@ -65,7 +66,7 @@ class SpikingRunner:
 
     def reset(self) -> None:
         """Membranes back to λ/2, running mean cleared, mask generator reseeded: a deterministic restart."""
-        for m in self.model.activations():
+        for m in self.neurons:
             m.reset()
         self.generator.manual_seed(self.seed)
         self.t = 0
@@ -95,7 +96,7 @@ class SpikingRunner:
             self._sum = logits.clone() if self._sum is None else self._sum + logits
             self._k += 1
             mean = self._sum / self._k
-        spikes = {m.name: m.last_spikes for m in self.model.activations()}
+        spikes = {m.name: m.last_spikes for m in self.neurons}
         total = sum(spikes.values())
         self.total_spikes += total
         ops = self.counter.take() if self.counter else None
