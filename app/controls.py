@@ -1,0 +1,223 @@
+"""The control column: sources, transport (play / pause / step / seek / speed / loop), slicing and view,
+the model (checkpoint picker, conversion mode, timesteps, early exit, mask ratio) and session recording.
+
+Every control calls one method of the running :class:`evstream.pipeline.Pipeline` (through the window's
+worker); none of them waits for the worker thread.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from PyQt6 import QtCore, QtWidgets
+
+from evstream.pipeline import REPO, VIEWS
+
+SPEEDS = [("0.25x", 0.25), ("0.5x", 0.5), ("1x (real time)", 1.0), ("2x", 2.0), ("4x", 4.0), ("max", None)]
+
+
+class ControlPanel(QtWidgets.QWidget):
+    def __init__(self, window, parent=None):
+        super().__init__(parent)
+        self.window = window
+        lay = QtWidgets.QVBoxLayout(self)
+        lay.setContentsMargins(6, 6, 6, 6)
+
+        # --- source
+        box = QtWidgets.QGroupBox("source")
+        g = QtWidgets.QGridLayout(box)
+        self.source_label = QtWidgets.QLabel("–")
+        self.source_label.setWordWrap(True)
+        g.addWidget(self.source_label, 0, 0, 1, 2)
+        self.open_btn = QtWidgets.QPushButton("Open recording…")
+        self.connect_btn = QtWidgets.QPushButton("DV stream…")
+        self.camera_btn = QtWidgets.QPushButton("DVS camera")
+        self.webcam_btn = QtWidgets.QPushButton("Webcam")
+        g.addWidget(self.open_btn, 1, 0)
+        g.addWidget(self.connect_btn, 1, 1)
+        g.addWidget(self.camera_btn, 2, 0)
+        g.addWidget(self.webcam_btn, 2, 1)
+        lay.addWidget(box)
+
+        # --- transport
+        box = QtWidgets.QGroupBox("playback")
+        g = QtWidgets.QGridLayout(box)
+        self.play_btn = QtWidgets.QPushButton("Pause")
+        self.step_btn = QtWidgets.QPushButton("Step")
+        g.addWidget(self.play_btn, 0, 0)
+        g.addWidget(self.step_btn, 0, 1)
+        self.seek = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
+        self.seek.setRange(0, 0)
+        g.addWidget(self.seek, 1, 0, 1, 2)
+        self.pos_label = QtWidgets.QLabel("0.00 s")
+        g.addWidget(self.pos_label, 2, 0)
+        self.loop = QtWidgets.QCheckBox("loop")
+        g.addWidget(self.loop, 2, 1)
+        g.addWidget(QtWidgets.QLabel("speed"), 3, 0)
+        self.speed = QtWidgets.QComboBox()
+        for name, _ in SPEEDS:
+            self.speed.addItem(name)
+        self.speed.setCurrentIndex(2)
+        g.addWidget(self.speed, 3, 1)
+        lay.addWidget(box)
+
+        # --- slicing and view
+        box = QtWidgets.QGroupBox("slicing and view")
+        g = QtWidgets.QGridLayout(box)
+        g.addWidget(QtWidgets.QLabel("slice (ms)"), 0, 0)
+        self.slice_ms = QtWidgets.QDoubleSpinBox()
+        self.slice_ms.setRange(1.0, 1000.0)
+        self.slice_ms.setDecimals(1)
+        self.slice_ms.setValue(10.0)
+        self.slice_ms.setKeyboardTracking(False)
+        g.addWidget(self.slice_ms, 0, 1)
+        g.addWidget(QtWidgets.QLabel("event view"), 1, 0)
+        self.view = QtWidgets.QComboBox()
+        for v in VIEWS:
+            self.view.addItem(v)
+        g.addWidget(self.view, 1, 1)
+        lay.addWidget(box)
+
+        # --- model
+        box = QtWidgets.QGroupBox("model")
+        g = QtWidgets.QGridLayout(box)
+        self.model = QtWidgets.QComboBox()
+        self.model.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.model.setMinimumContentsLength(14)
+        g.addWidget(self.model, 0, 0, 1, 2)
+        self.model_browse = QtWidgets.QPushButton("Checkpoint…")
+        g.addWidget(self.model_browse, 1, 0)
+        self.mode = QtWidgets.QComboBox()
+        self.mode.setToolTip("conversion mode (ANN -> SNN) offered by this model")
+        g.addWidget(self.mode, 1, 1)
+        g.addWidget(QtWidgets.QLabel("steps / slice"), 2, 0)
+        self.steps = QtWidgets.QSpinBox()
+        self.steps.setRange(1, 64)
+        g.addWidget(self.steps, 2, 1)
+        g.addWidget(QtWidgets.QLabel("max steps / decision"), 3, 0)
+        self.max_steps = QtWidgets.QSpinBox()
+        self.max_steps.setRange(1, 1024)
+        self.max_steps.setValue(32)
+        g.addWidget(self.max_steps, 3, 1)
+        self.early = QtWidgets.QCheckBox("early exit at conf.")
+        g.addWidget(self.early, 4, 0)
+        self.early_thr = QtWidgets.QDoubleSpinBox()
+        self.early_thr.setRange(0.10, 0.999)
+        self.early_thr.setSingleStep(0.05)
+        self.early_thr.setDecimals(3)
+        self.early_thr.setValue(0.9)
+        g.addWidget(self.early_thr, 4, 1)
+        self.mask_label = QtWidgets.QLabel("mask ratio 0.00")
+        g.addWidget(self.mask_label, 5, 0, 1, 2)
+        self.mask = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
+        self.mask.setRange(0, 95)
+        g.addWidget(self.mask, 6, 0, 1, 2)
+        lay.addWidget(box)
+
+        # --- record
+        self.record_btn = QtWidgets.QPushButton("● Record session")
+        self.record_btn.setCheckable(True)
+        lay.addWidget(self.record_btn)
+        lay.addStretch(1)
+
+        self._populate_models()
+        self._connect()
+
+    # ------------------------------------------------------------------ wiring
+    def _connect(self):
+        w = self.window
+        self.open_btn.clicked.connect(w.open_recording_dialog)
+        self.connect_btn.clicked.connect(w.connect_stream_dialog)
+        self.camera_btn.clicked.connect(lambda: w.open_source("camera"))
+        self.webcam_btn.clicked.connect(lambda: w.open_source("webcam:0"))
+        self.play_btn.clicked.connect(self.toggle_play)
+        self.step_btn.clicked.connect(lambda: w.pipe and w.pipe.step())
+        self.seek.sliderReleased.connect(lambda: w.pipe and w.pipe.seek(self.seek.value() * 1000))
+        self.loop.toggled.connect(lambda b: w.pipe and w.pipe.set_loop(b))
+        self.speed.currentIndexChanged.connect(lambda i: w.pipe and w.pipe.set_speed(SPEEDS[i][1]))
+        self.slice_ms.valueChanged.connect(lambda v: w.pipe and w.pipe.set_slicing(slice_ms=v))
+        self.view.currentTextChanged.connect(lambda v: w.pipe and w.pipe.set_view(v))
+        self.model.activated.connect(self._model_chosen)
+        self.model_browse.clicked.connect(w.open_model_dialog)
+        self.mode.activated.connect(lambda i: w.pipe and w.pipe.set_mode(self.mode.itemText(i)))
+        self.steps.valueChanged.connect(lambda v: w.pipe and w.pipe.set(steps_per_slice=v))
+        self.max_steps.valueChanged.connect(lambda v: w.pipe and w.pipe.set(max_steps=v))
+        self.early.toggled.connect(self._early_changed)
+        self.early_thr.valueChanged.connect(self._early_changed)
+        self.mask.valueChanged.connect(self._mask_changed)
+        self.record_btn.toggled.connect(w.set_recording)
+
+    def toggle_play(self):
+        p = self.window.pipe
+        if p is None:
+            return
+        if p.paused or p.state == "ended":
+            p.play()
+            self.play_btn.setText("Pause")
+        else:
+            p.pause()
+            self.play_btn.setText("Play")
+
+    def _early_changed(self, *_):
+        if self.window.pipe:
+            self.window.pipe.set(early_exit=self.early_thr.value() if self.early.isChecked() else None)
+
+    def _mask_changed(self, v):
+        self.mask_label.setText(f"mask ratio {v / 100:.2f} (Q, K, attention spikes)")
+        if self.window.pipe:
+            self.window.pipe.set(mask_ratio=v / 100)
+
+    def _model_chosen(self, i):
+        path = self.model.itemData(i)
+        if path:
+            self.window.load_model(path)
+
+    def _populate_models(self):
+        self.model.clear()
+        for p in sorted((REPO / "models").glob("*.pt")):
+            self.model.addItem(p.name, str(p))
+
+    # ------------------------------------------------------------------ state from the pipeline
+    def show_model(self, info: dict):
+        path = info.get("path")
+        i = self.model.findData(path)
+        if i < 0 and path:
+            self.model.addItem(Path(path).name, path)
+            i = self.model.count() - 1
+        self.model.setCurrentIndex(i)
+        self.mode.clear()
+        for m in info.get("modes", []):
+            self.mode.addItem(m)
+        self.mode.setCurrentText(info.get("mode") or "")
+
+    def show_source(self, pipe):
+        self.source_label.setText(f"{pipe.spec}  ({pipe.sensor_size[0]}x{pipe.sensor_size[1]})")
+        live = pipe.is_live
+        for wdg in (self.seek, self.step_btn, self.loop, self.speed):
+            wdg.setEnabled(not live)
+        self.seek.setRange(0, int(pipe.duration_us // 1000))
+        self.loop.setChecked(pipe.loop)
+        self.play_btn.setText("Play" if pipe.paused else "Pause")
+
+    def apply_to(self, pipe):
+        """Push the current settings to a newly opened pipeline."""
+        pipe.set(steps_per_slice=self.steps.value(), max_steps=self.max_steps.value(),
+                 early_exit=self.early_thr.value() if self.early.isChecked() else None,
+                 mask_ratio=self.mask.value() / 100)
+        pipe.set_view(self.view.currentText())
+
+    def update_position(self, pipe):
+        """Called every frame; widgets are touched only when what they show changes (4 Hz for the time)."""
+        now = time.perf_counter()
+        if now - getattr(self, "_pos_t", 0.0) < 0.25:
+            return
+        self._pos_t = now
+        if not self.seek.isSliderDown():
+            self.seek.setValue(int(pipe.position_us // 1000))
+        text = f"{pipe.position_us / 1e6:.2f} s"
+        if self.pos_label.text() != text:
+            self.pos_label.setText(text)
+        want = "Play" if (pipe.paused or pipe.state == "ended") else "Pause"
+        if self.play_btn.text() != want:
+            self.play_btn.setText(want)

@@ -1,0 +1,214 @@
+"""The main window: controls on the left, the event view and the model's panels on the right, status bar.
+
+A frame timer (``FRAME_MS``) drains the pipeline's records into the panels and redraws them; the pipeline
+itself runs in its own threads (``evstream.pipeline``), so nothing here waits for the model.
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+from pathlib import Path
+
+from PyQt6 import QtCore, QtWidgets
+
+from app.controls import ControlPanel
+from app.panels import (METER, EnergyPanel, EventPanel, PredictionPanel, SpikePanel, StatsPanel, StepsPanel)
+from app.worker import PipelineWorker
+
+FRAME_MS = 30  # frame timer: up to 33 frames per second (the target is 30)
+
+
+class MainWindow(QtWidgets.QMainWindow):
+    def __init__(self, source, model=None, options: dict | None = None, record_dir="recordings"):
+        super().__init__()
+        self.setWindowTitle("evstream — spiking transformer, live")
+        self.resize(1400, 860)
+        self.record_dir = Path(record_dir)
+        self.worker = PipelineWorker(options)
+        self.worker.opened.connect(self._opened)
+        self.worker.failed.connect(self.show_error)
+        self.dialog: QtWidgets.QMessageBox | None = None
+        self.errors: list[str] = []
+
+        self.events = EventPanel()
+        self.prediction = PredictionPanel()
+        self.spikes = SpikePanel()
+        self.energy = EnergyPanel()
+        self.steps = StepsPanel()
+        self.stats = StatsPanel()
+        self.panels = [self.events, self.prediction, self.spikes, self.energy, self.steps, self.stats]
+
+        central = QtWidgets.QWidget()
+        grid = QtWidgets.QGridLayout(central)
+        grid.setContentsMargins(4, 4, 4, 4)
+        grid.setSpacing(4)
+        grid.addWidget(self.events, 0, 0)
+        grid.addWidget(self.prediction, 0, 1)
+        grid.addWidget(self.spikes, 0, 2)
+        grid.addWidget(self.energy, 1, 0)
+        grid.addWidget(self.steps, 1, 1)
+        grid.addWidget(self.stats, 1, 2)
+        grid.setRowStretch(0, 3)
+        grid.setRowStretch(1, 2)
+        for c in range(3):
+            grid.setColumnStretch(c, 1)
+        self.setCentralWidget(central)
+
+        self.controls = ControlPanel(self)
+        dock = QtWidgets.QDockWidget("controls", self)
+        dock.setFeatures(QtWidgets.QDockWidget.DockWidgetFeature.NoDockWidgetFeatures)
+        scroll = QtWidgets.QScrollArea()
+        scroll.setWidget(self.controls)
+        scroll.setWidgetResizable(True)
+        dock.setWidget(scroll)
+        self.addDockWidget(QtCore.Qt.DockWidgetArea.LeftDockWidgetArea, dock)
+        self._init_controls(options or {})
+
+        self.frames = 0
+        self._last_tick = None
+        self.timer = QtCore.QTimer(self)
+        self.timer.setTimerType(QtCore.Qt.TimerType.PreciseTimer)
+        self.timer.timeout.connect(self.tick)
+        self.timer.start(FRAME_MS)
+        self.statusBar().showMessage(f"opening {source}…")
+        self.worker.open(source, model)
+
+    def _init_controls(self, o: dict):
+        c = self.controls
+        for wdg, value in ((c.slice_ms, o.get("slice_ms")), (c.steps, o.get("steps_per_slice")),
+                           (c.max_steps, o.get("max_steps"))):
+            if value is not None:
+                wdg.setValue(value)
+        if o.get("early_exit") is not None:
+            c.early.setChecked(True)
+            c.early_thr.setValue(o["early_exit"])
+        if o.get("mask_ratio"):
+            c.mask.setValue(int(round(o["mask_ratio"] * 100)))
+        if "loop" in o:
+            c.loop.setChecked(bool(o["loop"]))
+        if o.get("view"):
+            c.view.setCurrentText(o["view"])
+
+    @property
+    def pipe(self):
+        return self.worker.pipe
+
+    # ------------------------------------------------------------------ sources and models
+    def open_source(self, spec, model=None):
+        self.statusBar().showMessage(f"opening {spec}…")
+        self.worker.open(spec, model)
+
+    def open_recording_dialog(self):
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Open recording", str(Path.cwd()),
+                                                        "Event recordings (*.aedat4 *.aedat *.raw *.dat *.bin "
+                                                        "*.bs2 *.npz *.h5 *.hdf5 *.mat);;Videos (*.mp4 *.avi "
+                                                        "*.mov *.mkv);;All files (*)")
+        if path:
+            self.open_source(path)
+
+    def connect_stream_dialog(self):
+        text, ok = QtWidgets.QInputDialog.getText(self, "DV network stream", "tcp://HOST:PORT",
+                                                  text="tcp://127.0.0.1:7777")
+        if ok and text:
+            self.open_source(text if text.startswith("tcp://") else f"tcp://{text}")
+
+    def open_model_dialog(self):
+        path, _ = QtWidgets.QFileDialog.getOpenFileName(self, "Open checkpoint", str(Path.cwd()),
+                                                        "Checkpoints (*.pt);;All files (*)")
+        if path:
+            self.load_model(path)
+
+    def load_model(self, path):
+        self.statusBar().showMessage(f"loading {path}…")
+        if self.pipe is None:
+            self.worker.model_path = str(path)
+            return
+        self.worker.load_model(path)
+
+    def set_recording(self, on: bool):
+        p = self.pipe
+        if p is None:
+            return
+        if on:
+            try:
+                self.record_dir.mkdir(parents=True, exist_ok=True)
+                stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+                p.start_recording(self.record_dir / f"session-{stamp}")
+            except Exception as exc:  # noqa: BLE001
+                self.show_error(str(exc))
+                self.controls.record_btn.setChecked(False)
+        else:
+            p.stop_recording()
+
+    # ------------------------------------------------------------------ records and errors
+    def _opened(self, pipe):
+        self.controls.apply_to(pipe)
+        self.controls.show_source(pipe)
+        for p in (self.prediction, self.spikes, self.energy, self.steps):
+            p.reset()
+        if pipe.lm is None:
+            self.prediction.set_classes([])
+        self.statusBar().showMessage(f"playing {pipe.spec}" + ("" if pipe.lm else " (no model)"), 8000)
+        if self.controls.record_btn.isChecked():
+            self.set_recording(True)
+
+    def show_error(self, text: str):
+        """A status-bar message and a (non-blocking) dialog; the app keeps running."""
+        self.errors.append(text)
+        del self.errors[:-50]
+        self.statusBar().showMessage(text, 20000)
+        if self.dialog is None:
+            self.dialog = QtWidgets.QMessageBox(QtWidgets.QMessageBox.Icon.Warning, "evstream", text,
+                                                QtWidgets.QMessageBox.StandardButton.Ok, self)
+            self.dialog.setModal(False)
+        else:
+            self.dialog.setText(text)
+        self.dialog.show()
+
+    def _handle(self, records):
+        for r in records:
+            kind = r["kind"]
+            if kind == "model":
+                self.prediction.set_classes(r["classes"])
+                self.spikes.set_modules([])
+                self.controls.show_model(r)
+                self.steps.reset()
+                self.energy.reset()
+            elif kind == "error":
+                self.show_error(r["text"])
+            elif kind == "status":
+                self.statusBar().showMessage(r["text"], 8000)
+            elif kind == "reset":
+                self.prediction.reset()
+                self.spikes.reset()
+            elif kind == "end":
+                self.statusBar().showMessage(f"end of {self.pipe.spec}" + (" (looping)" if self.pipe.loop else ""))
+
+    # ------------------------------------------------------------------ frames
+    def tick(self):
+        p = self.pipe
+        t0 = time.perf_counter()
+        paint = METER.take_paint()  # painting of the previous frame happened after its tick
+        if p is None:
+            return
+        if self._last_tick is not None:
+            p.latency.add("draw", self._last_tick + paint)
+        records = p.drain(limit=4000)
+        self._handle(records)
+        for panel in self.panels[:-1]:
+            if records:
+                panel.consume(records)
+            if panel.isVisible():
+                panel.draw(p)
+        self.stats.draw(p, METER.fps())
+        self.controls.update_position(p)
+        self.frames += 1
+        self._last_tick = time.perf_counter() - t0
+
+    def closeEvent(self, ev):
+        self.timer.stop()
+        self.worker.stop()
+        if self.dialog is not None:
+            self.dialog.close()
+        super().closeEvent(ev)

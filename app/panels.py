@@ -1,0 +1,412 @@
+"""The GUI's panels: thin pyqtgraph views over the pipeline's records (``Pipeline.drain()``) and state.
+
+Every panel has ``consume(records)`` (called with each batch of new records, cheap: it only fills fixed-size
+ring buffers) and ``draw(pipe)`` (called by the window's frame timer; it pushes the buffers into pyqtgraph
+items). Panels hold no pipeline state of their own beyond those buffers, so they never block the worker.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+
+import numpy as np
+import pyqtgraph as pg
+from PyQt6 import QtCore, QtWidgets
+
+pg.setConfigOptions(antialias=False, imageAxisOrder="row-major", background="#111418", foreground="#d8dde3")
+
+STEP_HISTORY = 300  # steps shown in the time plots
+DECISION_HISTORY = 40
+
+
+class FrameMeter:
+    """Counts painted frames of the event view (display FPS) and the time spent painting all views."""
+
+    def __init__(self):
+        self.frames: deque = deque(maxlen=600)
+        self.paint_s = 0.0  # painting since the last frame tick
+
+    def painted(self, view, seconds: float) -> None:
+        self.paint_s += seconds
+        if getattr(view, "counts_frames", False):
+            self.frames.append(time.perf_counter())
+
+    def fps(self, window_s: float = 1.0) -> float:
+        now = time.perf_counter()
+        n = sum(1 for t in self.frames if t > now - window_s)
+        return n / window_s
+
+    def take_paint(self) -> float:
+        s, self.paint_s = self.paint_s, 0.0
+        return s
+
+
+METER = FrameMeter()
+
+
+class TimedView(pg.GraphicsLayoutWidget):
+    """A pyqtgraph layout whose paint time is measured (the ``draw`` stage includes it)."""
+
+    counts_frames = False
+
+    def paintEvent(self, ev):
+        t0 = time.perf_counter()
+        super().paintEvent(ev)
+        METER.painted(self, time.perf_counter() - t0)
+
+
+def _set_text(label, text: str) -> None:
+    """Set a pyqtgraph label only when its text changes (a new text re-lays out the whole view)."""
+    if getattr(label, "_evstream_text", None) != text:
+        label._evstream_text = text
+        label.setText(text)
+
+
+def _fit_y(plot, top: float, state: dict) -> None:
+    """Manual y range (auto-ranging re-paints every frame): grow at once, shrink when far too tall."""
+    cur = state.get("top")
+    top = max(float(top), 1e-6)
+    if cur is None or top > cur or top < 0.4 * cur:
+        state["top"] = top * 1.25
+        plot.setYRange(0, state["top"], padding=0)
+
+
+def _ticks(names, every=1):
+    return [[(i, str(n)) for i, n in enumerate(names) if i % every == 0]]
+
+
+class EventPanel(TimedView):
+    """The event view: polarity frames, SAE or time surface of the latest events (ON red, OFF blue)."""
+
+    counts_frames = True
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.title = self.addLabel("events", row=0, col=0)
+        self.vb = self.addViewBox(row=1, col=0, lockAspect=True, invertY=True, enableMouse=False)
+        self.img = pg.ImageItem()
+        self.vb.addItem(self.img)
+        self._size = None
+        self.setMinimumSize(220, 220)
+
+    def consume(self, records):
+        pass
+
+    def draw(self, pipe):
+        rgb = pipe.view.image()
+        self.img.setImage(rgb, autoLevels=False, levels=(0, 255))
+        if self._size != rgb.shape[:2]:
+            self._size = rgb.shape[:2]
+            self.vb.setRange(xRange=(0, rgb.shape[1]), yRange=(0, rgb.shape[0]), padding=0)
+        pos = pipe.position_us / 1e6
+        dur = f" / {pipe.duration_us / 1e6:.2f}" if pipe.duration_us else ""
+        _set_text(self.title, f"{pipe.view.kind} · {pipe.sensor_size[0]}x{pipe.sensor_size[1]} · {pos:.1f}{dur} s")
+
+
+class PredictionPanel(TimedView):
+    """Top-k class probabilities as bars, and every class's confidence over the last steps with the moments
+    of decision marked (dashed lines, labelled with the decided class)."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.bars_plot = self.addPlot(row=0, col=0, title="class probabilities (current decision)")
+        self.bars_plot.setYRange(0, 1, padding=0)
+        self.bars_plot.disableAutoRange()
+        self.bars_plot.setMouseEnabled(False, False)
+        self.bars = pg.BarGraphItem(x=[], height=[], width=0.7, brush="#4f8fd6")
+        self.top = pg.BarGraphItem(x=[], height=[], width=0.7, brush="#f0a030")
+        self.bars_plot.addItem(self.bars)
+        self.bars_plot.addItem(self.top)
+        self.conf_plot = self.addPlot(row=1, col=0, title="confidence per class over timesteps")
+        self.conf_plot.setYRange(0, 1, padding=0.02)
+        self.conf_plot.setMouseEnabled(False, False)
+        self.conf_plot.setLabel("bottom", "timesteps ago")
+        self.conf_plot.setXRange(-STEP_HISTORY + 1, 0, padding=0.01)  # fixed: no axis re-layout per frame
+        self.conf_plot.enableAutoRange(False)
+        self.threshold = pg.InfiniteLine(angle=0, pen=pg.mkPen("#888", style=QtCore.Qt.PenStyle.DotLine))
+        self.conf_plot.addItem(self.threshold)
+        self.marks = []
+        for _ in range(12):
+            line = pg.InfiniteLine(angle=90, pen=pg.mkPen("#e8e8e8", style=QtCore.Qt.PenStyle.DashLine),
+                                   label="", labelOpts={"position": 0.92, "color": "#f0f0f0"})
+            line.setVisible(False)
+            self.conf_plot.addItem(line)
+            self.marks.append(line)
+        self.decision_text = self.addLabel("", row=2, col=0)
+        self.ci.layout.setRowStretchFactor(0, 2)
+        self.ci.layout.setRowStretchFactor(1, 3)
+        self.set_classes([])
+
+    def set_classes(self, classes):
+        self.classes = list(classes)
+        k = len(self.classes)
+        self.conf_plot.clear()
+        self.conf_plot.addItem(self.threshold)
+        for m in self.marks:
+            self.conf_plot.addItem(m)
+        self.curves = [self.conf_plot.plot(pen=pg.mkPen(pg.intColor(i, max(k, 1)), width=1.5)) for i in range(k)]
+        self.probs = np.zeros((STEP_HISTORY, k), np.float32)
+        self.steps = np.zeros(STEP_HISTORY, np.int64)
+        self.n = 0
+        self.decisions: deque = deque(maxlen=len(self.marks))
+        self.last = None
+        self.dirty = True
+        self.bars_plot.getAxis("bottom").setTicks(_ticks(self.classes))
+        self.bars_plot.setXRange(-0.5, max(k, 1) - 0.5, padding=0)
+
+    def reset(self):
+        self.set_classes(self.classes)
+
+    def consume(self, records):
+        for r in records:
+            kind = r["kind"]
+            if kind == "step" and len(r["probs"]) == len(self.classes):
+                i = self.n % STEP_HISTORY
+                self.probs[i] = r["probs"]
+                self.steps[i] = r["step"]
+                self.n += 1
+                self.dirty = True
+            elif kind == "decision":
+                self.decisions.append((r["t_us"], self.steps[(self.n - 1) % STEP_HISTORY] if self.n else 0, r))
+                self.last = r
+                self.dirty = True
+
+    def draw(self, pipe):
+        thr = pipe.early_exit
+        self.threshold.setVisible(thr is not None)
+        if thr is not None:
+            self.threshold.setPos(thr)
+        if not self.dirty or not self.classes:
+            return
+        self.dirty = False
+        n = min(self.n, STEP_HISTORY)
+        if n:
+            order = (np.arange(self.n - n, self.n)) % STEP_HISTORY
+            x = np.arange(-n + 1, 1)
+            now_step = self.steps[order[-1]]
+            p = self.probs[order]
+            for c, curve in enumerate(self.curves):
+                curve.setData(x, p[:, c])
+            cur = p[-1]
+            k = len(cur)
+            top = np.argsort(cur)[::-1][:3]
+            h = cur.copy()
+            h[top[0]] = 0
+            self.bars.setOpts(x=np.arange(k), height=h, width=0.7)
+            self.top.setOpts(x=[top[0]], height=[cur[top[0]]], width=0.7)
+        else:
+            now_step = 0
+        for line, item in zip(self.marks, list(self.decisions) + [None] * len(self.marks)):
+            if item is None or item[1] - now_step <= -n:
+                line.setVisible(False)
+                continue
+            line.setPos(item[1] - now_step)
+            line.label.setFormat(str(item[2]["class"]))
+            line.setVisible(True)
+        if self.last:
+            r = self.last
+            tops = "  ".join(f"{c} {p:.2f}" for c, p in r["top"])
+            _set_text(self.decision_text, f"decision #{r['decision']}: <b>{r['class']}</b> at {r['t_us'] / 1e6:.2f} s "
+                                       f"after {r['timesteps']} timesteps ({r['reason']}) · top: {tops}")
+
+
+class SpikePanel(TimedView):
+    """Spike rates (spikes per neuron per timestep) live: every module over the last steps as a heatmap
+    (blocks top to bottom), and the mean rate per block as bars."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.heat_plot = self.addPlot(row=0, col=0, title="spike rate per module (last timesteps)")
+        self.heat_plot.setMouseEnabled(False, False)
+        self.heat = pg.ImageItem()
+        self.heat.setColorMap(pg.colormap.get("inferno"))
+        self.heat_plot.addItem(self.heat)
+        self.heat_plot.invertY(True)
+        self.heat_plot.disableAutoRange()
+        self.block_plot = self.addPlot(row=1, col=0, title="mean spike rate per block")
+        self.block_plot.setMouseEnabled(False, False)
+        self.block_plot.disableAutoRange()
+        self._yr = {}
+        self.block_bars = pg.BarGraphItem(x=[], height=[], width=0.7, brush="#d05a5a")
+        self.block_plot.addItem(self.block_bars)
+        self.ci.layout.setRowStretchFactor(0, 3)
+        self.ci.layout.setRowStretchFactor(1, 2)
+        self.set_modules([])
+
+    def set_modules(self, modules):
+        from evstream.monitors import block_of
+
+        self.modules = list(modules)
+        self.blocks = list(dict.fromkeys(block_of(m) for m in self.modules))
+        self.block_idx = np.array([self.blocks.index(block_of(m)) for m in self.modules], dtype=np.int64)
+        self.rates = np.zeros((len(self.modules), STEP_HISTORY), np.float32)
+        self.n = 0
+        self.dirty = True
+        first = {}
+        for i, m in enumerate(self.modules):
+            first.setdefault(block_of(m), i)
+        self.heat_plot.getAxis("left").setTicks([[(i + 0.5, b) for b, i in first.items()]])
+        self.block_plot.getAxis("bottom").setTicks([[(i, b.replace("stage", "s").replace(".block", ".b"))
+                                                     for i, b in enumerate(self.blocks)]])
+        self.block_plot.setXRange(-0.5, max(len(self.blocks), 1) - 0.5, padding=0)
+        self.heat_plot.setRange(xRange=(0, STEP_HISTORY), yRange=(0, max(len(self.modules), 1)), padding=0)
+
+    def reset(self):
+        self.set_modules(self.modules)
+
+    def consume(self, records):
+        for r in records:
+            if r["kind"] != "step":
+                continue
+            if list(r["spikes"]) != self.modules:
+                self.set_modules(list(r["spikes"]))
+            self.rates[:, self.n % STEP_HISTORY] = r["rates"]
+            self.n += 1
+            self.dirty = True
+
+    def draw(self, pipe):
+        if not self.dirty or not self.modules:
+            return
+        self.dirty = False
+        n = min(self.n, STEP_HISTORY)
+        order = np.arange(self.n - n, self.n) % STEP_HISTORY
+        img = np.zeros_like(self.rates)
+        img[:, STEP_HISTORY - n:] = self.rates[:, order]
+        self.heat.setImage(img, autoLevels=False, levels=(0, max(0.05, float(img.max()) if n else 1.0)))
+        recent = self.rates[:, order[-50:]].mean(1) if n else np.zeros(len(self.modules))
+        per_block = np.bincount(self.block_idx, weights=recent, minlength=len(self.blocks)) / \
+            np.maximum(np.bincount(self.block_idx, minlength=len(self.blocks)), 1)
+        self.block_bars.setOpts(x=np.arange(len(self.blocks)), height=per_block, width=0.7)
+        _fit_y(self.block_plot, per_block.max() if len(per_block) else 0.1, self._yr)
+
+
+class EnergyPanel(TimedView):
+    """Energy: SNN µJ of the last decision vs one ANN inference of the same model; SNN µJ per second of
+    stream vs the ANN classifying every slice; MST's power figure (spikes per 1 ms timestep x α)."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.plot = self.addPlot(row=0, col=0, title="energy (µJ, log scale): SNN vs the same model as an ANN")
+        self.plot.setMouseEnabled(False, False)
+        self.plot.getAxis("left").setTicks([[(k, f"{10.0 ** k:g}") for k in range(-1, 9)]])
+        self.snn = pg.BarGraphItem(x=[0, 2], height=[1, 1], width=0.8, brush="#4fb36a", name="SNN")
+        self.ann = pg.BarGraphItem(x=[0.85, 2.85], height=[1, 1], width=0.8, brush="#8a8f98", name="ANN")
+        self.plot.addItem(self.snn)
+        self.plot.addItem(self.ann)
+        self.plot.getAxis("bottom").setTicks([[(0.43, "per decision"), (2.43, "per second")]])
+        self.plot.setXRange(-0.6, 3.5, padding=0)
+        self.plot.disableAutoRange()
+        self.text = self.addLabel("", row=1, col=0)
+        self.last = None
+        self.slice_times: deque = deque(maxlen=2000)
+
+    def reset(self):
+        self.last = None
+        self.slice_times.clear()
+
+    def consume(self, records):
+        for r in records:
+            if r["kind"] == "decision":
+                self.last = r
+
+    def draw(self, pipe):
+        now = time.perf_counter()
+        if now - getattr(self, "_t", 0.0) < 0.25:  # numbers at 4 Hz
+            return
+        self._t = now
+        e = pipe.energy.per_second()
+        ann = pipe.energy.ann_uJ
+        slices_per_s = e["steps_per_s"] / max(1, pipe.steps_per_slice)
+        snn_dec = self.last["energy_uJ"] if self.last else 0.0
+        vals_snn = [max(snn_dec, 1e-3), max(e["snn_uJ_per_s"], 1e-3)]
+        vals_ann = [max(ann, 1e-3), max(ann * slices_per_s, 1e-3)]
+        # a log scale by hand (bars from 0.1 µJ up to log10 of the value; the axis ticks say 10^k)
+        self.snn.setOpts(height=np.log10(vals_snn) + 1, y0=-1)
+        self.ann.setOpts(height=np.log10(vals_ann) + 1, y0=-1)
+        top = float(np.log10(max(vals_snn + vals_ann)))
+        if abs(top - getattr(self, "_top", -99)) > 0.2:
+            self._top = top
+            self.plot.setYRange(-1, top + 0.3, padding=0)
+        ratio_dec = snn_dec / ann if ann and snn_dec else float("nan")
+        ratio_s = e["snn_uJ_per_s"] / vals_ann[1] if vals_ann[1] > 1e-3 else float("nan")
+        steps = self.last["timesteps"] if self.last else 0
+        _set_text(self.text,
+            f"<span style='color:#4fb36a'>SNN</span> {snn_dec:.1f} µJ / decision ({steps} steps) vs "
+            f"<span style='color:#aab'>ANN</span> {ann:.1f} µJ / inference (x{ratio_dec:.2f})<br>"
+            f"SNN {e['snn_uJ_per_s']:.0f} µJ/s vs ANN on every slice {vals_ann[1]:.0f} µJ/s (x{ratio_s:.3f}) · "
+            f"MST power P = {e['power_alpha']:.3g} α W")
+
+
+class StepsPanel(TimedView):
+    """Timesteps used by each recent decision (orange: early exit by confidence, grey: the maximum)."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.plot = self.addPlot(row=0, col=0, title="timesteps per decision")
+        self.plot.setMouseEnabled(False, False)
+        self.plot.disableAutoRange()
+        self.plot.setXRange(-0.6, DECISION_HISTORY - 0.4, padding=0)
+        self._yr = {}
+        self.bars = pg.BarGraphItem(x=[], height=[], width=0.8, brushes=[])
+        self.plot.addItem(self.bars)
+        self.decisions: deque = deque(maxlen=DECISION_HISTORY)
+        self.dirty = False
+
+    def reset(self):
+        self.decisions.clear()
+        self.dirty = True
+
+    def consume(self, records):
+        for r in records:
+            if r["kind"] == "decision":
+                self.decisions.append((r["decision"], r["timesteps"], r["reason"]))
+                self.dirty = True
+
+    def draw(self, pipe):
+        if not self.dirty:
+            return
+        self.dirty = False
+        d = list(self.decisions)
+        brushes = [pg.mkBrush("#f0a030" if r == "confident" else "#8a8f98") for _, _, r in d]
+        x0 = d[0][0] if d else 0
+        self.bars.setOpts(x=[i - x0 for i, _, _ in d], height=[s for _, s, _ in d], width=0.8, brushes=brushes)
+        if d:
+            _fit_y(self.plot, max(s for _, s, _ in d), self._yr)
+
+
+class StatsPanel(QtWidgets.QLabel):
+    """Latency of each stage (p50 / p99 ms), display FPS, dropped slices, queue fill."""
+
+    STAGES = ("read", "queue", "represent", "step", "slice", "total", "draw")
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setTextFormat(QtCore.Qt.TextFormat.RichText)
+        self.setAlignment(QtCore.Qt.AlignmentFlag.AlignTop | QtCore.Qt.AlignmentFlag.AlignLeft)
+        self.setStyleSheet("QLabel { background: #111418; color: #d8dde3; font-family: monospace; padding: 6px; }")
+        self._last = 0.0
+        self.setMinimumWidth(260)
+
+    def consume(self, records):
+        pass
+
+    def reset(self):
+        pass
+
+    def draw(self, pipe, fps: float = 0.0, force: bool = False):
+        now = time.perf_counter()
+        if not force and now - self._last < 0.25:  # 4 Hz is plenty for numbers
+            return
+        self._last = now
+        s = pipe.stats()
+        lat = s["latency"]
+        rows = "".join(f"<tr><td>{k}</td><td align=right>{lat[k]['p50_ms']:.2f}</td>"
+                       f"<td align=right>{lat[k]['p99_ms']:.2f}</td></tr>" for k in self.STAGES if k in lat)
+        drop_col = "#ff7070" if s["dropped_slices"] else "#7fd37f"
+        self.setText(
+            f"<b>latency (ms)</b><table cellspacing=4><tr><td></td><td>p50</td><td>p99</td></tr>{rows}</table>"
+            f"display <b>{fps:.0f} FPS</b><br>"
+            f"dropped slices <b style='color:{drop_col}'>{s['dropped_slices']}</b> of {s['slices_in']}<br>"
+            f"queue {s['queued']} · steps {s['steps']} · decisions {s['decisions']}<br>"
+            f"state {s['state']}" + (f"<br>recording {s['recording']}" if s["recording"] else ""))

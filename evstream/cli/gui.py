@@ -1,0 +1,44 @@
+"""``evstream gui [SOURCE] [--model CKPT]``: the live GUI (``app/``) over the same pipeline as ``evstream run``."""
+
+from __future__ import annotations
+
+HELP = "the live GUI: events, the spiking transformer's belief, spikes, energy and latency (default: the demo)"
+
+
+def add_arguments(p):
+    from evstream.pipeline import DEMO_MODEL, DEMO_RECORDING
+
+    p.add_argument("source", nargs="?", default=None,
+                   help=f"a recording, tcp://HOST:PORT, camera[:SERIAL] or webcam[:N] "
+                        f"(default: {DEMO_RECORDING.relative_to(DEMO_RECORDING.parents[1])}, looping)")
+    p.add_argument("--model", default=None,
+                   help=f"checkpoint (default: {DEMO_MODEL.relative_to(DEMO_MODEL.parents[1])})")
+    p.add_argument("--mode", default=None, help="conversion mode (default: the model's first)")
+    p.add_argument("--slice-ms", type=float, default=10.0, help="time slice length in ms (default 10)")
+    p.add_argument("--steps-per-slice", type=int, default=1, help="SNN timesteps per slice (default 1)")
+    p.add_argument("--max-steps", type=int, default=32, help="timesteps per decision at most (default 32)")
+    p.add_argument("--early-exit", type=float, default=None, metavar="CONF", help="decide at this confidence")
+    p.add_argument("--mask", type=float, default=0.0, help="spike mask ratio (RSM)")
+    p.add_argument("--speed", type=float, default=1.0, help="recordings: x real time (default 1)")
+    p.add_argument("--loop", action=__import__("argparse").BooleanOptionalAction, default=None,
+                   help="replay a recording forever (default: on for the demo, off otherwise)")
+    p.add_argument("--view", default="frames", choices=["frames", "sae", "time_surface"])
+    p.add_argument("--record-dir", default="recordings", help="where 'Record session' writes (default recordings/)")
+    p.add_argument("--duration", type=float, default=None, help="close the window after this many seconds")
+
+
+def run(args) -> int:
+    from evstream.pipeline import DEMO_MODEL
+
+    try:
+        from app import main
+    except ImportError as exc:  # PyQt6 / pyqtgraph missing: one line
+        from evstream.errors import EvstreamError
+
+        raise EvstreamError(f"the GUI needs PyQt6 and pyqtgraph ({exc})") from None
+    model = args.model or str(DEMO_MODEL)
+    loop = args.loop if args.loop is not None else args.source is None
+    options = {"mode": args.mode, "slice_ms": args.slice_ms, "steps_per_slice": args.steps_per_slice,
+               "max_steps": args.max_steps, "early_exit": args.early_exit, "mask_ratio": args.mask,
+               "speed": args.speed or None, "loop": loop, "view": args.view}
+    return main(args.source, model, options, record_dir=args.record_dir, duration_s=args.duration)
