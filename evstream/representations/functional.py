@@ -72,16 +72,15 @@ def _voxel(ev, ts, n_bins, grid, width, height):
 
 
 @nb.njit(cache=True, nogil=True)
-def _ts_args(sae, ev, starts, ends, i0, t0, dt, tau, pos, fired, comp, nfired, counts, args, width, height):
+def _ts_args(ev, starts, ends, i0, t0, dt, tau, pos, fired, comp, nfired, counts, args, width, height):
     """Time-surface windows ``i0, i0+1, ...``: update the SAE with each window's events, then write the
     exponent ``-(t_ref - sae) / tau`` (tonic's float64 arithmetic) of every fired pixel into ``args``,
     window after window, while they fit (at least one window). Pixels are numbered in order of first
     firing: ``pos[pixel]`` is that number (-1: never fired), ``fired[number]`` the pixel,
-    ``comp[number]`` the pixel's last time, so the
+    ``comp[number]`` the pixel's last time (the SAE, compacted), so the
     exponents of a window are a contiguous run ``comp[:nfired]``. ``counts[k]``: how many exponents window
     ``i0 + k`` wrote. Returns (next window, exponents written), or (-1 - j, 0) when event ``j`` lies
     outside the sensor."""
-    flat = sae.reshape(-1)
     plane = width * height
     nf = nfired[0]
     m = 0
@@ -104,7 +103,6 @@ def _ts_args(sae, ev, starts, ends, i0, t0, dt, tau, pos, fired, comp, nfired, c
                 pos[k] = q
                 fired[q] = k
                 nf += 1
-            flat[k] = e.t
             comp[q] = e.t
         t_ref = np.float64((i + 1) * dt + t0)
         for q in range(nf):
@@ -288,8 +286,7 @@ def to_timesurface(events: np.ndarray, sensor_size, dt: int, tau: float, overlap
                                  include_incomplete=include_incomplete)
     n = len(starts)
     out = np.empty((n, 2, h, w), np.float64)
-    sae = new_sae(sensor_size)
-    pos = np.full(2 * h * w, -1, np.int64)
+    pos = np.full(2 * h * w, -1, np.int32)
     fired = np.empty(2 * h * w, np.int64)
     comp = np.empty(2 * h * w, np.int64)
     nfired = np.zeros(1, np.int64)
@@ -300,7 +297,7 @@ def to_timesurface(events: np.ndarray, sensor_size, dt: int, tau: float, overlap
     t0 = int(events["t"][0])
     i = 0
     while i < n:
-        i1, m = _ts_args(sae, events, starts, ends, i, t0, dt, float(tau), pos, fired, comp, nfired, counts,
+        i1, m = _ts_args(events, starts, ends, i, t0, dt, float(tau), pos, fired, comp, nfired, counts,
                          args, w, h)
         if i1 < 0:
             _outside(events, -1 - i1, sensor_size)
