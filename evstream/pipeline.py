@@ -383,6 +383,7 @@ class Pipeline:
         self.decisions = 0
         self.position_us = 0
         self._t_first = None  # stream time of the first event (positions are relative to it)
+        self._pos_next = 0
         self._headless = False
         self._reset_decision()
         if model is not None:
@@ -621,9 +622,6 @@ class Pipeline:
             self._q.not_empty.notify()
         return True
 
-    def _force_put(self, item) -> None:
-        self._put(item, block=False)
-
     def _flush_queue(self) -> None:
         while True:
             try:
@@ -638,6 +636,8 @@ class Pipeline:
         anchor = None  # (wall time, stream time) for pacing
         last_t = None
         ended = False
+        pending: deque = deque()  # slices cut from the last chunk, not yet released to the model
+        pending_t = 0  # stream time of that chunk's last event: when its slices are due
         while not self._stop.is_set():
             # commands
             while self._cmds:
@@ -650,27 +650,11 @@ class Pipeline:
                     self.state = "playing"
                     anchor = None
                     if ended and not self.is_live:  # play again from the start
-                        ended, it, last_t = False, None, None
-                        if hasattr(src, "seek"):
-                            src.seek(0)
-                        slicer = self._make_slicer()
-                        self.view.reset()
-                        self._force_put(_Reset("restart"))
+                        cmd = ("seek", 0)
                 elif cmd[0] == "step":
                     self._steps_wanted += cmd[1]
                     if ended and not self.is_live:
-                        ended, it, last_t = False, None, None
-                        src.seek(0)
-                        slicer = self._make_slicer()
-                elif cmd[0] == "seek" and hasattr(src, "seek"):
-                    src.seek(cmd[1])
-                    if ended:
-                        ended, it = False, None
-                    slicer, anchor, last_t = self._make_slicer(), None, None
-                    self._flush_queue()
-                    self.view.reset()
-                    self._force_put(_Reset("seek"))
-                    self.position_us = min(max(0, cmd[1]), self.duration_us)
+                        cmd = ("seek", 0)
                 elif cmd[0] == "speed":
                     self.speed, anchor = cmd[1], None
                 elif cmd[0] == "slicing":
@@ -679,8 +663,36 @@ class Pipeline:
                     if cmd[2] is not None:
                         self.slice_events = int(cmd[2])
                     slicer = self._make_slicer()
-                    self._force_put(_Reset("slicing"))
-            if ended or (self._paused and not self._steps_wanted and not self.is_live):
+                    pending.clear()
+                    self._put(_Reset("slicing"), block=False)
+                if cmd[0] == "seek" and hasattr(src, "seek"):
+                    src.seek(cmd[1])
+                    if ended:
+                        ended, it = False, None
+                        self.state = "paused" if self._paused else "playing"
+                    slicer, anchor, last_t = self._make_slicer(), None, None
+                    pending.clear()
+                    self._flush_queue()
+                    self.view.reset()
+                    self._put(_Reset("seek"), block=False)
+                    self.position_us = min(max(0, cmd[1]), self.duration_us)
+            held = self._paused and not self._steps_wanted and not self.is_live
+            if pending:
+                if held:
+                    self._wake.wait(0.05)
+                    self._wake.clear()
+                    continue
+                if self.speed and not self.is_live and not self._paused:  # pacing: release when due
+                    if anchor is None:
+                        anchor = (time.perf_counter(), pending_t)
+                    delay = anchor[0] + (pending_t - anchor[1]) * 1e-6 / self.speed - time.perf_counter()
+                    if delay > 0:
+                        self._wake.wait(min(delay, 0.05))
+                        self._wake.clear()
+                        continue
+                self._release(pending)
+                continue
+            if ended or held:
                 self._wake.wait(0.05)
                 self._wake.clear()
                 continue
@@ -689,55 +701,58 @@ class Pipeline:
             t_wait = time.perf_counter()
             try:
                 chunk = next(it)
-                t_got = time.perf_counter()
             except StopIteration:
                 ended = True
-                for sl in slicer.flush():
-                    self._put(sl, block=self.speed is None and not self.is_live)
-                self._force_put(_END)
+                pending.extend(slicer.flush())
+                self._release(pending)
+                self._put(_END, block=False)
                 self.state = "ended"
                 self._emit({"kind": "status", "text": f"end of {self.spec}"})
                 continue
+            t0 = time.perf_counter()
             ev = chunk.events
             if not len(ev):
                 continue
-            t0 = time.perf_counter()
             first_t, end_t = int(ev["t"][0]), int(ev["t"][-1])
             if last_t is not None and first_t < last_t:  # the recording looped
-                slicer, anchor = self._make_slicer(), None
+                slicer = self._make_slicer()
                 self.view.reset()
-                self._force_put(_Reset("loop"))
+                self._put(_Reset("loop"), block=False)
+                anchor = None
             last_t = end_t
             if self._t_first is None:  # a recording knows its position; a live stream starts now
                 self._t_first = end_t - int(getattr(src, "position_us", 0) or 0) if not self.is_live else first_t
-            # pacing: reveal a chunk when its last event is due
-            if self.speed and not self.is_live:
-                if anchor is None:
-                    anchor = (time.perf_counter(), first_t)
-                due = anchor[0] + (end_t - anchor[1]) * 1e-6 / self.speed
-                while not self._stop.is_set():
-                    delay = due - time.perf_counter()
-                    if delay <= 0 or self._cmds:
-                        break
-                    self._wake.wait(min(delay, 0.05))
-                    self._wake.clear()
-                t0 = time.perf_counter()
             rec = self.recorder
             if rec is not None:
                 rec.write_events(ev)
-            self.position_us = int(src.position_us) if hasattr(src, "position_us") else end_t - self._t_first
-            paused_live = self._paused and self.is_live
-            for sl in slicer.push(ev):
-                self.view.update(sl.events, sl.t_end)
-                if paused_live:
-                    continue
-                sl.t_ready = time.perf_counter()
-                self.slices_in += 1
-                self._put(sl, block=self.speed is None and not self.is_live)
-                if self._steps_wanted:
-                    self._steps_wanted -= 1
-            # a recording's next() is decoding (pacing happens above); a live stream's is waiting for data
-            self.latency.add("read", time.perf_counter() - t0 + (0 if self.is_live else t_got - t_wait))
+            if anchor is None and self.speed and not self.is_live:
+                anchor = (time.perf_counter(), first_t)
+            pending.extend(slicer.push(ev))
+            pending_t = end_t
+            self._pos_next = int(src.position_us) if hasattr(src, "position_us") else end_t - self._t_first
+            if not pending:
+                self.position_us = self._pos_next
+            # a recording's next() is decoding (pacing is separate); a live stream's is waiting for data
+            self.latency.add("read", time.perf_counter() - t0 + (0 if self.is_live else t0 - t_wait))
+
+    def _release(self, pending: deque) -> None:
+        """Hand cut slices to the model thread (one at a time while single-stepping a paused recording)."""
+        stepping = self._paused and not self.is_live
+        while pending and not self._stop.is_set():
+            if stepping and not self._steps_wanted:
+                break
+            sl = pending.popleft()
+            self.view.update(sl.events, sl.t_end)
+            self.position_us = max(0, min(int(sl.t_end - (self._t_first or 0)), self._pos_next))
+            if self._paused and self.is_live:
+                continue  # a live stream keeps flowing; while paused its slices are shown, not classified
+            sl.t_ready = time.perf_counter()
+            self.slices_in += 1
+            self._put(sl, block=self.speed is None and not self.is_live)
+            if stepping:
+                self._steps_wanted -= 1
+        if not pending:
+            self.position_us = self._pos_next
 
     # ---------------------------------------------------------------- model thread
     def _reset_decision(self) -> None:

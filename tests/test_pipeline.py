@@ -1,0 +1,208 @@
+"""The live pipeline (evstream/pipeline.py) headless: decisions, early exit, whole-slice drops when the model
+is slower than a paced stream (and none when unpaced), recording, controls from another thread, model
+swaps, bad checkpoints, and ``evstream run``."""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from evstream.errors import CheckpointError, EvstreamError
+from evstream.pipeline import DEMO_MODEL, DEMO_RECORDING, Pipeline
+from evstream.readers import read_events
+
+torch.set_num_threads(1)
+
+RSM50 = DEMO_MODEL.with_name("mst-nmnist-rsm50.pt")
+
+
+def small_checkpoint(path, sensor=(16, 16)):
+    """A tiny untrained MST checkpoint for a sensor the demo does not have."""
+    from evstream.snn import build_model, save_checkpoint
+
+    m = build_model("mst", {"preset": "tiny", "in_channels": 4, "num_classes": 3, "img_size": 16, "dim": 16,
+                            "depths": [2], "heads": [2], "window": 4})
+    rep = {"kind": "frames", "sensor_size": list(sensor), "n_frames": 2, "out_size": [16, 16]}
+    save_checkpoint(path, m, {"representation": rep, "classes": ["a", "b", "c"]})
+    return path
+
+
+def wait_for(cond, timeout=15.0):
+    t_end = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > t_end:
+            raise AssertionError("timed out")
+        time.sleep(0.01)
+
+
+def test_headless_decisions_fields_and_no_drops():
+    steps, decisions = [], []
+    pipe = Pipeline(DEMO_RECORDING, DEMO_MODEL, speed=None, max_steps=4)
+    st = pipe.run(on_step=steps.append, on_decision=decisions.append, max_decisions=3)
+    assert len(decisions) == 3 and st["dropped_slices"] == 0
+    for i, d in enumerate(decisions):
+        assert d["decision"] == i and d["timesteps"] == 4 and d["reason"] == "max_steps"
+        assert d["class"] in [str(k) for k in range(10)] and 0 < d["confidence"] <= 1
+        assert d["energy_uJ"] > 0 and d["ann_energy_uJ"] > 0 and d["spikes"] > 0
+        assert len(d["top"]) == 3 and d["top"][0][0] == d["class"]
+    # a decision's energy and spikes are the sum over its steps
+    first = [s for s in steps if s["decision"] == 0]
+    assert len(first) == 4
+    assert decisions[0]["energy_uJ"] == pytest.approx(sum(s["energy_uJ"] for s in first))
+    assert decisions[0]["spikes"] == sum(s["total_spikes"] for s in first)
+    s = steps[-1]
+    assert s["probs"].shape == (10,) and abs(float(s["probs"].sum()) - 1) < 1e-4
+    assert len(s["rates"]) == len(s["spikes"]) > 10 and np.all(np.asarray(s["rates"]) <= 1.0)
+    assert {"read", "queue", "represent", "step", "slice", "total"} <= set(st["latency"])
+    # time moves forward, one step per 10 ms slice
+    ts = [s["t_us"] for s in steps]
+    assert ts == sorted(ts) and ts[1] - ts[0] == 10_000
+
+
+def test_early_exit_and_min_steps():
+    out = []
+    Pipeline(DEMO_RECORDING, DEMO_MODEL, speed=None, max_steps=50, early_exit=0.0,
+             steps_per_slice=4).run(on_decision=out.append, max_decisions=3)
+    assert [d["timesteps"] for d in out] == [1, 1, 1] and {d["reason"] for d in out} == {"confident"}
+    out = []
+    Pipeline(DEMO_RECORDING, DEMO_MODEL, speed=None, max_steps=50, early_exit=0.0, min_steps=3).run(
+        on_decision=out.append, max_decisions=2)
+    assert [d["timesteps"] for d in out] == [3, 3]
+
+
+class SlowRunner:
+    """Wraps a runner so every step takes at least ``delay`` seconds (a model slower than the stream)."""
+
+    def __init__(self, runner, delay):
+        self.runner, self.delay = runner, delay
+
+    def step(self, x):
+        time.sleep(self.delay)
+        return self.runner.step(x)
+
+    def __getattr__(self, name):
+        return getattr(self.runner, name)
+
+
+def test_slow_model_drops_whole_slices_on_a_paced_stream():
+    pipe = Pipeline(DEMO_RECORDING, DEMO_MODEL, speed=4.0, max_queue=4)
+    pipe.lm.runner = SlowRunner(pipe.lm.runner, 0.03)  # 40 slices/s of stream vs ~30 steps/s
+    seen = []
+    orig = pipe._process
+    pipe._process = lambda sl, *a: (seen.append(sl), orig(sl, *a))
+    st = pipe.run(duration_s=1.5)
+    assert st["dropped_slices"] > 0
+    assert st["slices_done"] + st["dropped_slices"] + st["queued"] <= st["slices_in"] + 1
+    ev = read_events(DEMO_RECORDING).events
+    for sl in seen[:20]:  # every processed slice holds every event of its window: whole slices only
+        ref = ev[(ev["t"] >= sl.t_start) & (ev["t"] < sl.t_end)]
+        np.testing.assert_array_equal(sl.events, ref)
+
+
+def test_unpaced_replay_never_drops():
+    pipe = Pipeline(DEMO_RECORDING, DEMO_MODEL, speed=None, max_queue=2)
+    pipe.lm.runner = SlowRunner(pipe.lm.runner, 0.01)
+    st = pipe.run(duration_s=0.8)
+    assert st["dropped_slices"] == 0 and st["slices_done"] > 10
+
+
+def test_recording_events_and_steps(tmp_path):
+    pipe = Pipeline(DEMO_RECORDING, DEMO_MODEL, speed=None, max_steps=8)
+    rec = pipe.start_recording(tmp_path / "session")
+    st = pipe.run(max_decisions=2)
+    assert rec.events_path.exists() and rec.csv_path.exists()
+    got = read_events(rec.events_path).events
+    ref = read_events(DEMO_RECORDING).events
+    assert len(got) > 1000
+    np.testing.assert_array_equal(got, ref[:len(got)])  # what was read, in order, nothing else
+    rows = list(csv.DictReader(open(rec.csv_path)))
+    assert len(rows) == st["steps"] >= 16
+    assert {"t_us", "pred", "confidence", "energy_uJ", "p:0", "p:9"} <= set(rows[0])
+    assert any(k.startswith("rate:stage0.block0") for k in rows[0])
+    assert sum(float(r["energy_uJ"]) for r in rows) == pytest.approx(pipe.energy.total_uJ, rel=1e-3)
+
+
+def test_controls_from_another_thread_pause_step_seek_mask_swap():
+    pipe = Pipeline(DEMO_RECORDING, DEMO_MODEL, speed=2.0, max_steps=8)
+    pipe.start()
+    try:
+        wait_for(lambda: pipe.steps > 3)
+        pipe.pause()
+        wait_for(lambda: pipe.paused)
+        time.sleep(0.15)
+        n = pipe.slices_in
+        time.sleep(0.3)
+        assert pipe.slices_in == n  # paused: nothing read
+        pipe.step()
+        wait_for(lambda: pipe.slices_in == n + 1)
+        pipe.seek(5_000_000)
+        pipe.play()
+        recs = []
+        wait_for(lambda: recs.extend(pipe.drain()) or any(r["kind"] == "reset" and r["why"] == "seek" for r in recs))
+        wait_for(lambda: recs.extend(pipe.drain()) or recs[-1]["kind"] == "step")
+        after = [r for r in recs[[r["kind"] for r in recs].index("reset"):] if r["kind"] == "step"]
+        assert after[0]["t_us"] >= 5_000_000 and after[0]["step"] > 0
+        pipe.set(mask_ratio=0.5)
+        wait_for(lambda: any(r["kind"] == "step" and r["mask_ratio"] == 0.5 for r in pipe.drain()))
+        assert pipe.lm.runner.mask_ratios["q"] == 0.5
+        pipe.load_model(RSM50)
+        wait_for(lambda: pipe.lm.path == str(RSM50))
+        assert pipe.modes == pipe.lm.model.modes and pipe.lm.mode == pipe.modes[0]
+        pipe.load_model(DEMO_MODEL.parent / "missing.pt")  # a bad swap keeps the running model
+        wait_for(lambda: any(r["kind"] == "error" and "missing.pt" in r["text"] for r in pipe.drain()))
+        assert pipe.lm.path == str(RSM50) and pipe.state == "playing"
+    finally:
+        pipe.stop()
+    assert not any(t.is_alive() for t in pipe._threads)
+
+
+def test_bad_inputs_one_line(tmp_path):
+    ckpt = small_checkpoint(tmp_path / "small.pt")
+    with pytest.raises(CheckpointError, match="trained on 16x16 events but the source is 34x34"):
+        Pipeline(DEMO_RECORDING, ckpt)
+    with pytest.raises(EvstreamError, match="no such file"):
+        Pipeline(tmp_path / "none.aedat4", DEMO_MODEL)
+    bad = tmp_path / "truncated.aedat4"
+    data = DEMO_RECORDING.read_bytes()
+    bad.write_bytes(data[:len(data) // 2])
+    with pytest.raises(EvstreamError) as info:
+        Pipeline(bad, DEMO_MODEL).run(max_decisions=1)
+    assert "\n" not in str(info.value) and "truncated.aedat4" in str(info.value)
+
+
+def test_outbox_and_monitors_stay_bounded():
+    pipe = Pipeline(DEMO_RECORDING, DEMO_MODEL, speed=None, outbox=64)
+    pipe.start()  # nobody drains
+    try:
+        wait_for(lambda: pipe.steps > 150, timeout=30)
+    finally:
+        pipe.stop()
+    assert len(pipe._out) == 64 and pipe.outbox_overflow > 0
+    assert len(pipe.spikes.recent()) <= pipe.spikes.history
+
+
+def test_cli_run_json_lines(capsys):
+    from evstream.cli import main
+
+    rc = main(["run", str(DEMO_RECORDING), "--json-lines", "--max-decisions", "2", "--max-steps", "3",
+               "--labels", str(DEMO_RECORDING.with_name("demo_digits.labels.csv"))])
+    out = capsys.readouterr()
+    lines = out.out.strip().splitlines()
+    assert rc == 0 and len(lines) == 2
+    recs = [json.loads(s) for s in lines]
+    assert [r["decision"] for r in recs] == [0, 1] and all(r["timesteps"] == 3 for r in recs)
+    assert recs[0]["label"] == "2"  # the first digit of the demo
+    assert "2 decisions" in out.err and "dropped" in out.err
+
+
+def test_cli_run_bad_model_exit_2(tmp_path, capsys):
+    from evstream.cli import main
+
+    rc = main(["run", str(DEMO_RECORDING), "--model", str(small_checkpoint(tmp_path / "s.pt"))])
+    err = capsys.readouterr().err
+    assert rc == 2 and "16x16" in err and len(err.strip().splitlines()) == 1
