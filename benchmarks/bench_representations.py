@@ -3,8 +3,9 @@
     taskset -c 0 python benchmarks/bench_representations.py --file ../shared/data/prophesee/sparklers_evt2.raw \
         [--repeat 15] [--json OUT]
 
-Each entry is events per second, best of ``--repeat`` runs; the runs are interleaved (round robin over
-every contender), so load from other processes hits all of them alike. tonic's per-event Python loops
+Each entry is events per second, best of ``--repeat`` runs; the runs are interleaved (rounds over every
+contender, in a new random order each round), so load from other processes and cache state hit all of
+them alike. tonic's per-event Python loops
 (time surface, denoise, refractory) take seconds and run ``--slow-repeat`` times.
 
 Same output, both ways: before timing, every contender's output is checked against ours.
@@ -51,12 +52,17 @@ TAU = 20_000.0  # µs
 
 
 def interleaved_best(fns: dict, repeat: int, slow: set, slow_repeat: int) -> dict:
-    """Best wall time of each callable; one warm-up each, then rounds that run every callable once."""
+    """Best wall time of each callable; one warm-up each, then rounds that run every callable once, in a
+    new random order each round (so no contender always finds the events or its state warm in cache
+    from the one before it)."""
     for fn in fns.values():
         fn()
     best = {k: float("inf") for k in fns}
+    rng = np.random.default_rng(0)
+    keys = list(fns)
     for r in tqdm(range(repeat), desc="rounds", leave=False):
-        for k, fn in fns.items():
+        for k in rng.permutation(keys):
+            fn = fns[k]
             if k in slow and r >= slow_repeat:
                 continue
             t0 = time.perf_counter()
