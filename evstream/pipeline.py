@@ -114,6 +114,14 @@ def ann_energy_uJ(model, rep) -> float:
         counter.remove()
 
 
+def check_fit(path, rep, sensor_size) -> None:
+    """``CheckpointError`` when the checkpoint's representation was made for another sensor size (w, h)."""
+    if sensor_size is not None and tuple(sensor_size) != (0, 0) and tuple(rep.sensor_size) != tuple(sensor_size):
+        w, h = rep.sensor_size
+        raise CheckpointError(f"model was trained on {w}x{h} events but the source is "
+                              f"{sensor_size[0]}x{sensor_size[1]}", where=path)
+
+
 def load_model(path, sensor_size=None, mode: str | None = None, mask_ratio: float = 0.0, seed: int = 0,
                decay: float | None = None) -> LoadedModel:
     """Load a checkpoint for streaming; ``CheckpointError`` (one line naming the file) if it is unreadable,
@@ -129,10 +137,7 @@ def load_model(path, sensor_size=None, mode: str | None = None, mask_ratio: floa
         rep = from_config(cfg)
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"bad representation config ({exc})", where=path) from None
-    if sensor_size is not None and tuple(sensor_size) != (0, 0) and tuple(rep.sensor_size) != tuple(sensor_size):
-        w, h = rep.sensor_size
-        raise CheckpointError(f"model was trained on {w}x{h} events but the source is "
-                              f"{sensor_size[0]}x{sensor_size[1]}", where=path)
+    check_fit(path, rep, sensor_size)
     modes = tuple(getattr(model, "modes", ()) or ())
     if mode is not None and modes and mode not in modes:
         raise CheckpointError(f"mode {mode!r} not supported by this {getattr(model, 'arch', '?')} model "
@@ -336,12 +341,23 @@ class Pipeline:
         if view not in VIEWS:
             raise EvstreamError(f"unknown view {view!r} (known: {', '.join(VIEWS)})")
         self.spec = str(source)
+        self._out: deque = deque(maxlen=outbox)
+        self.outbox_overflow = 0
+        self.mask_ratio, self.seed = mask_ratio, seed
+        # the checkpoint first: a live stream starts flowing as soon as it is opened
+        lm = load_model(model, None, mode=mode, mask_ratio=mask_ratio, seed=seed) if model is not None else None
         opts = {"speed": None, "loop": loop}  # recordings are paced here (pause, speed changes at run time)
         if self.spec.startswith("tcp://"):
             opts = {"on_status": self._source_status}
         elif self.spec == "camera" or self.spec.startswith("camera:"):
             opts = {}
         self.source = open_source(self.spec, **opts)
+        if lm is not None:
+            try:
+                check_fit(lm.path, lm.rep, tuple(self.source.sensor_size))
+            except CheckpointError:
+                self.source.close()
+                raise
         self.is_live = bool(getattr(self.source, "is_live", False))
         self.sensor_size = tuple(self.source.sensor_size)
         self.duration_us = int(getattr(self.source, "duration_us", 0) or 0)
@@ -360,8 +376,6 @@ class Pipeline:
         self.lm: LoadedModel | None = None
         self._lock = threading.RLock()
         self._q: queue.Queue = queue.Queue(maxsize=max_queue)
-        self._out: deque = deque(maxlen=outbox)
-        self.outbox_overflow = 0
         self.latency = LatencyStats()
         self.spikes = SpikeMonitor()
         self.energy = EnergyMonitor()
@@ -386,9 +400,9 @@ class Pipeline:
         self._pos_next = 0
         self._headless = False
         self._reset_decision()
-        if model is not None:
-            self.lm = self._load(model, mode)
-            self._attach(self.lm)
+        if lm is not None:
+            self.lm = lm
+            self._attach(lm)
 
     # ---------------------------------------------------------------- model
     def _load(self, path, mode=None) -> LoadedModel:

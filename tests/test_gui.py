@@ -1,0 +1,172 @@
+"""The live GUI offscreen (pytest-qt): opens on the default demo and plays; pause, step, seek, mask ratio,
+event view, model swap (and a checkpoint that does not fit: dialog, app stays up), recording, a stream
+served by ``evstream serve`` shown live, clean shutdown."""
+
+from __future__ import annotations
+
+import csv
+import os
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+pytest.importorskip("PyQt6")
+pytest.importorskip("pyqtgraph")
+
+from evstream.pipeline import DEMO_MODEL, DEMO_RECORDING  # noqa: E402
+from evstream.readers import read_events  # noqa: E402
+from test_pipeline import small_checkpoint  # noqa: E402
+from test_serve import free_port, start_serve  # noqa: E402
+
+torch.set_num_threads(1)
+RSM50 = DEMO_MODEL.with_name("mst-nmnist-rsm50.pt")
+
+
+@pytest.fixture(scope="module")
+def win(qapp, tmp_path_factory):
+    """The window as `evstream gui` opens it with no argument (demo + shipped model, looping)."""
+    from app.main_window import MainWindow
+
+    w = MainWindow(str(DEMO_RECORDING), str(DEMO_MODEL), {"loop": True},
+                   record_dir=tmp_path_factory.mktemp("rec"))
+    w.show()
+    yield w
+    w.close()
+
+
+def test_opens_on_default_and_plays(win, qtbot):
+    qtbot.waitUntil(lambda: win.pipe is not None and win.pipe.steps > 5, timeout=20000)
+    qtbot.waitUntil(lambda: win.prediction.n > 5 and win.frames > 5, timeout=10000)
+    p = win.pipe
+    assert p.spec == str(DEMO_RECORDING) and p.lm.path == str(DEMO_MODEL) and p.state == "playing"
+    assert win.prediction.classes == [str(i) for i in range(10)]
+    assert win.spikes.modules and win.spikes.rates[:, :win.spikes.n % 300].any()
+    assert win.controls.mode.count() == len(p.modes) and win.controls.mode.currentText() == p.lm.mode
+    assert win.events.img.image is not None and win.events.img.image.shape == (34, 34, 3)
+    assert "p50" in win.stats.text() and "FPS" in win.stats.text()
+
+
+def test_pause_step_and_seek(win, qtbot):
+    c = win.controls
+    qtbot.mouseClick(c.play_btn, qtbot_button())
+    qtbot.waitUntil(lambda: win.pipe.paused, timeout=5000)
+    qtbot.wait(200)
+    n = win.pipe.slices_in
+    qtbot.wait(300)
+    assert win.pipe.slices_in == n and c.play_btn.text() == "Play"
+    qtbot.mouseClick(c.step_btn, qtbot_button())
+    qtbot.waitUntil(lambda: win.pipe.slices_in == n + 1, timeout=5000)
+    c.seek.setValue(6000)
+    c.seek.sliderReleased.emit()
+    qtbot.waitUntil(lambda: 6_000_000 <= win.pipe.position_us < 6_100_000, timeout=5000)
+    qtbot.mouseClick(c.play_btn, qtbot_button())
+    qtbot.waitUntil(lambda: not win.pipe.paused and win.pipe.position_us > 6_100_000, timeout=10000)
+
+
+def test_mask_ratio_and_event_view(win, qtbot):
+    c = win.controls
+    c.mask.setValue(50)
+    qtbot.waitUntil(lambda: win.pipe.lm.runner.mask_ratios.get("q") == 0.5, timeout=5000)
+    assert win.pipe.mask_ratio == 0.5 and "0.50" in c.mask_label.text()
+    c.mask.setValue(0)
+    before = win.pipe.view.kind
+    c.view.setCurrentText("sae")
+    assert before == "frames" and win.pipe.view.kind == "sae"
+    qtbot.waitUntil(lambda: win.pipe.view.planes().max() > 0, timeout=5000)
+    planes = win.pipe.view.planes()
+    assert planes.shape == (2, 34, 34) and 0 <= planes.min() and planes.max() <= 1
+    c.view.setCurrentText("time_surface")
+    assert win.pipe.view.kind == "time_surface"
+    c.view.setCurrentText("frames")
+
+
+def test_model_swap_and_a_checkpoint_that_does_not_fit(win, qtbot, tmp_path):
+    i = win.controls.model.findData(str(RSM50))
+    assert i >= 0  # the picker lists the shipped checkpoints
+    win.controls.model.setCurrentIndex(i)
+    win.controls.model.activated.emit(i)
+    qtbot.waitUntil(lambda: win.pipe.lm.path == str(RSM50), timeout=10000)
+    qtbot.waitUntil(lambda: win.controls.model.currentData() == str(RSM50), timeout=5000)
+    steps = win.pipe.steps
+    qtbot.waitUntil(lambda: win.pipe.steps > steps + 3, timeout=10000)  # still running, no restart
+    bad = small_checkpoint(tmp_path / "small16.pt")
+    win.load_model(bad)
+    qtbot.waitUntil(lambda: any("16x16" in e for e in win.errors), timeout=10000)
+    assert win.dialog is not None and win.dialog.isVisible() and "16x16" in win.statusBar().currentMessage()
+    assert win.pipe.lm.path == str(RSM50) and win.pipe.state == "playing"
+    win.dialog.close()
+    win.load_model(DEMO_MODEL)
+    qtbot.waitUntil(lambda: win.pipe.lm.path == str(DEMO_MODEL), timeout=10000)
+
+
+def test_record_session(win, qtbot):
+    win.controls.record_btn.setChecked(True)
+    rec = win.pipe.recorder
+    assert rec is not None
+    qtbot.waitUntil(lambda: rec.rows > 20, timeout=15000)
+    win.controls.record_btn.setChecked(False)
+    assert win.pipe.recorder is None
+    events = read_events(rec.events_path).events
+    assert len(events) > 100 and np.all(np.diff(events["t"]) >= 0)
+    rows = list(csv.DictReader(open(rec.csv_path)))
+    assert len(rows) == rec.rows and "p:9" in rows[0] and float(rows[-1]["energy_uJ"]) > 0
+
+
+def test_bad_recording_keeps_the_app_up(win, qtbot, tmp_path):
+    bad = tmp_path / "cut.aedat4"
+    data = DEMO_RECORDING.read_bytes()
+    bad.write_bytes(data[:len(data) // 3])
+    pipe = win.pipe
+    win.open_source(str(bad))
+    qtbot.waitUntil(lambda: any("cut.aedat4" in e for e in win.errors), timeout=10000)
+    assert win.pipe is pipe and pipe.state == "playing"  # the demo keeps playing
+
+
+def test_served_stream_is_shown_live(qapp, qtbot):
+    from app.main_window import MainWindow
+
+    port = free_port()
+    proc = start_serve(DEMO_RECORDING, port, "--speed", "1", "--loop")
+    w = MainWindow(f"tcp://127.0.0.1:{port}", str(DEMO_MODEL), {}, record_dir="/tmp")
+    w.show()
+    try:
+        t_end = time.monotonic() + 20
+        while w.pipe is None and time.monotonic() < t_end:  # the server needs a moment to listen
+            qtbot.wait(300)
+            if w.pipe is None and w.errors and not w.worker.opening:
+                w.errors.clear()
+                w.open_source(f"tcp://127.0.0.1:{port}")
+        assert w.pipe is not None, w.errors
+        assert w.pipe.is_live and w.pipe.sensor_size == (34, 34)
+        qtbot.waitUntil(lambda: w.pipe.steps > 10 and w.prediction.n > 5, timeout=20000)
+        assert not w.controls.seek.isEnabled()  # no seeking a live stream
+        assert w.events.img.image.any()
+        threads = list(w.pipe._threads)
+    finally:
+        w.close()
+        proc.kill()
+        proc.wait(10)
+    assert threads and not any(t.is_alive() for t in threads)
+
+
+def test_close_stops_every_thread(qapp, qtbot):
+    from app.main_window import MainWindow
+
+    w = MainWindow(str(DEMO_RECORDING), str(DEMO_MODEL), {"loop": True}, record_dir="/tmp")
+    w.show()
+    qtbot.waitUntil(lambda: w.pipe is not None and w.pipe.steps > 0, timeout=20000)
+    threads = list(w.pipe._threads)
+    assert threads and all(t.is_alive() for t in threads)
+    w.close()
+    assert not any(t.is_alive() for t in threads)
+    assert not [t for t in threading.enumerate() if t.name.startswith("evstream-") and t in threads]
+
+
+def qtbot_button():
+    from PyQt6 import QtCore
+
+    return QtCore.Qt.MouseButton.LeftButton
