@@ -72,6 +72,10 @@ def _fit_y(plot, top: float, state: dict) -> None:
         plot.setYRange(0, state["top"], padding=0)
 
 
+def _short(block: str) -> str:
+    return block.replace("stage", "s").replace(".block", ".b")
+
+
 def _ticks(names, every=1):
     return [[(i, str(n)) for i, n in enumerate(names) if i % every == 0]]
 
@@ -243,12 +247,14 @@ class SpikePanel(TimedView):
         self.rates = np.zeros((len(self.modules), STEP_HISTORY), np.float32)
         self.n = 0
         self.dirty = True
-        first = {}
+        first, size = {}, {}
         for i, m in enumerate(self.modules):
             first.setdefault(block_of(m), i)
-        self.heat_plot.getAxis("left").setTicks([[(i + 0.5, b) for b, i in first.items()]])
-        self.block_plot.getAxis("bottom").setTicks([[(i, b.replace("stage", "s").replace(".block", ".b"))
-                                                     for i, b in enumerate(self.blocks)]])
+            size[block_of(m)] = size.get(block_of(m), 0) + 1
+        # one label per block of several modules (single-module blocks like a patch merge stay unlabelled)
+        self.heat_plot.getAxis("left").setTicks([[(i + 0.5, _short(b)) for b, i in first.items()
+                                                  if size[b] > 1 or b in (self.blocks[0], self.blocks[-1])]])
+        self.block_plot.getAxis("bottom").setTicks([[(i, _short(b)) for i, b in enumerate(self.blocks)]])
         self.block_plot.setXRange(-0.5, max(len(self.blocks), 1) - 0.5, padding=0)
         self.heat_plot.setRange(xRange=(0, STEP_HISTORY), yRange=(0, max(len(self.modules), 1)), padding=0)
 
@@ -287,7 +293,7 @@ class EnergyPanel(TimedView):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.plot = self.addPlot(row=0, col=0, title="energy (µJ, log scale): SNN vs the same model as an ANN")
+        self.plot = self.addPlot(row=0, col=0, title="energy µJ (log): SNN vs same model as ANN")
         self.plot.setMouseEnabled(False, False)
         self.plot.getAxis("left").setTicks([[(k, f"{10.0 ** k:g}") for k in range(-1, 9)]])
         self.snn = pg.BarGraphItem(x=[0, 2], height=[1, 1], width=0.8, brush="#4fb36a", name="SNN")
