@@ -217,10 +217,13 @@ def frames_in_window(events: np.ndarray, sensor_size, n_frames: int, t_start: in
     return idx[:-1], idx[1:]
 
 
-def accumulate_frames(events: np.ndarray, sensor_size, starts, ends, binary=False, dtype=np.int16) -> np.ndarray:
-    """Frames ``(n, 2, H, W)``: events ``starts[i]:ends[i]`` counted (or marked) in frame ``i``."""
+def accumulate_frames(events: np.ndarray, sensor_size, starts, ends, binary=False, dtype=np.int16,
+                      out=None) -> np.ndarray:
+    """Frames ``(n, 2, H, W)``: events ``starts[i]:ends[i]`` counted (or marked) in frame ``i``; into
+    ``out`` (zeroed by the caller) when given."""
     w, h = sensor_size
-    out = np.zeros((len(starts), 2, h, w), dtype=dtype)
+    if out is None:
+        out = np.zeros((len(starts), 2, h, w), dtype=dtype)
     j = _accumulate_windows(events, np.asarray(starts, np.int64), np.asarray(ends, np.int64), out, w, h, binary)
     if j >= 0:
         _outside(events, j, sensor_size)

@@ -238,8 +238,12 @@ class SlicedFrames:
         self.slicer.reset()
 
     def push(self, events) -> list[np.ndarray]:
-        return [F.accumulate_frames(s.events, self.sensor_size, [0], [len(s.events)], self.binary)[0]
-                for s in self.slicer.push(events)]
+        slices = self.slicer.push(events)
+        w, h = self.sensor_size
+        out = np.zeros((len(slices), 2, h, w), np.int16)  # one allocation for the push, not one per frame
+        for i, s in enumerate(slices):
+            F.accumulate_frames(s.events, self.sensor_size, [0], [len(s.events)], self.binary, out=out[i:i + 1])
+        return list(out)
 
 
 KINDS = {"frames": PolarityFrames, "count": EventCount, "sae": SAE, "time_surface": TimeSurface,
