@@ -19,11 +19,14 @@ from evstream.errors import FormatError
 from evstream.events import EventChunk
 from evstream.readers.aedat2 import Aedat2Reader, Aedat3Reader
 from evstream.readers.aedat4 import Aedat4Reader
-from evstream.readers.base import SMALL_FILE, Reader, check_path_size
+from evstream.readers.base import SMALL_FILE, Reader, open_checked, pread
 from evstream.readers.matlab import MatReader
 from evstream.readers.native import Hdf5Reader, NpzReader
 from evstream.readers.nmnist import NmnistReader
 from evstream.readers.prophesee import DatReader, Evt2Reader, Evt3Reader
+
+HEAD = 4096  # bytes read for format detection
+WHOLE_AT_ONCE = 64 << 10  # files up to this size are read whole by the detection read itself
 
 FORMATS: dict[str, type[Reader]] = {
     "aedat4": Aedat4Reader,
@@ -41,18 +44,12 @@ FORMATS: dict[str, type[Reader]] = {
 
 def detect_format(path: str | os.PathLike) -> str:
     """Name of the format of ``path`` (a key of :data:`FORMATS`), from its content first."""
-    return _sniff(path)[0]
-
-
-def _sniff(path) -> tuple[str, bytes | None]:
-    """(format, the whole file if it is small enough to have been read at once, else None)."""
-    p, size = check_path_size(path)
-    fd = os.open(p, os.O_RDONLY)
+    p, fd, size = open_checked(path)
     try:
-        head = os.read(fd, size if size <= SMALL_FILE else 4096)
+        head = pread(fd, min(size, HEAD), 0, p)
     finally:
         os.close(fd)
-    return _format_of(p, head), (head if size <= SMALL_FILE and len(head) == size else None)
+    return _format_of(p, head)
 
 
 def _format_of(p: Path, head: bytes) -> str:
@@ -86,17 +83,28 @@ def _format_of(p: Path, head: bytes) -> str:
                       where=p, offset=0)
 
 
+_IN_MEMORY = ("dat", "evt2", "evt3", "nmnist", "aedat2", "aedat3")  # readers that take ``blob``, ``size``
+
+
 def open_reader(path: str | os.PathLike, format: str | None = None, **options) -> Reader:
-    """Open ``path`` with the reader for its format (detected unless ``format`` is given)."""
-    blob = None
-    fmt = format
-    if fmt is None:
-        fmt, blob = _sniff(path)
-    if fmt not in FORMATS:
-        raise FormatError(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})", where=path)
-    if blob is not None and fmt in ("dat", "evt2", "evt3", "nmnist", "aedat2", "aedat3"):
-        options["blob"] = blob
-    return FORMATS[fmt](Path(path), **options)
+    """Open ``path`` with the reader for its format (detected unless ``format`` is given).
+
+    Detection reads the first 4 KiB (a file of at most 64 KiB whole); a small file of a format decoded here
+    is read whole, in one system call, and handed to the reader (no second open, stat or read)."""
+    p, fd, size = open_checked(path)
+    try:
+        head = pread(fd, size if size <= WHOLE_AT_ONCE else HEAD, 0, p) if format is None else b""
+        fmt = _format_of(p, head) if format is None else format
+        if fmt not in FORMATS:
+            raise FormatError(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})", where=p)
+        if fmt in _IN_MEMORY:
+            options["size"] = size
+            if size <= SMALL_FILE:
+                blob = head if len(head) == size else pread(fd, size, 0, p)
+                options["blob"], options["size"] = blob, len(blob)
+    finally:
+        os.close(fd)
+    return FORMATS[fmt](p, **options)
 
 
 def read_events(path: str | os.PathLike, format: str | None = None, **options) -> EventChunk:

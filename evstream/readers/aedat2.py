@@ -20,7 +20,7 @@ import numpy as np
 from evstream.errors import FormatError
 from evstream.events import EVENT_DTYPE
 from evstream.readers import _kernels
-from evstream.readers.base import Reader, check_path_size, new_events, read_text_header
+from evstream.readers.base import NO_EVENTS, Reader, check_path_size
 
 CHIPS = {"dvs128": (128, 128), "davis240": (240, 180), "davis346": (346, 260), "dvs240": (240, 180)}
 
@@ -36,12 +36,13 @@ def chip_from_header(lines: list[str]) -> str:
 
 class Aedat2Reader(Reader):
     format = "aedat2"
+    _state_size = 2  # last t, DAVIS layout
 
-    def __init__(self, path, sensor_size=None, blob=None):
-        path, self._size = check_path_size(path)
-        super().__init__(path, sensor_size, blob)
-        with self._open() as f:
-            lines, self._data_start = read_text_header(f, b"#")
+    def __init__(self, path, sensor_size=None, blob=None, size=None):
+        if size is None:
+            path, size = check_path_size(path)
+        super().__init__(path, sensor_size, blob, size)
+        lines, self._data_start = self._header(b"#")
         if not lines or not lines[0].startswith("!AER-DAT2"):
             raise FormatError("no '#!AER-DAT2.0' header: not an AEDAT 2.0 file", where=self.path, offset=0)
         self.chip = chip_from_header(lines[:40])
@@ -51,16 +52,20 @@ class Aedat2Reader(Reader):
 
     def _iter_events(self, max_events):
         n_total, rest = divmod(self._size - self._data_start, 8)
-        davis = self.chip != "dvs128"
+        self._state[1] = self.chip != "dvs128"
+        w, h = self.sensor_size
         for s in range(0, n_total, max_events):
             e = min(n_total, s + max_events)
             words = self._block(self._data_start + 8 * s, "<u4", 2 * (e - s))
-            ev, t, x, y, p = new_events(e - s)
-            n = _kernels.decode_aedat2(words, davis, t, x, y, p)
-            yield ev[:n], self._data_start + 8 * e
+            out = np.empty(e - s, EVENT_DTYPE)
+            n, code, i = _kernels.decode_aedat2(words, self._state, out, w, h)
+            if code:
+                yield self._decoded(out, n, code, self._data_start + 8 * (s + i))
+                return
+            yield out[:n], None, None
         if rest:
-            raise FormatError(f"truncated: {rest} stray bytes after the last whole 8-byte event "
-                              f"({n_total} events read)", where=self.path, offset=self._data_start + 8 * n_total)
+            yield NO_EVENTS, (f"truncated: {rest} stray bytes after the last whole 8-byte event "
+                            f"({n_total} events read)"), self._data_start + 8 * n_total
 
 
 class Aedat3Reader(Reader):
@@ -68,11 +73,11 @@ class Aedat3Reader(Reader):
     _PKT = np.dtype([("type", "<i2"), ("source", "<i2"), ("size", "<i4"), ("tsoff", "<i4"),
                      ("tsovf", "<i4"), ("cap", "<i4"), ("num", "<i4"), ("valid", "<i4")])
 
-    def __init__(self, path, sensor_size=None, blob=None):
-        path, self._size = check_path_size(path)
-        super().__init__(path, sensor_size, blob)
-        with self._open() as f:
-            lines, self._data_start = read_text_header(f, b"#")
+    def __init__(self, path, sensor_size=None, blob=None, size=None):
+        if size is None:
+            path, size = check_path_size(path)
+        super().__init__(path, sensor_size, blob, size)
+        lines, self._data_start = self._header(b"#")
         if not lines or not lines[0].startswith("!AER-DAT3"):
             raise FormatError("no '#!AER-DAT3.1' header: not an AEDAT 3.1 file", where=self.path, offset=0)
         self.chip = chip_from_header(lines)
@@ -94,19 +99,19 @@ class Aedat3Reader(Reader):
                 hb = f.read(28)
                 if len(hb) < 28:
                     if pending:
-                        yield np.concatenate(pending), pos
+                        yield self._check(np.concatenate(pending))
                     raise FormatError("truncated packet header", where=self.path, offset=pos)
                 h = np.frombuffer(hb, self._PKT)[0]
                 size, num = int(h["size"]), int(h["num"])
                 if size <= 0 or num < 0:
                     if pending:
-                        yield np.concatenate(pending), pos
+                        yield self._check(np.concatenate(pending))
                     raise FormatError(f"corrupt packet header (event size {size}, count {num})",
                                       where=self.path, offset=pos)
                 body = f.read(size * num)
                 if len(body) < size * num:
                     if pending:
-                        yield np.concatenate(pending), pos
+                        yield self._check(np.concatenate(pending))
                     raise FormatError(f"truncated packet: {len(body)} of {size * num} bytes",
                                       where=self.path, offset=pos + 28)
                 if int(h["type"]) == 1 and size == 8 and num:
@@ -122,7 +127,7 @@ class Aedat3Reader(Reader):
                     n_pending += len(ev)
                 pos += 28 + size * num
                 if n_pending >= max_events:
-                    yield np.concatenate(pending), pos
+                    yield self._check(np.concatenate(pending))
                     pending, n_pending = [], 0
             if pending:
-                yield np.concatenate(pending), pos
+                yield self._check(np.concatenate(pending))

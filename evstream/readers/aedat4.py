@@ -1,7 +1,8 @@
 """AEDAT 4.0 (DV / dv-processing) through ``dv.io.MonoCameraRecording``.
 
 Files may also hold IMU, frame or trigger streams; only the chosen event stream is read (the first event
-stream unless ``stream=`` names another). Batches come straight from dv-processing's ``EventStore.numpy()``.
+stream unless ``stream=`` names another). Each batch's ``EventStore.numpy()`` (dv-processing's 16-byte
+records) is converted into our packed event type by one numba pass that also checks time order and bounds.
 
 dv-processing refuses a truncated or damaged file outright (its packet table is at the end). Then the
 packets before the damage are salvaged with the ``aedat`` decoder (which reads packets in order), delivered,
@@ -14,6 +15,7 @@ import numpy as np
 
 from evstream.errors import FormatError
 from evstream.events import EVENT_DTYPE
+from evstream.readers._kernels import convert_dv
 from evstream.readers.base import Reader, check_path
 
 
@@ -79,13 +81,13 @@ class Aedat4Reader(Reader):
                 n_pending += len(ev)
                 if n_pending >= max_events:
                     n += n_pending
-                    yield np.concatenate(pending), None
+                    yield self._check(np.concatenate(pending))
                     pending, n_pending = [], 0
         except Exception as exc:
             self._damage = f"{self._damage}; packets end early: {_first_line(exc)}"
         if pending:
             n += n_pending
-            yield np.concatenate(pending), None
+            yield self._check(np.concatenate(pending))
         raise FormatError(f"truncated or corrupt AEDAT 4.0 ({self._damage}); the {n} events before the damage "
                           f"were read", where=self.path)
 
@@ -102,33 +104,44 @@ class Aedat4Reader(Reader):
         rec, self._rec = self._rec, None
         if rec is None:
             rec = dv.io.MonoCameraRecording(str(self.path))
-        store, n_pending = dv.EventStore(), 0  # batches are added without copying (shared packets)
+        batches, n_pending = [], 0  # batches share dv's decoded packets (no copy until _convert)
         while True:
             try:
                 batch = rec.getNextEventBatch(self.stream)
             except Exception as exc:
                 if n_pending:
-                    yield _to_events(store), None
+                    yield self._convert(batches, n_pending)
                 raise FormatError(f"corrupt or truncated event packet ({_first_line(exc)})",
                                   where=self.path) from None
             if batch is None:
                 if rec.isRunning(self.stream):
                     continue
                 break
-            store.add(batch)
+            batches.append(batch)
             n_pending += batch.size()
             if n_pending >= max_events:
-                yield _to_events(store), None
-                store, n_pending = dv.EventStore(), 0
+                events, problem, offset = self._convert(batches, n_pending)
+                yield events, problem, offset
+                if problem is not None:
+                    return
+                batches, n_pending = [], 0
         if n_pending:
-            yield _to_events(store), None
+            yield self._convert(batches, n_pending)
 
-
-def _to_events(store) -> np.ndarray:
-    a = store.numpy()
-    ev = np.empty(len(a), EVENT_DTYPE)
-    ev["t"], ev["x"], ev["y"], ev["p"] = a["timestamp"], a["x"], a["y"], a["polarity"]
-    return ev
+    def _convert(self, batches, n_events):
+        """The events of ``batches`` in one event array, checked on the way: each batch's ``numpy()``
+        (dv-processing's own 16-byte records) is converted into its slice of the output by one kernel."""
+        out = np.empty(n_events, EVENT_DTYPE)
+        w, h = self.sensor_size
+        off = 0
+        for b in batches:
+            a = b.numpy()
+            m = len(a)
+            n, code, i = convert_dv(a, self._state, out[off:off + m], w, h)
+            if code:
+                return self._decoded(out, off + n, code, None)
+            off += m
+        return out[:off], None, None
 
 
 def _first_line(exc: BaseException) -> str:

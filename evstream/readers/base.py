@@ -8,7 +8,6 @@ read before the damage, then raises :class:`~evstream.errors.FormatError` naming
 
 from __future__ import annotations
 
-import io
 import os
 import stat as _stat
 from pathlib import Path
@@ -18,26 +17,30 @@ import numpy as np
 
 from evstream.errors import FormatError
 from evstream.events import EVENT_DTYPE, EventChunk
-from evstream.readers._kernels import first_bad
+from evstream.readers._kernels import check_events
 
 DEFAULT_CHUNK = 1_000_000
 SMALL_FILE = 32 << 20  # files up to this size are read with one system call and decoded from memory
+NO_TIME = -(1 << 62)  # 'no event yet' for the time-order check
+NO_EVENTS = np.zeros(0, EVENT_DTYPE)
 
 
 class Reader:
     """Base class: subclasses set ``format``, ``sensor_size``, ``meta`` and implement :meth:`_iter_events`."""
 
     format: str = "?"
+    _state_size = 1  # length of the decoder state (see evstream.readers._kernels); state[0] = last time
 
     def __init__(self, path: str | os.PathLike, sensor_size: tuple[int, int] | None = None,
-                 blob: bytes | None = None):
-        self.path = Path(path)
+                 blob: bytes | None = None, size: int | None = None):
+        self.path = path if isinstance(path, Path) else Path(path)
         self.meta: dict = {"format": self.format, "path": str(self.path)}
         self.sensor_size: tuple[int, int] = sensor_size or (0, 0)
         self._user_sensor = sensor_size
-        self._last_t: int | None = None
         self._n_read = 0
+        self._state = None
         self._blob: bytes | None = blob  # the whole file, when the caller already read it
+        self._size = size
 
     # --- file access shared by the binary formats ----------------------------------------------------
     def _small(self) -> bool:
@@ -49,9 +52,12 @@ class Reader:
                 self._blob = f.read()
         return self._blob
 
-    def _open(self):
-        """A binary file object: the whole file in memory for small files, else the file itself."""
-        return io.BytesIO(self._load_blob()) if self._small() else open(self.path, "rb")
+    def _header(self, prefix: bytes) -> tuple[list[str], int]:
+        """The ``prefix`` header lines (prefix stripped) and the offset of the first data byte."""
+        if self._small():
+            return split_header(self._load_blob(), prefix)
+        with open(self.path, "rb") as f:
+            return read_text_header(f, prefix)
 
     def _block(self, offset: int, dtype, count: int) -> np.ndarray:
         """``count`` items of ``dtype`` at byte ``offset`` (fewer at the end of the file)."""
@@ -63,28 +69,33 @@ class Reader:
         return read_block(self.path, offset, dtype, count)
 
     # --- what subclasses implement -------------------------------------------------------------------
-    def _iter_events(self, max_events: int) -> Iterator[tuple[np.ndarray, int]]:
-        """Yield ``(events, byte_offset_after)`` arrays of at most ``max_events`` events, in file order."""
+    def _iter_events(self, max_events: int) -> Iterator[tuple[np.ndarray, str | None, int | None]]:
+        """Yield ``(events, problem, byte_offset)`` in file order: at most ``max_events`` checked events,
+        then (once, last) the problem that stopped the reading and its byte offset where known.
+        Decoders check with the fused kernels and :meth:`_decoded`; other formats with :meth:`_check`."""
         raise NotImplementedError
 
     # --- the public interface ------------------------------------------------------------------------
     def chunks(self, max_events: int = DEFAULT_CHUNK) -> Iterator[EventChunk]:
         """Stream the recording as :class:`EventChunk` objects of at most ``max_events`` events."""
-        self._last_t = None
-        self._n_read = 0
-        for events, offset in self._iter_events(max(1, int(max_events))):
-            if len(events) == 0:
-                continue
-            good, problem = self._validate(events)
-            if len(good):
-                self._n_read += len(good)
-                yield EventChunk(good, self.sensor_size, dict(self.meta))
+        self._reset()
+        for events, problem, offset in self._iter_events(max(1, int(max_events))):
+            if len(events):
+                self._n_read += len(events)
+                yield EventChunk(events, self.sensor_size, dict(self.meta))
             if problem is not None:
-                raise FormatError(problem, where=self.path, offset=None)
+                raise FormatError(problem, where=self.path, offset=offset)
 
     def read_all(self) -> EventChunk:
         """The whole recording as one chunk (raises on damage; use :meth:`chunks` to keep the good part)."""
-        parts = [c.events for c in self.chunks(max_events=1 << 40)]
+        self._reset()
+        parts = []
+        for events, problem, offset in self._iter_events(1 << 40):
+            if problem is not None:
+                raise FormatError(problem, where=self.path, offset=offset)
+            if len(events):
+                self._n_read += len(events)
+                parts.append(events)
         events = parts[0] if len(parts) == 1 else (np.concatenate(parts) if parts else np.zeros(0, EVENT_DTYPE))
         return EventChunk(events, self.sensor_size, dict(self.meta))
 
@@ -101,29 +112,32 @@ class Reader:
         return self.chunks()
 
     # --- checks shared by every format ---------------------------------------------------------------
-    def _validate(self, events: np.ndarray) -> tuple[np.ndarray, str | None]:
-        """Return the valid prefix of ``events`` and a problem string if the rest is bad."""
+    def _reset(self) -> None:
+        self._n_read = 0
+        self._state = np.zeros(self._state_size, np.int64)
+        self._state[0] = NO_TIME
+
+    def _decoded(self, out: np.ndarray, n: int, code: int, offset: int | None):
+        """``(events, problem, byte_offset)`` from a fused kernel that wrote ``n`` good events into ``out``
+        and stopped on problem ``code`` (``out[n]`` is the offending event, ``offset`` its byte offset)."""
+        return out[:n], self._problem(out[n], n, code), offset
+
+    def _check(self, events: np.ndarray):
+        """``(good prefix, problem, None)`` for events decoded without a fused kernel."""
         w, h = self.sensor_size
-        prev = -(1 << 62) if self._last_t is None else self._last_t
-        i, code = first_bad(events["t"], events["x"], events["y"], w, h, prev)
+        n, code, _ = check_events(events["t"], events["x"], events["y"], self._state, w, h)
         if code == 0:
-            self._last_t = int(events["t"][-1])
-            return events, None
-        k = self._n_read + i
+            return events, None, None
+        return events[:n], self._problem(events[n], n, code), None
+
+    def _problem(self, bad, n: int, code: int) -> str:
+        k = self._n_read + n
         if code == 1:
-            before = prev if i == 0 else int(events["t"][i - 1])
-            problem = (f"timestamps go backwards at event {k} ({int(events['t'][i])} us after {before} us); "
-                       f"{k} events before it were read")
-        else:
-            problem = (f"event {k} at (x={int(events['x'][i])}, y={int(events['y'][i])}) lies outside the "
-                       f"{w}x{h} sensor")
-        return events[:i], problem
-
-
-def new_events(n: int):
-    """An uninitialised event array and its four field views (for decoders to fill in place)."""
-    ev = np.empty(n, EVENT_DTYPE)
-    return ev, ev["t"], ev["x"], ev["y"], ev["p"]
+            before = int(self._state[0])
+            return (f"timestamps go backwards at event {k} ({int(bad['t'])} us after {before} us); "
+                    f"{k} events before it were read")
+        w, h = self.sensor_size
+        return f"event {k} at (x={int(bad['x'])}, y={int(bad['y'])}) lies outside the {w}x{h} sensor"
 
 
 def read_block(path, offset: int, dtype, count: int) -> np.ndarray:
@@ -140,7 +154,7 @@ def check_path(path: str | os.PathLike) -> Path:
 
 def check_path_size(path: str | os.PathLike) -> tuple[Path, int]:
     """:func:`check_path` that also returns the file size (one ``stat``)."""
-    p = Path(path)
+    p = path if isinstance(path, Path) else Path(path)
     try:
         st = os.stat(p)
     except FileNotFoundError:
@@ -154,6 +168,58 @@ def check_path_size(path: str | os.PathLike) -> tuple[Path, int]:
     if not os.access(p, os.R_OK):
         raise FormatError("permission denied", where=p)
     return p, st.st_size
+
+
+def open_checked(path: str | os.PathLike) -> tuple[Path, int, int]:
+    """``(path, fd, size)``: the file opened for reading, with the checks of :func:`check_path` in one
+    open and one fstat. The caller closes ``fd``."""
+    p = path if isinstance(path, Path) else Path(path)
+    try:
+        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK)  # O_NONBLOCK: a FIFO must not hang us
+    except FileNotFoundError:
+        raise FormatError("no such file", where=p) from None
+    except PermissionError:
+        raise FormatError("permission denied", where=p) from None
+    except OSError as exc:
+        raise FormatError(exc.strerror or str(exc), where=p) from None
+    try:
+        st = os.fstat(fd)
+        if _stat.S_ISDIR(st.st_mode):
+            raise FormatError("is a directory, not a recording", where=p)
+        if st.st_size == 0:
+            raise FormatError("empty file (0 bytes)", where=p)
+    except BaseException:
+        os.close(fd)
+        raise
+    return p, fd, st.st_size
+
+
+def pread(fd: int, size: int, offset: int, where) -> bytes:
+    """``os.pread`` with an OSError turned into a one-line :class:`FormatError`."""
+    try:
+        return os.pread(fd, size, offset)
+    except OSError as exc:
+        raise FormatError(exc.strerror or str(exc), where=where) from None
+
+
+def split_header(buf: bytes, prefix: bytes) -> tuple[list[str], int]:
+    """:func:`read_text_header` over bytes already in memory (the same lines and offset)."""
+    pos = 0
+    n = len(buf)
+    while buf.startswith(prefix, pos):
+        end = buf.find(b"\n", pos)
+        if end < 0:
+            pos = n  # the last header line runs to the end of the file
+            break
+        pos = end + 1
+    if pos == 0:
+        return [], 0
+    text = buf[:pos].decode("latin-1")
+    parts = text.split("\n")
+    if text.endswith("\n"):
+        parts.pop()
+    k = len(prefix)
+    return [ln[k:].rstrip("\r") for ln in parts], pos
 
 
 def read_text_header(f, prefix: bytes) -> tuple[list[str], int]:

@@ -54,4 +54,4 @@ class MatReader(Reader):
         n = len(d["ts"])
         for s in range(0, n, max_events):
             sl = slice(s, s + max_events)
-            yield make_events(d["ts"][sl].astype(np.int64), d["x"][sl], d["y"][sl], d["pol"][sl]), None
+            yield self._check(make_events(d["ts"][sl].astype(np.int64), d["x"][sl], d["y"][sl], d["pol"][sl]))

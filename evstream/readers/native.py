@@ -39,7 +39,7 @@ class NpzReader(Reader):
             raise FormatError(f"corrupt .npz member ({exc})", where=self.path) from None
         for s in range(0, len(t), max_events):
             sl = slice(s, s + max_events)
-            yield make_events(t[sl], x[sl], y[sl], p[sl]), None
+            yield self._check(make_events(t[sl], x[sl], y[sl], p[sl]))
 
     def close(self):
         self._npz.close()
@@ -75,10 +75,10 @@ class Hdf5Reader(Reader):
         for s in range(0, n, max_events):
             sl = slice(s, s + max_events)
             if cols:
-                yield make_events(*(c[sl] for c in cols)), None
+                yield self._check(make_events(*(c[sl] for c in cols)))
             else:
                 a = g[sl]
-                yield make_events(a["t"], a["x"], a["y"], a["p"]), None
+                yield self._check(make_events(a["t"], a["x"], a["y"], a["p"]))
 
     def close(self):
         self._h.close()

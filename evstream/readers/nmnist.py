@@ -11,28 +11,33 @@ import numpy as np
 
 from evstream.errors import FormatError
 from evstream.readers import _kernels
-from evstream.readers.base import Reader, check_path_size, new_events
+from evstream.events import EVENT_DTYPE
+from evstream.readers.base import NO_EVENTS, Reader, check_path_size
 
 SENSOR = (34, 34)
 
 
 class NmnistReader(Reader):
     format = "nmnist"
+    _state_size = 2  # last t, overflow
 
-    def __init__(self, path, sensor_size=None, blob=None):
-        path, self._size = check_path_size(path)
-        super().__init__(path, sensor_size or SENSOR, blob)
-        self.meta["format"] = self.format
+    def __init__(self, path, sensor_size=None, blob=None, size=None):
+        if size is None:
+            path, size = check_path_size(path)
+        super().__init__(path, sensor_size or SENSOR, blob, size)
 
     def _iter_events(self, max_events):
         n_total, rest = divmod(self._size, 5)
-        overflow = 0
+        w, h = self.sensor_size
         for s in range(0, n_total, max_events):
             e = min(n_total, s + max_events)
             raw = self._block(5 * s, np.uint8, 5 * (e - s))
-            ev, t, x, y, p = new_events(e - s)
-            n, overflow = _kernels.decode_nmnist(raw, overflow, t, x, y, p)
-            yield ev[:n], 5 * e
+            out = np.empty(e - s, EVENT_DTYPE)
+            n, code, i = _kernels.decode_nmnist(raw, self._state, out, w, h)
+            if code:
+                yield self._decoded(out, n, code, 5 * (s + i))
+                return
+            yield out[:n], None, None
         if rest:
-            raise FormatError(f"truncated: {rest} stray bytes after the last whole 5-byte event "
-                              f"({n_total} events read)", where=self.path, offset=5 * n_total)
+            yield NO_EVENTS, (f"truncated: {rest} stray bytes after the last whole 5-byte event "
+                              f"({n_total} events read)"), 5 * n_total

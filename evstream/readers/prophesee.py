@@ -15,7 +15,8 @@ import numpy as np
 
 from evstream.errors import FormatError
 from evstream.readers import _kernels
-from evstream.readers.base import Reader, check_path_size, new_events, read_text_header
+from evstream.events import EVENT_DTYPE
+from evstream.readers.base import NO_EVENTS, Reader, check_path_size
 
 # Sensor sizes by camera generation when the header has no geometry line.
 _PLUGIN_SENSORS = {"gen3": (640, 480), "gen31": (640, 480), "gen41": (1280, 720), "imx636": (1280, 720),
@@ -55,11 +56,11 @@ def sensor_from_header(meta: dict, default):
 
 
 class _PropheseeReader(Reader):
-    def __init__(self, path, sensor_size=None, blob=None):
-        path, self._size = check_path_size(path)
-        super().__init__(path, sensor_size, blob)
-        with self._open() as f:
-            lines, self._data_start = read_text_header(f, b"% ")
+    def __init__(self, path, sensor_size=None, blob=None, size=None):
+        if size is None:
+            path, size = check_path_size(path)
+        super().__init__(path, sensor_size, blob, size)
+        lines, self._data_start = self._header(b"% ")
         if not lines:
             raise FormatError("no '% ' header: not a Prophesee file", where=self.path, offset=0)
         self.meta.update(parse_header(lines))
@@ -69,8 +70,8 @@ class _PropheseeReader(Reader):
 class DatReader(_PropheseeReader):
     format = "dat"
 
-    def __init__(self, path, sensor_size=None, blob=None):
-        super().__init__(path, sensor_size, blob)
+    def __init__(self, path, sensor_size=None, blob=None, size=None):
+        super().__init__(path, sensor_size, blob, size)
         tb = self._block(self._data_start, np.uint8, 2).tobytes()
         if len(tb) < 2:
             raise FormatError("truncated after the header (no event type/size bytes)", where=self.path,
@@ -86,57 +87,66 @@ class DatReader(_PropheseeReader):
 
     def _iter_events(self, max_events):
         n_total, rest = divmod(self._size - self._first, 8)
+        w, h = self.sensor_size
         for s in range(0, n_total, max_events):
             e = min(n_total, s + max_events)
             words = self._block(self._first + 8 * s, "<u4", 2 * (e - s))
-            ev, t, x, y, p = new_events(e - s)
-            _kernels.decode_dat(words, t, x, y, p)
-            yield ev, self._first + 8 * e
+            out = np.empty(e - s, EVENT_DTYPE)
+            n, code, i = _kernels.decode_dat(words, self._state, out, w, h)
+            if code:
+                yield self._decoded(out, n, code, self._first + 8 * (s + i))
+                return
+            yield out, None, None
         if rest:
-            raise FormatError(f"truncated: {rest} stray bytes after the last whole event "
-                              f"({n_total} events read)", where=self.path, offset=self._first + 8 * n_total)
+            problem = f"truncated: {rest} stray bytes after the last whole event ({n_total} events read)"
+            yield NO_EVENTS, problem, self._first + 8 * n_total
 
 
 class Evt2Reader(_PropheseeReader):
     format = "evt2"
+    _state_size = 2  # last t, time high
 
-    def __init__(self, path, sensor_size=None, blob=None):
-        super().__init__(path, sensor_size, blob)
+    def __init__(self, path, sensor_size=None, blob=None, size=None):
+        super().__init__(path, sensor_size, blob, size)
         if sensor_size is None:
             self.sensor_size = sensor_from_header(self.meta, (640, 480))
 
     def _iter_events(self, max_events):
         n_words, rest = divmod(self._size - self._data_start, 4)
-        t_high = np.int64(0)
+        w, h = self.sensor_size
         for s in range(0, n_words, max_events):
             words = self._block(self._data_start + 4 * s, "<u4", min(max_events, n_words - s))
-            m = len(words)
-            ev, t, x, y, p = new_events(m)
-            n, t_high = _kernels.decode_evt2(words, t_high, t, x, y, p)
-            yield ev[:n], self._data_start + 4 * (s + m)
+            out = np.empty(len(words), EVENT_DTYPE)
+            n, code, i = _kernels.decode_evt2(words, self._state, out, w, h)
+            if code:
+                yield self._decoded(out, n, code, self._data_start + 4 * (s + i))
+                return
+            yield out[:n], None, None
         if rest:
-            raise FormatError(f"truncated: {rest} stray bytes after the last whole word", where=self.path,
-                              offset=self._data_start + 4 * n_words)
+            problem = f"truncated: {rest} stray bytes after the last whole word"
+            yield NO_EVENTS, problem, self._data_start + 4 * n_words
 
 
 class Evt3Reader(_PropheseeReader):
     format = "evt3"
+    _state_size = 7  # last t, time high, time low, y, base x, base p, time-high epoch
 
-    def __init__(self, path, sensor_size=None, blob=None):
-        super().__init__(path, sensor_size, blob)
+    def __init__(self, path, sensor_size=None, blob=None, size=None):
+        super().__init__(path, sensor_size, blob, size)
         if sensor_size is None:
             self.sensor_size = sensor_from_header(self.meta, (1280, 720))
 
     def _iter_events(self, max_events):
         n_words, rest = divmod(self._size - self._data_start, 2)
-        state = np.zeros(6, np.int64)
+        w, h = self.sensor_size
         step = max(1, min(max_events, 1 << 36) // 12)  # a VECT_12 word can hold 12 events
         for s in range(0, n_words, step):
             words = self._block(self._data_start + 2 * s, "<u2", min(step, n_words - s))
-            ev, t, x, y, p = new_events(len(words) * 12)
-            n = _kernels.decode_evt3(words, state, t, x, y, p)
-            yield ev[:n], self._data_start + 2 * (s + len(words))
+            out = np.empty(len(words) * 12, EVENT_DTYPE)
+            n, code, i = _kernels.decode_evt3(words, self._state, out, w, h)
+            if code:
+                yield self._decoded(out, n, code, self._data_start + 2 * (s + i))
+                return
+            yield out[:n], None, None
         if rest:
-            raise FormatError("truncated: 1 stray byte after the last whole word", where=self.path,
-                              offset=self._data_start + 2 * n_words)
-
+            yield NO_EVENTS, "truncated: 1 stray byte after the last whole word", self._data_start + 2 * n_words
