@@ -42,7 +42,7 @@ def fit(model, x, y, steps=40, lr=1e-2):
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     model.eval()
     return losses
 
@@ -95,8 +95,8 @@ def test_pair_ops_hand_example():
 
 
 def test_one_batch_overfit_gradients_flow_through_the_surrogate():
-    x, y = toy_data(12, seed=1)
-    y = torch.tensor([0, 1, 2, 2, 1, 0, 1, 0, 2, 0, 2, 1])  # labels unrelated to the pattern: memorise
+    x, _ = toy_data(8, seed=1)
+    y = torch.randperm(8, generator=torch.Generator().manual_seed(0)) % 3  # labels unrelated to the pattern
     m = small(1)
     m.train()
     F.cross_entropy(m(x), y).backward()
@@ -106,8 +106,9 @@ def test_one_batch_overfit_gradients_flow_through_the_surrogate():
                  "blocks.0.attn.v.weight", "blocks.0.mlp.fc1.weight", "head.weight"):
         g = dict(m.named_parameters())[name].grad
         assert g is not None and float(g.abs().sum()) > 0, f"no gradient reached {name}"
-    losses = fit(m, x, y, steps=40, lr=2e-2)
-    assert losses[-1] < 0.5 * losses[0]
+    losses = fit(m, x, y, steps=40, lr=5e-2)
+    assert losses[-1] < 0.2 * losses[0]
+    m.train()  # memorised with the batch's own BN statistics (the running ones lag after 40 steps)
     with torch.no_grad():
         assert float((m(x).argmax(1) == y).float().mean()) == 1.0
 
@@ -242,3 +243,56 @@ def test_both_stems_and_paper_presets_build():
     for name, params in (("8-384", 16e6), ("8-512", 29e6)):
         n = sum(p.numel() for p in build_model("spikformer", {"preset": name}).parameters())
         assert n > params  # the paper's sizes (V2 adds the conv stem; Table II: 29.11 M, 51.55 M)
+
+
+def test_inference_step_equals_spikingjelly_lif():
+    from evstream.snn.spikformer import LIF
+
+    sj, fast = LIF("sj"), LIF("fast")
+    sj.to_spiking()
+    fast.to_spiking()
+    g = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        x = torch.randn(3, 50, generator=g) * 2
+        with torch.enable_grad():
+            a = sj(x)  # SpikingJelly's LIFNode, single step
+        with torch.no_grad():
+            b = fast(x)
+        assert torch.equal(a, b) and torch.equal(sj.node.v, fast.node.v)
+    assert float(a.sum()) > 0
+
+
+def test_mae_pretraining_step_lowers_reconstruction_loss():
+    from evstream.pretrain import MAEDecoder, mae_loss, patchify, random_token_mask
+
+    m = small(2)
+    cfg = m.config
+    g = cfg.img_size // cfg.patch_size
+    keep = random_token_mask(6, g, g, 0.75, torch.Generator().manual_seed(0))
+    assert keep.flatten(1).sum(1).tolist() == [4.0] * 6  # 25% of 16 tokens kept in every sample
+    x, _ = toy_data(6)
+    assert patchify(x, cfg.patch_size).shape == (6, g * g, cfg.in_channels * cfg.patch_size ** 2)
+    dec = MAEDecoder(cfg.dim, g * g, cfg.in_channels * cfg.patch_size ** 2, dim=16, depth=1, heads=2)
+    opt = torch.optim.AdamW(list(m.parameters()) + list(dec.parameters()), lr=1e-2)
+    m.train()
+    losses = []
+    for _ in range(15):
+        loss = mae_loss(m, dec, x, keep)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < losses[0]
+
+
+def test_pretrain_cli_saves_an_encoder_that_train_can_start_from(data_dir, tmp_path):
+    from evstream.cli import main
+    from evstream.snn import load_checkpoint
+
+    out = tmp_path / "pre.pt"
+    root = data_dir / "nmnist_small" / "train"
+    assert main(["pretrain", "--root", str(root), "--limit", "16", "--batch", "8", "--epochs", "1",
+                 "--threads", "1", "--out", str(out), "--no-progress"]) == 0
+    model, meta = load_checkpoint(out)
+    assert model.arch == "spikformer" and meta["pretrain"]["mask_ratio"] == 0.75
+    assert main(["pretrain", "--out", str(tmp_path / "none.pt"), "--no-progress"]) == 2  # no data: one line

@@ -67,6 +67,7 @@ class SpikformerConfig:
 
 PRESETS = {
     "tiny": SpikformerConfig(),
+    "tiny-t1": SpikformerConfig(timesteps=1),  # the same weights trained at T = 1 (cheap first stage; paper §5.2.1)
     "tiny-sps": SpikformerConfig(stem="sps", patch_size=4, stem_channels=(8, 32, 64)),
     # the paper's names (depth-dim); ImageNet: 224x224, patch 16 (four SCS blocks), T = 4
     "8-384": SpikformerConfig(in_channels=3, num_classes=1000, img_size=224, stem="scs", patch_size=16, dim=384,
@@ -134,9 +135,20 @@ class LIF(nn.Module):
         self.node.reset()
         self.last_spikes = 0
 
+    def _step_no_grad(self, x: torch.Tensor) -> torch.Tensor:
+        """One inference step of the same LIF update without SpikingJelly's op dispatch (tested equal):
+        h = v + (x - v)/τ, spike where h ≥ θ, hard reset to 0; the membrane stays in the node."""
+        v = self.node.v
+        if not isinstance(v, torch.Tensor) or v.shape != x.shape:
+            v = torch.zeros_like(x)
+        h = v + (x - v) / self.node.tau
+        s = (h >= self.node.v_threshold).to(x.dtype)
+        self.node.v = h * (1.0 - s)
+        return s
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.spiking:
-            s = self.node(x)
+            s = self.node(x) if torch.is_grad_enabled() else self._step_no_grad(x)
         else:
             s = self.node(x.reshape(self.T, -1, *x.shape[1:])).reshape(x.shape)
         if self.mask_ratio > 0:
