@@ -15,7 +15,7 @@ What the conversion does to the MST (evstream/snn/mst.py), on a deep copy:
   so the sum of its outputs after T steps is exactly T·F(mean input): the ANN's activation of the mean.
 - **Products of two spike matrices** (Q·Kᵀ and A·V, Theorem 2): ``ECProduct`` keeps S_A, S_B and outputs
   S_A(t)S_B(t)/t − S_A(t−1)S_B(t−1)/(t−1); the outputs sum to S_A(T)S_B(T)/T.
-- **Multi-threshold neurons** (``MTNeuron``) turn each compensated output back into spikes for the next
+- **Multi-threshold neurons** (in ``ECQCFS``, one numba kernel with the compensation) turn each compensated output back into spikes for the next
   linear layer: signed levels ±θ·2^k (k = 0..n−1), at most one spike per step, the level nearest to the
   membrane (nothing below θ/2), soft reset (the fired level is subtracted), membrane starting at 0. The
   base threshold θ of each neuron layer comes from ``calibrate`` (the top level θ·2^(n−1) is the p-th
@@ -35,8 +35,11 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import numba as nb
+import numpy as np
 import torch
 from torch import nn
 
@@ -49,118 +52,171 @@ DEFAULT_LEVELS = 8
 DEFAULT_PERCENTILE = 99.0
 
 
-# --- multi-threshold neuron ----------------------------------------------------------------------------
+# --- the one kernel: expectation compensation and the multi-threshold neuron -------------------------
 
-class MTNeuron:
-    """Signed multi-threshold neuron: levels ±θ·2^k, k = 0..n−1; one spike (one level) per step at most.
+@nb.njit(cache=True, nogil=True)
+def _ec_mt_kernel(x, S, G, v, out, keep, ec, mt, first, d, c, c2, L, theta, n, gain):
+    """One timestep, element by element, in float32 (the model's precision); returns the number of
+    transmitted spikes.
 
-    Each step: m = v + x; the fired level is the one nearest to m (none while |m| ≤ θ/2, the top level
-    above it), s = ±level; v = m − s (soft reset). So the running sum of the output equals the running sum
-    of the input minus the membrane, and |v| ≤ max(θ/2, |m|/3) while |m| ≤ 1.5·θ·2^(n−1).
-    """
+    ``ec``: expectation compensation of a QCFS F(a) = clip(floor(a·c·W + 1/2), 0, L)/(c·W) (Theorem 1):
+    S ← d·S + x, g = W·F(S/W) = clip(floor(S·c + 1/2), 0, L)·c2 (c = L/(λW), c2 = λW/L), o = g − d·G, G ← g;
+    else o = x. ``mt``: the multi-threshold neuron: m = v + o, the level ±θ·2^k nearest to m fires
+    (nothing while |m| ≤ θ/2, the top level θ·2^(n−1) above the top), v ← m − s (soft reset); else
+    out = o (analog). ``keep`` (bool, empty when not masking) drops spikes after the reset (Random Spike
+    Masking) and the surviving ones weigh ``gain`` = 1/(1 − r), as in mode "mst". The level is chosen without branches: k = ceil(log2(|m| / 1.5θ)) clipped to 0..n−1, read
+    from the float32 exponent bits."""
+    masking = keep.size > 0
+    half, lo = np.float32(0.5) * theta, np.float32(1.5) * theta
+    inv_lo = np.float32(1.0) / lo
+    bits = out.view(np.int32)  # scratch: the bits of |m|/1.5θ, then of the level
+    theta_bits = np.array([theta], dtype=np.float32).view(np.int32)[0]
+    total = 0
+    for i in range(x.size):
+        if ec:
+            si = x[i] if first else np.float32(S[i] * d + x[i])
+            S[i] = si
+            q = min(max(np.float32(math.floor(np.float32(si * c) + np.float32(0.5))), np.float32(0.0)), L)
+            g = np.float32(q * c2)
+            o = g if first else np.float32(g - np.float32(G[i] * d))
+            G[i] = g
+        else:
+            o = x[i]
+        if mt:
+            m = np.float32(v[i] + o)
+            a = abs(m)
+            out[i] = max(np.float32(a * inv_lo), np.float32(1.0))  # the level sits at or above θ
+            b = bits[i]
+            k = min(((b >> 23) & 0xFF) - 127 + ((b & 0x7FFFFF) != 0), n - 1)  # ceil(log2(.)), ≤ n − 1
+            bits[i] = theta_bits + (k << 23)
+            fire = a > half
+            lev = out[i] if fire else np.float32(0.0)
+            s = lev if m >= 0 else -lev
+            v[i] = m - s
+            if masking:
+                fire = fire and keep[i]
+                s = np.float32(s * gain) if keep[i] else np.float32(0.0)
+            out[i] = s
+            total += fire
+        else:
+            out[i] = o
+    return total
 
-    def __init__(self, theta: float, n: int = DEFAULT_LEVELS):
-        if not (theta > 0 and math.isfinite(theta)):
-            raise ValueError(f"multi-threshold base threshold must be positive, got {theta}")
-        self.theta, self.n = float(theta), int(n)
-        pw = [2.0 ** k for k in range(self.n)]
-        # nearest-level boundaries: θ/2, then the midpoints 1.5·θ·2^k between θ·2^k and θ·2^(k+1)
-        self.bounds = torch.tensor([0.5 * self.theta] + [1.5 * self.theta * p for p in pw[:-1]])
-        self.table = torch.tensor([0.0] + [self.theta * p for p in pw])
-        self.v: torch.Tensor | float = 0.0
 
-    @property
-    def levels(self) -> list[float]:
-        return self.table[1:].tolist()
-
-    def reset(self) -> None:
-        self.v = 0.0
-
-    def __call__(self, x: torch.Tensor):
-        """(spike values s, level index k in 0..n with 0 = no spike, membrane before firing m)."""
-        m = x + self.v
-        k = torch.bucketize(m.abs(), self.bounds)
-        s = torch.copysign(self.table[k], m)
-        self.v = m - s
-        return s, k, m
+def level_counts(out: torch.Tensor | None, theta: float | None, n: int) -> dict:
+    """Spikes per level in a multi-threshold output ``out`` (values 0 or ±θ·2^k; with masking θ is the
+    base level times the surviving spikes' weight 1/(1 − r)):
+    {"theta": θ, "pos": [count of +θ·2^k for k = 0..n−1], "neg": [count of −θ·2^k]}."""
+    if out is None or theta is None:
+        return {"theta": theta, "pos": [], "neg": []}
+    s = out[out != 0]
+    k = torch.round(torch.log2(s.abs() / theta)).long().clamp_(0, n - 1) + n * (s < 0)
+    c = torch.bincount(k, minlength=2 * n).tolist()
+    return {"theta": theta, "pos": c[:n], "neg": c[n:]}
 
 
-# --- expectation compensation --------------------------------------------------------------------------
+class SpikesPerLevel(Mapping):
+    """{neuron layer: level_counts(...)} of one step, computed when read (the monitors read it; evaluation
+    does not pay for it)."""
+
+    def __init__(self, acts):
+        self._outs = {a.name: (*(a._out or (None, None)), a.n) for a in acts}
+        self._done = {}
+
+    def __getitem__(self, name):
+        if name not in self._done:
+            self._done[name] = level_counts(*self._outs[name])
+        return self._done[name]
+
+    def __iter__(self):
+        return iter(self._outs)
+
+    def __len__(self):
+        return len(self._outs)
+
 
 class ECQCFS(QCFS):
-    """A QCFS as an expectation-compensated non-linearity (Theorem 1), followed by a multi-threshold
-    neuron (``theta`` given) or not (analog output, for the classifier).
+    """A QCFS in ECMT mode: its expectation-compensated version (Theorem 1) followed by a multi-threshold
+    neuron (``theta`` given: levels ±θ·2^k, k = 0..n−1), or with analog output (``theta=None``, the
+    classifier's input). ``compensate=False`` leaves only the neuron (a bare multi-threshold neuron, for
+    tests and other models).
 
-    Stays a ``QCFS`` (name, λ, L, mask ratio and generator) so that the model's ``activations()`` and
-    ``set_mask_ratio`` work unchanged. ``last_spikes`` / ``last_levels`` hold this step's spike count and
-    per-level counts after masking; ``_extra_ops`` the compensation's own operations (counted by
-    ``evstream.energy.OpCounter``).
+    The neuron: at most one spike per step, the level nearest to its membrane m = v + input (nothing while
+    |m| ≤ θ/2, the top level above the top), soft reset v ← m − s, membrane starting at 0. So the sum of
+    its outputs is the sum of its inputs minus v, and |v| ≤ max(θ/2, |m|/3) while |m| ≤ 1.5·θ·2^(n−1).
+
+    Stays a ``QCFS`` (name, λ, L, mask ratio, generator) so that the model's ``activations()`` and
+    ``set_mask_ratio`` work unchanged. ``last_spikes`` and ``level_counts()`` give this step's spikes after
+    masking; ``_extra_ops`` the compensation's own operations (counted by ``evstream.energy.OpCounter``).
     """
 
-    def __init__(self, src: QCFS, theta: float | None, n: int = DEFAULT_LEVELS, decay: float | None = None):
-        super().__init__(src.levels, float(src.threshold.detach().abs()), src.name)
-        self.lam = float(src.threshold.detach().abs()) + 1e-6  # exactly the ANN's λ (QCFS.forward adds 1e-6)
+    def __init__(self, src: QCFS, theta: float | None, n: int = DEFAULT_LEVELS, decay: float | None = None,
+                 compensate: bool = True):
+        lam = float(src.threshold.detach().abs())
+        super().__init__(src.levels, lam, src.name)
+        self.lam = lam + 1e-6  # exactly the ANN's λ (QCFS.forward adds 1e-6)
         self.mask_ratio, self.generator = src.mask_ratio, src.generator
         self.spiking = True
         self.decay = float(decay) if decay else 1.0
-        self.mt = MTNeuron(theta, n) if theta is not None else None
+        self.ec = bool(compensate)
+        if theta is not None and not (theta > 0 and math.isfinite(theta)):
+            raise ValueError(f"{src.name}: multi-threshold base threshold must be positive, got {theta}")
+        self.theta = None if theta is None else float(theta)
+        self.n = int(n)
         self.count_extra = False
         self._extra_ops = (0.0, 0.0)
-        self.last_levels = None
         self.reset()
+
+    @property
+    def thresholds(self) -> list[float]:
+        """The positive levels θ·2^k (the negative ones mirror them)."""
+        return [] if self.theta is None else [self.theta * 2.0 ** k for k in range(self.n)]
 
     def reset(self) -> None:
         self.reset_expectation()
-        if self.mt is not None:
-            self.mt.reset()
+        self.v = None  # membrane
         self.last_spikes = 0
-        self.last_levels = None
+        self._out = None
 
     def reset_expectation(self) -> None:
-        self.S = None  # running (weighted) sum of the input
+        self.S = self.G = None  # running (weighted) input sum; W·F(S/W) of the previous step
         self.W = 0.0  # running (weighted) number of steps
-        self.G = None  # W·F(S/W) of the previous step
-
-    def compensate(self, x: torch.Tensor) -> torch.Tensor:
-        """O(t) = W(t)F(S(t)/W(t)) − d·W(t−1)F(S(t−1)/W(t−1)) with F = QCFS (Theorem 1; d = 1: plain sums)."""
-        d, L = self.decay, self.levels
-        self.S = x.clone() if self.S is None else self.S.mul_(d).add_(x) if d != 1.0 else self.S.add_(x)
-        self.W = d * self.W + 1.0
-        g = (self.S * (L / (self.lam * self.W))).add_(0.5).floor_().clamp_(0, L).mul_(self.lam * self.W / L)
-        out = g if self.G is None else g - (self.G * d if d != 1.0 else self.G)
-        self.G = g
-        return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        o = self.compensate(x)
+        x = x.detach().contiguous()
+        first = self.S is None
+        if first:
+            self.S, self.G = torch.empty_like(x), torch.empty_like(x)
+        if self.v is None:
+            self.v = torch.zeros_like(x)
+        if self.S.shape != x.shape or self.v.shape != x.shape:
+            raise ValueError(f"{self.name}: input shape changed from {tuple(self.S.shape)} to {tuple(x.shape)} "
+                             "without reset()")
+        d, L = self.decay, self.levels
+        self.W = d * self.W + 1.0
+        mt = self.theta is not None
+        out = torch.empty_like(x)
+        keep = (torch.rand(x.shape, generator=self.generator, device=x.device) >= self.mask_ratio) \
+            if mt and self.mask_ratio > 0 else torch.empty(0, dtype=torch.bool)
+        f = np.float32
+        self.last_spikes = int(_ec_mt_kernel(
+            x.numpy().reshape(-1), self.S.numpy().reshape(-1), self.G.numpy().reshape(-1),
+            self.v.numpy().reshape(-1), out.numpy().reshape(-1), keep.numpy().reshape(-1),
+            self.ec, mt, first, f(d), f(L / (self.lam * self.W)), f(self.lam * self.W / L), f(L),
+            f(self.theta or 1.0), self.n, f(1.0 / (1.0 - self.mask_ratio) if len(keep) else 1.0)))
+        self._out = (out, self.theta / (1.0 - self.mask_ratio) if len(keep) else self.theta) if mt else None
+        self.last_numel = out.numel()
         if self.count_extra:  # the sum update, the scaling by 1/W and by W, the difference: 2 MACs per element
-            self._extra_ops = (0.0, 2.0 * o.numel())
-        if self.mt is None:
-            self.last_numel = o.numel()
-            return o
-        s, k, m = self.mt(o)
-        if self.mask_ratio > 0:
-            keep = torch.rand(s.shape, generator=self.generator, device=s.device) >= self.mask_ratio
-            s, k = s * keep, k * keep
-        self.last_spikes = int(s.count_nonzero())
-        self.last_numel = s.numel()
-        self._k, self._neg = k, m < 0
-        self.last_levels = None
-        return s
+            self._extra_ops = (0.0, 2.0 * out.numel() if self.ec else 0.0)
+        return out
 
     def level_counts(self) -> dict:
-        """This step's spikes per level: {"theta", "pos": [count of +θ·2^k], "neg": [count of −θ·2^k]}."""
-        if self.mt is None:
-            return {"theta": None, "pos": [], "neg": []}
-        if self.last_levels is None:
-            n = self.mt.n
-            c = torch.bincount((self._k + (n + 1) * self._neg).flatten(), minlength=2 * (n + 1)).tolist()
-            self.last_levels = {"theta": self.mt.theta, "pos": c[1:n + 1], "neg": c[n + 2:]}
-        return self.last_levels
+        """This step's transmitted spikes per level: {"theta", "pos": [count of +θ·2^k], "neg": [...−θ·2^k]}."""
+        return level_counts(*(self._out or (None, None)), self.n)
 
     def extra_repr(self) -> str:
-        mt = f"θ={self.mt.theta:.4g} x 2^0..{self.mt.n - 1}" if self.mt else "analog output"
-        return f"{self.name}, L={self.levels}, λ={self.lam:.3f}, EC + {mt}"
+        mt = f"θ={self.theta:.4g} x 2^0..{self.n - 1}" if self.theta else "analog output"
+        return f"{self.name}, L={self.levels}, λ={self.lam:.3f}, {'EC + ' if self.ec else ''}{mt}"
 
 
 class ECProduct(nn.Module):
@@ -184,7 +240,7 @@ class ECProduct(nn.Module):
         self.SA = self.SB = self.P = None
         self.W = 0.0
 
-    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    def forward(self, a: torch.Tensor, b: torch.Tensor, nnz_a: int | None = None, nnz_b: int | None = None):
         d = self.decay
         first = self.SA is None
         if first:
@@ -201,7 +257,9 @@ class ECProduct(nn.Module):
         self.P = p
         if self.count_extra:
             n, m, outs = a.shape[-2], b.shape[-1], float(out.numel())
-            cross = 0.0 if first else float(a.count_nonzero()) * m + float(b.count_nonzero()) * n + 3 * outs
+            nnz_a = int(a.count_nonzero()) if nnz_a is None else nnz_a
+            nnz_b = int(b.count_nonzero()) if nnz_b is None else nnz_b
+            cross = 0.0 if first else float(nnz_a * m + nnz_b * n) + 3 * outs
             self._extra_ops = (cross, outs)
         return out
 
@@ -217,14 +275,16 @@ class ECMTWindowAttention(WindowAttention):
         v = self.act_v(self.v(x)).view(bw, n, h, d).transpose(1, 2)
         kt = k.transpose(-2, -1)
         bias = self.bias_table[self.bias_index].permute(2, 0, 1)
-        a = self.act_attn(self.qk(q, kt) * self.scale + bias)
+        a = self.act_attn(self.qk(q, kt, self.act_q.last_spikes, self.act_k.last_spikes) * self.scale + bias)
+        nnz_a = self.act_attn.last_spikes
         if mask01 is not None:
             nw = mask01.shape[0]
             a = (a.view(bw // nw, nw, h, n, n) * mask01[None, :, None]).view(bw, h, n, n)
+            nnz_a = int(a.count_nonzero()) if self.count_pairs else None
         if self.count_pairs:  # the spike-spike term A(t)B(t) of Eq. 7, counted as in mode "mst"
             self._qk_ops, self._av_ops = _pair_ops(q, kt), _pair_ops(a, v)
             self._qk_dense = self._av_dense = bw * h * n * n * d
-        out = self.act_out(self.av(a, v)).transpose(1, 2).reshape(bw, n, c)
+        out = self.act_out(self.av(a, v, nnz_a, self.act_v.last_spikes)).transpose(1, 2).reshape(bw, n, c)
         return self.proj(out)
 
 
@@ -254,12 +314,17 @@ def calibrate(model, x: torch.Tensor, percentile: float = DEFAULT_PERCENTILE, le
         hist[mod.name] += torch.bincount(q.flatten(), minlength=mod.levels + 1).double()
 
     handles = [a.register_forward_hook(hook) for a in acts]
+    ratios = [a.mask_ratio for a in acts]
+    for a in acts:  # the unmasked activations (a mask set on the model applies in the ANN view too)
+        a.mask_ratio = 0.0
     try:
         for i in range(0, len(x), batch):
             model(x[i:i + batch])
     finally:
         for h in handles:
             h.remove()
+        for a, r in zip(acts, ratios):
+            a.mask_ratio = r
         model.train(was_training)
     top, theta = {}, {}
     for a in acts:
@@ -320,7 +385,8 @@ def thresholds_for(model, calibration: dict | None, levels: int | None = None) -
 @dataclass
 class ECMTStepResult(StepResult):
     """``StepResult`` plus the spikes of every neuron layer per level:
-    ``spikes_per_level[name] = {"theta": θ, "pos": [count at +θ·2^k], "neg": [count at −θ·2^k]}``."""
+    ``spikes_per_level[name] = {"theta": θ, "pos": [count at +θ·2^k], "neg": [count at −θ·2^k]}``
+    (a mapping computed when read)."""
     spikes_per_level: dict = field(default_factory=dict)
 
 
@@ -361,9 +427,9 @@ class ECMTRunner(SpikingRunner):
         self.decay = decay
         self.generator = torch.Generator().manual_seed(seed)
         self.model.set_mask_ratio(mask_ratio, self.generator)
+        self.neurons = self.model.activations()  # listed once: a hot path
         self.products = [m for m in self.model.modules() if isinstance(m, ECProduct)]
         self.counter = OpCounter(self.model, self.analog, spiking=True) if count_ops else None
-        self.count_levels = count_ops
         self.reset()
 
     def reset(self) -> None:
@@ -375,7 +441,7 @@ class ECMTRunner(SpikingRunner):
     def reset_mean(self) -> None:
         """A scene change: forget the expectations and the running output, keep the membranes."""
         super().reset_mean()
-        for m in self.model.activations():
+        for m in self.neurons:
             m.reset_expectation()
         for p in self.products:
             p.reset()
@@ -395,9 +461,9 @@ class ECMTRunner(SpikingRunner):
         self._w = d * self._w + 1.0
         self._k += 1
         mean = self._sum / self._w
-        acts = self.model.activations()
+        acts = self.neurons
         spikes = {m.name: m.last_spikes for m in acts}
-        levels = {m.name: m.level_counts() for m in acts} if self.count_levels else {}
+        levels = SpikesPerLevel(acts)
         total = sum(spikes.values())
         self.total_spikes += total
         ops = self.counter.take() if self.counter else None
