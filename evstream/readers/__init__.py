@@ -83,7 +83,8 @@ def _format_of(p: Path, head: bytes) -> str:
                       where=p, offset=0)
 
 
-_IN_MEMORY = ("dat", "evt2", "evt3", "nmnist", "aedat2", "aedat3")  # readers that take ``blob``, ``size``
+_IN_MEMORY = ("dat", "evt2", "evt3", "nmnist", "aedat2", "aedat3")  # readers that take ``blob`` (and ``size``)
+_TAKES_SIZE = _IN_MEMORY + ("aedat4",)
 
 
 def open_reader(path: str | os.PathLike, format: str | None = None, **options) -> Reader:
@@ -97,11 +98,11 @@ def open_reader(path: str | os.PathLike, format: str | None = None, **options) -
         fmt = _format_of(p, head) if format is None else format
         if fmt not in FORMATS:
             raise FormatError(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})", where=p)
-        if fmt in _IN_MEMORY:
+        if fmt in _TAKES_SIZE:
             options["size"] = size
-            if size <= SMALL_FILE:
-                blob = head if len(head) == size else pread(fd, size, 0, p)
-                options["blob"], options["size"] = blob, len(blob)
+        if fmt in _IN_MEMORY and size <= SMALL_FILE:
+            blob = head if len(head) == size else pread(fd, size, 0, p)
+            options["blob"], options["size"] = blob, len(blob)
     finally:
         os.close(fd)
     return FORMATS[fmt](p, **options)

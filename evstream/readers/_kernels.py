@@ -8,7 +8,7 @@ Every decoder has the same shape, ``kernel(data, state, out, width, height) -> (
   as decoding the whole file: ``state[0]`` is the time of the last event written (time order is checked
   across blocks), the rest is the format's decoder state;
 - the same pass checks every event: time order (code 1) and the ``width`` x ``height`` sensor (code 2;
-  a width or height of 0 skips that check). ``n`` events were written and are good; on a problem
+  pass :data:`NO_LIMIT` to skip that check; see ``Reader._limits``). ``n`` events were written and are good; on a problem
   (code != 0) ``out[n]`` holds the offending event, ``i`` the index of the input record it came from,
   and ``state[0]`` the time of the event before it.
 
@@ -20,19 +20,14 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-NO_LIMIT = 1 << 62
-
-
-@nb.njit(cache=True, nogil=True, inline="always")
-def _limit(v):
-    return v if v > 0 else NO_LIMIT
+NO_LIMIT = 1 << 62  # a width/height that no coordinate reaches
 
 
 @nb.njit(cache=True, nogil=True)
 def decode_dat(words, state, out, width, height):
     """Prophesee DAT: pairs of uint32 (t, word: x bits 0-13, y bits 14-27, p bit 28)."""
-    wl = _limit(width)
-    hl = _limit(height)
+    wl = np.int64(width)
+    hl = np.int64(height)
     prev = state[0]
     n = words.shape[0] // 2
     for i in range(n):
@@ -57,8 +52,8 @@ def decode_dat(words, state, out, width, height):
 def decode_evt2(words, state, out, width, height):
     """EVT 2.0: 32-bit words; type = w >> 28. CD_OFF=0, CD_ON=1 (t_low 6 bit at 22, x 11 bit at 11,
     y 11 bit at 0), EVT_TIME_HIGH=8 (28 bits). state = [last_t, time_high]."""
-    wl = _limit(width)
-    hl = _limit(height)
+    wl = np.int64(width)
+    hl = np.int64(height)
     prev = state[0]
     t_high = state[1]
     n = 0
@@ -95,8 +90,8 @@ def decode_evt3(words, state, out, width, height):
     where time_high (12 bit) is extended by an epoch counter on its own wrap, so time is monotonic.
     ``out`` needs room for 12 events per word (a VECT_12 word holds up to 12).
     """
-    wl = _limit(width)
-    hl = _limit(height)
+    wl = np.int64(width)
+    hl = np.int64(height)
     prev = state[0]
     t_high = state[1]
     t_low = state[2]
@@ -177,8 +172,8 @@ def decode_aedat2(words_le, state, out, width, height):
     state = [last_t, davis]. DVS128: x = (a >> 1) & 0x7F, y = (a >> 8) & 0x7F, p = a & 1, bit 15 marks
     special events (skipped). DAVIS: bit 31 set = APS/IMU (skipped), y = (a >> 22) & 0x1FF,
     x = (a >> 12) & 0x3FF, p = (a >> 11) & 1."""
-    wl = _limit(width)
-    hl = _limit(height)
+    wl = np.int64(width)
+    hl = np.int64(height)
     prev = state[0]
     davis = state[1] != 0
     n = 0
@@ -214,8 +209,8 @@ def decode_aedat2(words_le, state, out, width, height):
 @nb.njit(cache=True, nogil=True)
 def decode_nmnist(raw, state, out, width, height):
     """N-MNIST 5-byte records; y == 240 marks an overflow (+2**23 µs). state = [last_t, overflow]."""
-    wl = _limit(width)
-    hl = _limit(height)
+    wl = np.int64(width)
+    hl = np.int64(height)
     prev = state[0]
     overflow = state[1]
     n = 0
@@ -245,35 +240,37 @@ def decode_nmnist(raw, state, out, width, height):
 
 
 @nb.njit(cache=True, nogil=True)
-def convert_dv(src, state, out, width, height):
-    """dv-processing's event records (``timestamp``, ``x``, ``y``, ``polarity``; 16 bytes) into ``out``
-    (packed :data:`EVENT_DTYPE`), checked like the decoders. state = [last_t]."""
-    wl = _limit(width)
-    hl = _limit(height)
+def convert_dv(words, state, out, start, width, height):
+    """dv-processing's event records (16 bytes: int64 timestamp; int16 x, int16 y, int8 polarity at bytes
+    8, 10, 12), given as pairs of uint64 words, into ``out[start:]`` (packed :data:`EVENT_DTYPE`), checked
+    like the decoders (``n`` counts from ``start``). state = [last_t]."""
+    wl = np.int64(width)
+    hl = np.int64(height)
     prev = state[0]
-    for i in range(src.shape[0]):
-        r = src[i]
-        t = r.timestamp
-        x = np.uint16(r.x)
-        y = np.uint16(r.y)
-        e = out[i]
+    m = words.shape[0] // 2
+    for i in range(m):
+        t = np.int64(words[2 * i])
+        r = words[2 * i + 1]
+        x = np.uint16(r & 0xFFFF)
+        y = np.uint16((r >> 16) & 0xFFFF)
+        e = out[start + i]
         e.t = t
         e.x = x
         e.y = y
-        e.p = r.polarity
+        e.p = np.int8((r >> 32) & 0xFF)
         if t < prev or x >= wl or y >= hl:
             state[0] = prev
             return i, 1 if t < prev else 2, i
         prev = t
     state[0] = prev
-    return src.shape[0], 0, -1
+    return m, 0, -1
 
 
 @nb.njit(cache=True, nogil=True)
 def check_events(t, x, y, state, width, height):
     """The same checks over an existing event array (formats decoded elsewhere): (n_good, code, i)."""
-    wl = _limit(width)
-    hl = _limit(height)
+    wl = np.int64(width)
+    hl = np.int64(height)
     prev = state[0]
     for i in range(t.shape[0]):
         ti = t[i]

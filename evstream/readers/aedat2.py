@@ -53,7 +53,7 @@ class Aedat2Reader(Reader):
     def _iter_events(self, max_events):
         n_total, rest = divmod(self._size - self._data_start, 8)
         self._state[1] = self.chip != "dvs128"
-        w, h = self.sensor_size
+        w, h = self._limits()
         for s in range(0, n_total, max_events):
             e = min(n_total, s + max_events)
             words = self._block(self._data_start + 8 * s, "<u4", 2 * (e - s))

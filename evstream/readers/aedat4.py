@@ -15,17 +15,19 @@ import numpy as np
 
 from evstream.errors import FormatError
 from evstream.events import EVENT_DTYPE
-from evstream.readers._kernels import convert_dv
-from evstream.readers.base import Reader, check_path
+from evstream.readers._kernels import check_events, convert_dv
+from evstream.readers.base import Reader, check_path_size
 
 
 class Aedat4Reader(Reader):
     format = "aedat4"
 
-    def __init__(self, path, sensor_size=None, stream: str | None = None):
+    def __init__(self, path, sensor_size=None, stream: str | None = None, size: int | None = None):
         import dv_processing as dv
 
-        super().__init__(check_path(path), sensor_size)
+        if size is None:
+            path, size = check_path_size(path)
+        super().__init__(path, sensor_size, size=size)
         self._damage = None
         self._rec = None
         try:
@@ -104,44 +106,53 @@ class Aedat4Reader(Reader):
         rec, self._rec = self._rec, None
         if rec is None:
             rec = dv.io.MonoCameraRecording(str(self.path))
-        batches, n_pending = [], 0  # batches share dv's decoded packets (no copy until _convert)
+        # Each batch is converted as soon as it is read, while dv's copy of it is still in cache, into one
+        # output array sized from the file (untouched pages cost nothing) and grown if that was too small.
+        cap = max(1, min(max_events, self._size // 4 + 4096, 1 << 26))
+        out, off = np.empty(cap, EVENT_DTYPE), 0
+        w, h = self._limits()
         while True:
             try:
                 batch = rec.getNextEventBatch(self.stream)
             except Exception as exc:
-                if n_pending:
-                    yield self._convert(batches, n_pending)
+                if off:
+                    yield out[:off], None, None
                 raise FormatError(f"corrupt or truncated event packet ({_first_line(exc)})",
                                   where=self.path) from None
             if batch is None:
                 if rec.isRunning(self.stream):
                     continue
                 break
-            batches.append(batch)
-            n_pending += batch.size()
-            if n_pending >= max_events:
-                events, problem, offset = self._convert(batches, n_pending)
-                yield events, problem, offset
-                if problem is not None:
-                    return
-                batches, n_pending = [], 0
-        if n_pending:
-            yield self._convert(batches, n_pending)
-
-    def _convert(self, batches, n_events):
-        """The events of ``batches`` in one event array, checked on the way: each batch's ``numpy()``
-        (dv-processing's own 16-byte records) is converted into its slice of the output by one kernel."""
-        out = np.empty(n_events, EVENT_DTYPE)
-        w, h = self.sensor_size
-        off = 0
-        for b in batches:
-            a = b.numpy()
+            a = batch.numpy()
             m = len(a)
-            n, code, i = convert_dv(a, self._state, out[off:off + m], w, h)
+            if off + m > len(out):
+                out = _grown(out, off, off + m)
+            if a.dtype == DV_EVENT:
+                n, code, _ = convert_dv(a.view(np.uint64), self._state, out, off, w, h)
+            else:  # a layout this code does not know: convert field by field, then check
+                part = out[off:off + m]
+                part["t"], part["x"], part["y"], part["p"] = a["timestamp"], a["x"], a["y"], a["polarity"]
+                n, code, _ = check_events(part["t"], part["x"], part["y"], self._state, w, h)
             if code:
-                return self._decoded(out, off + n, code, None)
+                yield self._decoded(out, off + n, code, None)
+                return
             off += m
-        return out[:off], None, None
+            if off >= max_events:
+                yield out[:off], None, None
+                out, off = np.empty(cap, EVENT_DTYPE), 0
+        if off:
+            yield out[:off], None, None
+
+
+# dv-processing's EventStore.numpy() records (checked against each batch before the fast conversion)
+DV_EVENT = np.dtype({"names": ["timestamp", "x", "y", "polarity"], "formats": ["<i8", "<i2", "<i2", "i1"],
+                     "offsets": [0, 8, 10, 12], "itemsize": 16})
+
+
+def _grown(out: np.ndarray, used: int, need: int) -> np.ndarray:
+    bigger = np.empty(max(need, 2 * len(out)), EVENT_DTYPE)
+    bigger[:used] = out[:used]
+    return bigger
 
 
 def _first_line(exc: BaseException) -> str:

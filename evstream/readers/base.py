@@ -17,7 +17,7 @@ import numpy as np
 
 from evstream.errors import FormatError
 from evstream.events import EVENT_DTYPE, EventChunk
-from evstream.readers._kernels import check_events
+from evstream.readers._kernels import NO_LIMIT, check_events
 
 DEFAULT_CHUNK = 1_000_000
 SMALL_FILE = 32 << 20  # files up to this size are read with one system call and decoded from memory
@@ -122,9 +122,14 @@ class Reader:
         and stopped on problem ``code`` (``out[n]`` is the offending event, ``offset`` its byte offset)."""
         return out[:n], self._problem(out[n], n, code), offset
 
+    def _limits(self) -> tuple[int, int]:
+        """The sensor size as the kernels' limits (an unknown size, 0 x 0, checks no coordinates)."""
+        w, h = self.sensor_size
+        return (w, h) if w > 0 and h > 0 else (NO_LIMIT, NO_LIMIT)
+
     def _check(self, events: np.ndarray):
         """``(good prefix, problem, None)`` for events decoded without a fused kernel."""
-        w, h = self.sensor_size
+        w, h = self._limits()
         n, code, _ = check_events(events["t"], events["x"], events["y"], self._state, w, h)
         if code == 0:
             return events, None, None

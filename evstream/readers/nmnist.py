@@ -28,7 +28,7 @@ class NmnistReader(Reader):
 
     def _iter_events(self, max_events):
         n_total, rest = divmod(self._size, 5)
-        w, h = self.sensor_size
+        w, h = self._limits()
         for s in range(0, n_total, max_events):
             e = min(n_total, s + max_events)
             raw = self._block(5 * s, np.uint8, 5 * (e - s))

@@ -87,7 +87,7 @@ class DatReader(_PropheseeReader):
 
     def _iter_events(self, max_events):
         n_total, rest = divmod(self._size - self._first, 8)
-        w, h = self.sensor_size
+        w, h = self._limits()
         for s in range(0, n_total, max_events):
             e = min(n_total, s + max_events)
             words = self._block(self._first + 8 * s, "<u4", 2 * (e - s))
@@ -113,7 +113,7 @@ class Evt2Reader(_PropheseeReader):
 
     def _iter_events(self, max_events):
         n_words, rest = divmod(self._size - self._data_start, 4)
-        w, h = self.sensor_size
+        w, h = self._limits()
         for s in range(0, n_words, max_events):
             words = self._block(self._data_start + 4 * s, "<u4", min(max_events, n_words - s))
             out = np.empty(len(words), EVENT_DTYPE)
@@ -138,7 +138,7 @@ class Evt3Reader(_PropheseeReader):
 
     def _iter_events(self, max_events):
         n_words, rest = divmod(self._size - self._data_start, 2)
-        w, h = self.sensor_size
+        w, h = self._limits()
         step = max(1, min(max_events, 1 << 36) // 12)  # a VECT_12 word can hold 12 events
         for s in range(0, n_words, step):
             words = self._block(self._data_start + 2 * s, "<u2", min(step, n_words - s))
