@@ -34,5 +34,8 @@ def main(source=None, model=None, options: dict | None = None, record_dir="recor
     win.show()
     if duration_s:
         QtCore.QTimer.singleShot(int(duration_s * 1000), win.close)
-    qapp.exec()
+    try:
+        qapp.exec()
+    finally:
+        win.worker.stop()  # the window normally did this on close; never leave worker threads behind
     return 0

@@ -2,7 +2,10 @@
 
 Every panel has ``consume(records)`` (called with each batch of new records, cheap: it only fills fixed-size
 ring buffers) and ``draw(pipe)`` (called by the window's frame timer; it pushes the buffers into pyqtgraph
-items). Panels hold no pipeline state of their own beyond those buffers, so they never block the worker.
+items). The event view and the confidence plot are redrawn every frame; the spike heatmap at 10 Hz, the
+energy numbers and the latency table at 4 Hz, the timesteps bars when a decision arrives: the UI thread
+shares the Python interpreter (GIL) with the model thread, so every millisecond it spends is one the
+model does not get. Panels hold no pipeline state of their own beyond those buffers, so they never block the worker.
 """
 
 from __future__ import annotations
@@ -149,7 +152,8 @@ class PredictionPanel(TimedView):
         self.conf_plot.addItem(self.threshold)
         for m in self.marks:
             self.conf_plot.addItem(m)
-        self.curves = [self.conf_plot.plot(pen=pg.mkPen(pg.intColor(i, max(k, 1)), width=1.5)) for i in range(k)]
+        self.curves = [self.conf_plot.plot(pen=pg.mkPen(pg.intColor(i, max(k, 1)), width=1), skipFiniteCheck=True)
+                       for i in range(k)]
         self.probs = np.zeros((STEP_HISTORY, k), np.float32)
         self.steps = np.zeros(STEP_HISTORY, np.int64)
         self.n = 0
@@ -217,7 +221,7 @@ class PredictionPanel(TimedView):
 
 class SpikePanel(TimedView):
     """Spike rates (spikes per neuron per timestep) live: every module over the last steps as a heatmap
-    (blocks top to bottom), and the mean rate per block as bars."""
+    (blocks top to bottom), and the mean rate per block as bars; redrawn at 10 Hz."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -272,8 +276,10 @@ class SpikePanel(TimedView):
             self.dirty = True
 
     def draw(self, pipe):
-        if not self.dirty or not self.modules:
+        now = time.perf_counter()
+        if not self.dirty or not self.modules or now - getattr(self, "_t", 0.0) < 0.1:  # 10 Hz
             return
+        self._t = now
         self.dirty = False
         n = min(self.n, STEP_HISTORY)
         order = np.arange(self.n - n, self.n) % STEP_HISTORY

@@ -22,6 +22,18 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
+def thread_cpu(threads) -> dict:
+    """CPU seconds used so far by each named thread (Linux per-thread clocks)."""
+    out = {}
+    for name, t in threads.items():
+        try:
+            out[name] = time.clock_gettime(time.pthread_getcpuclockid(t.ident))
+        except (OSError, AttributeError, TypeError) as exc:
+            print(f"no CPU clock for thread {name}: {exc}", file=sys.stderr)
+            out[name] = float("nan")
+    return out
+
+
 def summarise(pipe, seconds, extra=None):
     st = pipe.stats()
     out = {"seconds": seconds, "slices": st["slices_in"], "dropped_slices": st["dropped_slices"],
@@ -37,9 +49,10 @@ def headless(args):
 
     pipe = Pipeline(DEMO_RECORDING, DEMO_MODEL, speed=1.0, loop=True, slice_ms=args.slice_ms,
                     steps_per_slice=args.steps_per_slice)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     pipe.run(duration_s=args.seconds)
-    return summarise(pipe, time.perf_counter() - t0)
+    wall = time.perf_counter() - t0
+    return summarise(pipe, wall, {"process_cpu_cores": round((time.process_time() - c0) / wall, 3)})
 
 
 def gui(args):
@@ -56,6 +69,8 @@ def gui(args):
                      record_dir="/tmp")
     win.resize(1500, 900)
     win.show()
+    if args.switch_interval:
+        sys.setswitchinterval(args.switch_interval)
     t_end = time.monotonic() + 60
     while (win.pipe is None or win.pipe.steps < 20) and time.monotonic() < t_end:  # open + warm up
         qapp.processEvents()
@@ -76,17 +91,29 @@ def gui(args):
             paints.append(time.perf_counter())
 
     METER.painted = painted
+    import threading
+
+    threads = {t.name.replace("evstream-", ""): t for t in p._threads}
+    threads["ui"] = threading.main_thread()
+    tc0 = thread_cpu(threads)
     cpu0 = time.process_time()
     t0 = time.perf_counter()
-    QtCore.QTimer.singleShot(int(args.seconds * 1000), qapp.quit)
+    res = {}
+
+    def finish():  # measured before quitting: Qt 6's quit() closes the window, which stops the pipeline
+        wall = time.perf_counter() - t0
+        cpu = time.process_time() - cpu0
+        tc1 = thread_cpu(threads)
+        res.update(summarise(p, wall))
+        res.update(slices=p.slices_in - s0, dropped_slices=p.dropped_slices - d0, steps=p.steps - st0,
+                   decisions=p.decisions - dec0, frame_ticks=win.frames - f0,
+                   display_fps=len(paints) / wall, tick_fps=(win.frames - f0) / wall,
+                   process_cpu_cores=round(cpu / wall, 3),
+                   thread_cpu_cores={k: round((tc1[k] - tc0[k]) / wall, 3) for k in threads})
+        qapp.quit()
+
+    QtCore.QTimer.singleShot(int(args.seconds * 1000), finish)
     qapp.exec()
-    wall = time.perf_counter() - t0
-    cpu = time.process_time() - cpu0
-    res = summarise(p, wall)
-    res.update(slices=p.slices_in - s0, dropped_slices=p.dropped_slices - d0, steps=p.steps - st0,
-               decisions=p.decisions - dec0, frame_ticks=win.frames - f0,
-               display_fps=len(paints) / wall, tick_fps=(win.frames - f0) / wall,
-               process_cpu_cores=cpu / wall)
     gaps = [b - a for a, b in zip(paints, paints[1:])]
     if gaps:
         gaps.sort()
@@ -102,6 +129,8 @@ def main():
     ap.add_argument("--slice-ms", type=float, default=10.0)
     ap.add_argument("--steps-per-slice", type=int, default=1)
     ap.add_argument("--skip-headless", action="store_true")
+    ap.add_argument("--switch-interval", type=float, default=None,
+                    help="sys.setswitchinterval for this run (default: what the app sets)")
     ap.add_argument("--json")
     args = ap.parse_args()
     import torch
@@ -113,6 +142,7 @@ def main():
            "model": "models/mst-nmnist.pt"}
     print(f"GUI offscreen for {args.seconds:.0f} s…", file=sys.stderr)
     res["gui"] = gui(args)
+    res["switch_interval_s"] = sys.getswitchinterval()
     if not args.skip_headless:
         print(f"headless peer for {args.seconds:.0f} s…", file=sys.stderr)
         res["headless"] = headless(args)
