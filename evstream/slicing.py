@@ -81,7 +81,7 @@ class TimeSlicer:
         out = []
         if self._start is None:
             return out
-        t = self._buf["t"]
+        t = np.ascontiguousarray(self._buf["t"])  # one copy per push: searchsorted on a strided view copies it
         # [s, s+W) is complete once time has reached s+W: an event at t >= s+W (events are time-ordered)
         # or the clock (``advance_to``); at the end of the stream the rest is partial.
         known = self._last_t if horizon is None else max(self._last_t, horizon)
