@@ -59,6 +59,25 @@ class TimedView(pg.GraphicsLayoutWidget):
         METER.painted(self, time.perf_counter() - t0)
 
 
+class TextLabel(pg.LabelItem):
+    """A label that wraps to the width the layout gives it instead of widening the layout (a long text in a
+    plain ``LabelItem`` pushes the plots out of the view)."""
+
+    def updateMin(self):
+        self.item.setTextWidth(max(80.0, self.width() - 4))
+        h = self.item.boundingRect().height()
+        self.setMinimumWidth(0)
+        self.setMinimumHeight(h)
+        self._sizeHint = {QtCore.Qt.SizeHint.MinimumSize: (0, h), QtCore.Qt.SizeHint.PreferredSize: (0, h),
+                          QtCore.Qt.SizeHint.MaximumSize: (-1, -1), QtCore.Qt.SizeHint.MinimumDescent: (0, 0)}
+        self.updateGeometry()
+
+    def resizeEvent(self, ev):
+        super().resizeEvent(ev)
+        if abs(self.item.textWidth() - max(80.0, self.width() - 4)) > 1:
+            self.updateMin()
+
+
 def _set_text(label, text: str) -> None:
     """Set a pyqtgraph label only when its text changes (a new text re-lays out the whole view)."""
     if getattr(label, "_evstream_text", None) != text:
@@ -117,7 +136,7 @@ class PredictionPanel(TimedView):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.bars_plot = self.addPlot(row=0, col=0, title="class probabilities (current decision)")
+        self.bars_plot = self.addPlot(row=0, col=0, title="class probabilities")
         self.bars_plot.setYRange(0, 1, padding=0)
         self.bars_plot.disableAutoRange()
         self.bars_plot.setMouseEnabled(False, False)
@@ -125,7 +144,7 @@ class PredictionPanel(TimedView):
         self.top = pg.BarGraphItem(x=[], height=[], width=0.7, brush="#f0a030")
         self.bars_plot.addItem(self.bars)
         self.bars_plot.addItem(self.top)
-        self.conf_plot = self.addPlot(row=1, col=0, title="confidence per class over timesteps")
+        self.conf_plot = self.addPlot(row=1, col=0, title="confidence per class")
         self.conf_plot.setYRange(0, 1, padding=0.02)
         self.conf_plot.setMouseEnabled(False, False)
         self.conf_plot.setLabel("bottom", "timesteps ago")
@@ -140,7 +159,8 @@ class PredictionPanel(TimedView):
             line.setVisible(False)
             self.conf_plot.addItem(line)
             self.marks.append(line)
-        self.decision_text = self.addLabel("", row=2, col=0)
+        self.decision_text = TextLabel("", justify="left")
+        self.addItem(self.decision_text, row=2, col=0)
         self.ci.layout.setRowStretchFactor(0, 2)
         self.ci.layout.setRowStretchFactor(1, 3)
         self.set_classes([])
@@ -215,8 +235,8 @@ class PredictionPanel(TimedView):
         if self.last:
             r = self.last
             tops = "  ".join(f"{c} {p:.2f}" for c, p in r["top"])
-            _set_text(self.decision_text, f"decision #{r['decision']}: <b>{r['class']}</b> at {r['t_us'] / 1e6:.2f} s "
-                                       f"after {r['timesteps']} timesteps ({r['reason']}) · top: {tops}")
+            _set_text(self.decision_text, f"decision #{r['decision']}: <b>{r['class']}</b> at {r['t_us'] / 1e6:.2f} s, "
+                                          f"{r['timesteps']} timesteps ({r['reason']})<br>top: {tops}")
 
 
 class SpikePanel(TimedView):
@@ -225,7 +245,7 @@ class SpikePanel(TimedView):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.heat_plot = self.addPlot(row=0, col=0, title="spike rate per module (last timesteps)")
+        self.heat_plot = self.addPlot(row=0, col=0, title="spike rate per module")
         self.heat_plot.setMouseEnabled(False, False)
         self.heat = pg.ImageItem()
         self.heat.setColorMap(pg.colormap.get("inferno"))
@@ -299,7 +319,7 @@ class EnergyPanel(TimedView):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.plot = self.addPlot(row=0, col=0, title="energy µJ (log): SNN vs same model as ANN")
+        self.plot = self.addPlot(row=0, col=0, title="energy (µJ, log scale)")
         self.plot.setMouseEnabled(False, False)
         self.plot.getAxis("left").setTicks([[(k, f"{10.0 ** k:g}") for k in range(-1, 9)]])
         self.snn = pg.BarGraphItem(x=[0, 2], height=[1, 1], width=0.8, brush="#4fb36a", name="SNN")
@@ -309,7 +329,8 @@ class EnergyPanel(TimedView):
         self.plot.getAxis("bottom").setTicks([[(0.43, "per decision"), (2.43, "per second")]])
         self.plot.setXRange(-0.6, 3.5, padding=0)
         self.plot.disableAutoRange()
-        self.text = self.addLabel("", row=1, col=0)
+        self.text = TextLabel("", justify="left")
+        self.addItem(self.text, row=1, col=0)
         self.last = None
         self.slice_times: deque = deque(maxlen=2000)
 
@@ -344,10 +365,10 @@ class EnergyPanel(TimedView):
         ratio_s = e["snn_uJ_per_s"] / vals_ann[1] if vals_ann[1] > 1e-3 else float("nan")
         steps = self.last["timesteps"] if self.last else 0
         _set_text(self.text,
-            f"<span style='color:#4fb36a'>SNN</span> {snn_dec:.1f} µJ / decision ({steps} steps) vs "
-            f"<span style='color:#aab'>ANN</span> {ann:.1f} µJ / inference (x{ratio_dec:.2f})<br>"
-            f"SNN {e['snn_uJ_per_s']:.0f} µJ/s vs ANN on every slice {vals_ann[1]:.0f} µJ/s (x{ratio_s:.3f}) · "
-            f"MST power P = {e['power_alpha']:.3g} α W")
+            f"<span style='color:#4fb36a'>SNN</span> {snn_dec:.1f} µJ per decision ({steps} steps) vs "
+            f"<span style='color:#aab'>ANN</span> {ann:.1f} µJ per inference (x{ratio_dec:.2f})<br>"
+            f"SNN {e['snn_uJ_per_s']:.0f} µJ/s vs ANN on every slice {vals_ann[1]:.0f} µJ/s (x{ratio_s:.3f})<br>"
+            f"MST power P = {e['power_alpha']:.3g} α W (spikes per 1 ms step x α)")
 
 
 class StepsPanel(TimedView):
