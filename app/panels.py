@@ -2,7 +2,7 @@
 
 Every panel has ``consume(records)`` (called with each batch of new records, cheap: it only fills fixed-size
 ring buffers) and ``draw(pipe)`` (called by the window's frame timer; it pushes the buffers into pyqtgraph
-items). The event view and the confidence plot are redrawn every frame; the spike heatmap at 10 Hz, the
+items). The event view is redrawn every frame, the class probabilities and confidence curves at 15 Hz, the spike heatmap at 10 Hz, the
 energy numbers and the latency table at 4 Hz, the timesteps bars when a decision arrives: the UI thread
 shares the Python interpreter (GIL) with the model thread, so every millisecond it spends is one the
 model does not get. Panels hold no pipeline state of their own beyond those buffers, so they never block the worker.
@@ -205,8 +205,10 @@ class PredictionPanel(TimedView):
         self.threshold.setVisible(thr is not None)
         if thr is not None:
             self.threshold.setPos(thr)
-        if not self.dirty or not self.classes:
+        now = time.perf_counter()
+        if not self.dirty or not self.classes or now - getattr(self, "_t", 0.0) < 1 / 15:  # 15 Hz
             return
+        self._t = now
         self.dirty = False
         n = min(self.n, STEP_HISTORY)
         if n:
