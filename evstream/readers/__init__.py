@@ -13,19 +13,22 @@ magic (N-MNIST ``.bin``/``.bs2``).
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from evstream.errors import FormatError
 from evstream.events import EventChunk
 from evstream.readers.aedat2 import Aedat2Reader, Aedat3Reader
 from evstream.readers.aedat4 import Aedat4Reader
-from evstream.readers.base import SMALL_FILE, Reader, open_checked, pread
+from evstream.readers.base import SMALL_FILE, Reader, header_end, open_checked, pread
 from evstream.readers.matlab import MatReader
 from evstream.readers.native import Hdf5Reader, NpzReader
 from evstream.readers.nmnist import NmnistReader
 from evstream.readers.prophesee import DatReader, Evt2Reader, Evt3Reader
 
 HEAD = 4096  # bytes read for format detection
+_EVT3 = re.compile(rb"evt 3|format evt3", re.IGNORECASE)
+_EVT2 = re.compile(rb"evt 2|format evt2", re.IGNORECASE)
 WHOLE_AT_ONCE = 64 << 10  # files up to this size are read whole by the detection read itself
 
 FORMATS: dict[str, type[Reader]] = {
@@ -61,10 +64,10 @@ def _format_of(p: Path, head: bytes) -> str:
     if head.startswith(b"#!AER-DAT2") or head.startswith(b"#!AER-DAT1"):
         return "aedat2"
     if head.startswith(b"% "):
-        text = head[:4096].decode("latin-1").lower()
-        if "evt 3" in text or "format evt3" in text:
+        text = head[:header_end(head[:HEAD], b"% ")]  # the '% ' lines in the first 4 KiB
+        if _EVT3.search(text):
             return "evt3"
-        if "evt 2" in text or "format evt2" in text:
+        if _EVT2.search(text):
             return "evt2"
         if ext == ".raw":
             raise FormatError("Prophesee .raw header names no known event format (EVT 2.0 / 3.0)", where=p)

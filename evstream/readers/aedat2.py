@@ -20,15 +20,16 @@ import numpy as np
 from evstream.errors import FormatError
 from evstream.events import EVENT_DTYPE
 from evstream.readers import _kernels
-from evstream.readers.base import NO_EVENTS, Reader, check_path_size
+from evstream.readers.base import NO_EVENTS, U4, Reader, check_path_size
 
 CHIPS = {"dvs128": (128, 128), "davis240": (240, 180), "davis346": (346, 260), "dvs240": (240, 180)}
 
 
 def chip_from_header(lines: list[str]) -> str:
     text = "\n".join(lines).lower()
+    squeezed = text.replace(" ", "")
     for key in ("davis346", "davis240", "dvs240", "dvs128"):
-        if key in text.replace(" ", ""):
+        if key in squeezed:
             return key
     m = re.search(r"sourcename|source\s*\d*\s*:\s*(\w+)", text)
     return m.group(1) if m and m.group(1) in CHIPS else "dvs128"
@@ -56,7 +57,7 @@ class Aedat2Reader(Reader):
         w, h = self._limits()
         for s in range(0, n_total, max_events):
             e = min(n_total, s + max_events)
-            words = self._block(self._data_start + 8 * s, "<u4", 2 * (e - s))
+            words = self._block(self._data_start + 8 * s, U4, 2 * (e - s))
             out = np.empty(e - s, EVENT_DTYPE)
             n, code, i = _kernels.decode_aedat2(words, self._state, out, w, h)
             if code:

@@ -9,6 +9,7 @@ read before the damage, then raises :class:`~evstream.errors.FormatError` naming
 from __future__ import annotations
 
 import os
+import re
 import stat as _stat
 from pathlib import Path
 from typing import Iterator
@@ -23,6 +24,7 @@ DEFAULT_CHUNK = 1_000_000
 SMALL_FILE = 32 << 20  # files up to this size are read with one system call and decoded from memory
 NO_TIME = -(1 << 62)  # 'no event yet' for the time-order check
 NO_EVENTS = np.zeros(0, EVENT_DTYPE)
+U1, U2, U4 = np.dtype(np.uint8), np.dtype("<u2"), np.dtype("<u4")  # file words
 
 
 class Reader:
@@ -59,13 +61,14 @@ class Reader:
         with open(self.path, "rb") as f:
             return read_text_header(f, prefix)
 
-    def _block(self, offset: int, dtype, count: int) -> np.ndarray:
-        """``count`` items of ``dtype`` at byte ``offset`` (fewer at the end of the file)."""
-        if self._small():
-            blob = self._load_blob()
-            dt = np.dtype(dtype)
-            count = max(0, min(count, (len(blob) - offset) // dt.itemsize))
-            return np.frombuffer(blob, dtype=dt, count=count, offset=offset)
+    def _block(self, offset: int, dtype: np.dtype, count: int) -> np.ndarray:
+        """``count`` items of ``dtype`` (a ``np.dtype``) at byte ``offset`` (fewer at the end of the file)."""
+        blob = self._blob
+        if blob is not None or self._small():
+            if blob is None:
+                blob = self._load_blob()
+            count = max(0, min(count, (len(blob) - offset) // dtype.itemsize))
+            return np.frombuffer(blob, dtype=dtype, count=count, offset=offset)
         return read_block(self.path, offset, dtype, count)
 
     # --- what subclasses implement -------------------------------------------------------------------
@@ -207,16 +210,20 @@ def pread(fd: int, size: int, offset: int, where) -> bytes:
         raise FormatError(exc.strerror or str(exc), where=where) from None
 
 
+def header_end(buf: bytes, prefix: bytes) -> int:
+    """Offset of the first byte after the lines of ``buf`` that start with ``prefix`` (one regex scan)."""
+    rx = _HEADER_RX.get(prefix)
+    if rx is None:
+        rx = _HEADER_RX[prefix] = re.compile(b"(?:" + re.escape(prefix) + b"[^\n]*\n)*")
+    pos = rx.match(buf).end()
+    if buf.startswith(prefix, pos):
+        pos = len(buf)  # the last header line runs to the end of the buffer
+    return pos
+
+
 def split_header(buf: bytes, prefix: bytes) -> tuple[list[str], int]:
     """:func:`read_text_header` over bytes already in memory (the same lines and offset)."""
-    pos = 0
-    n = len(buf)
-    while buf.startswith(prefix, pos):
-        end = buf.find(b"\n", pos)
-        if end < 0:
-            pos = n  # the last header line runs to the end of the file
-            break
-        pos = end + 1
+    pos = header_end(buf, prefix)
     if pos == 0:
         return [], 0
     text = buf[:pos].decode("latin-1")
@@ -225,6 +232,9 @@ def split_header(buf: bytes, prefix: bytes) -> tuple[list[str], int]:
         parts.pop()
     k = len(prefix)
     return [ln[k:].rstrip("\r") for ln in parts], pos
+
+
+_HEADER_RX: dict = {}
 
 
 def read_text_header(f, prefix: bytes) -> tuple[list[str], int]:

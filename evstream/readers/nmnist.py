@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 from evstream.errors import FormatError
-from evstream.readers import _kernels
 from evstream.events import EVENT_DTYPE
-from evstream.readers.base import NO_EVENTS, Reader, check_path_size
+from evstream.readers import _kernels
+from evstream.readers.base import NO_EVENTS, U1, Reader, check_path_size
 
 SENSOR = (34, 34)
 
@@ -31,7 +31,7 @@ class NmnistReader(Reader):
         w, h = self._limits()
         for s in range(0, n_total, max_events):
             e = min(n_total, s + max_events)
-            raw = self._block(5 * s, np.uint8, 5 * (e - s))
+            raw = self._block(5 * s, U1, 5 * (e - s))
             out = np.empty(e - s, EVENT_DTYPE)
             n, code, i = _kernels.decode_nmnist(raw, self._state, out, w, h)
             if code:

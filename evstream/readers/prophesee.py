@@ -14,13 +14,14 @@ import re
 import numpy as np
 
 from evstream.errors import FormatError
-from evstream.readers import _kernels
 from evstream.events import EVENT_DTYPE
-from evstream.readers.base import NO_EVENTS, Reader, check_path_size
+from evstream.readers import _kernels
+from evstream.readers.base import NO_EVENTS, U1, U2, U4, Reader, check_path_size
 
 # Sensor sizes by camera generation when the header has no geometry line.
 _PLUGIN_SENSORS = {"gen3": (640, 480), "gen31": (640, 480), "gen41": (1280, 720), "imx636": (1280, 720),
                    "imx646": (1280, 720), "imx8": (1280, 720), "gen4": (1280, 720), "genx320": (320, 320)}
+_PLUGINS_LONGEST_FIRST = sorted(_PLUGIN_SENSORS, key=len, reverse=True)
 ATIS_SENSOR = (304, 240)  # the ATIS/Chronocam sensor of DAT files (N-Cars crops are smaller)
 
 
@@ -49,7 +50,7 @@ def sensor_from_header(meta: dict, default):
     if w and h:
         return int(w.group(1)), int(h.group(1))
     plugin = meta.get("plugin_name", "").lower()
-    for key in sorted(_PLUGIN_SENSORS, key=len, reverse=True):
+    for key in _PLUGINS_LONGEST_FIRST:
         if key in plugin:
             return _PLUGIN_SENSORS[key]
     return default
@@ -72,7 +73,7 @@ class DatReader(_PropheseeReader):
 
     def __init__(self, path, sensor_size=None, blob=None, size=None):
         super().__init__(path, sensor_size, blob, size)
-        tb = self._block(self._data_start, np.uint8, 2).tobytes()
+        tb = self._block(self._data_start, U1, 2).tobytes()
         if len(tb) < 2:
             raise FormatError("truncated after the header (no event type/size bytes)", where=self.path,
                               offset=self._data_start)
@@ -90,7 +91,7 @@ class DatReader(_PropheseeReader):
         w, h = self._limits()
         for s in range(0, n_total, max_events):
             e = min(n_total, s + max_events)
-            words = self._block(self._first + 8 * s, "<u4", 2 * (e - s))
+            words = self._block(self._first + 8 * s, U4, 2 * (e - s))
             out = np.empty(e - s, EVENT_DTYPE)
             n, code, i = _kernels.decode_dat(words, self._state, out, w, h)
             if code:
@@ -115,7 +116,7 @@ class Evt2Reader(_PropheseeReader):
         n_words, rest = divmod(self._size - self._data_start, 4)
         w, h = self._limits()
         for s in range(0, n_words, max_events):
-            words = self._block(self._data_start + 4 * s, "<u4", min(max_events, n_words - s))
+            words = self._block(self._data_start + 4 * s, U4, min(max_events, n_words - s))
             out = np.empty(len(words), EVENT_DTYPE)
             n, code, i = _kernels.decode_evt2(words, self._state, out, w, h)
             if code:
@@ -141,7 +142,7 @@ class Evt3Reader(_PropheseeReader):
         w, h = self._limits()
         step = max(1, min(max_events, 1 << 36) // 12)  # a VECT_12 word can hold 12 events
         for s in range(0, n_words, step):
-            words = self._block(self._data_start + 2 * s, "<u2", min(step, n_words - s))
+            words = self._block(self._data_start + 2 * s, U2, min(step, n_words - s))
             out = np.empty(len(words) * 12, EVENT_DTYPE)
             n, code, i = _kernels.decode_evt3(words, self._state, out, w, h)
             if code:
