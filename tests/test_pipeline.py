@@ -153,6 +153,10 @@ def test_controls_from_another_thread_pause_step_seek_mask_swap():
         pipe.load_model(RSM50)
         wait_for(lambda: pipe.lm.path == str(RSM50))
         assert pipe.modes == pipe.lm.model.modes and pipe.lm.mode == pipe.modes[0]
+        old = pipe.lm
+        pipe.set_mode(pipe.modes[-1])  # whatever modes the model declares: reloads with that conversion
+        wait_for(lambda: pipe.lm is not old)
+        assert pipe.lm.mode == pipe.modes[-1] and pipe.lm.path == str(RSM50)
         pipe.load_model(DEMO_MODEL.parent / "missing.pt")  # a bad swap keeps the running model
         wait_for(lambda: any(r["kind"] == "error" and "missing.pt" in r["text"] for r in pipe.drain()))
         assert pipe.lm.path == str(RSM50) and pipe.state == "playing"
