@@ -37,6 +37,7 @@ import copy
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
 import numba as nb
 import numpy as np
@@ -120,7 +121,7 @@ class SpikesPerLevel(Mapping):
     does not pay for it)."""
 
     def __init__(self, acts):
-        self._outs = {a.name: (*(a._out or (None, None)), a.n) for a in acts}
+        self._outs = {a.name: (*(a.st.out or (None, None)), a.n) for a in acts}
         self._done = {}
 
     def __getitem__(self, name):
@@ -133,6 +134,13 @@ class SpikesPerLevel(Mapping):
 
     def __len__(self):
         return len(self._outs)
+
+
+class _State:
+    __slots__ = ("S", "G", "v", "W", "shape", "out", "spikes", "numel", "extra")
+
+
+_NO_MASK = torch.empty(0, dtype=torch.bool)
 
 
 class ECQCFS(QCFS):
@@ -152,6 +160,7 @@ class ECQCFS(QCFS):
 
     def __init__(self, src: QCFS, theta: float | None, n: int = DEFAULT_LEVELS, decay: float | None = None,
                  compensate: bool = True):
+        object.__setattr__(self, "st", _State())  # per-step state outside nn.Module's (slow) __setattr__
         lam = float(src.threshold.detach().abs())
         super().__init__(src.levels, lam, src.name)
         self.lam = lam + 1e-6  # exactly the ANN's λ (QCFS.forward adds 1e-6)
@@ -164,8 +173,14 @@ class ECQCFS(QCFS):
         self.theta = None if theta is None else float(theta)
         self.n = int(n)
         self.count_extra = False
-        self._extra_ops = (0.0, 0.0)
         self.reset()
+
+    # what the runner, the monitors and OpCounter read
+    last_spikes = property(lambda self: self.st.spikes, lambda self, v: setattr(self.st, "spikes", v))
+    last_numel = property(lambda self: self.st.numel, lambda self, v: setattr(self.st, "numel", v))
+    _extra_ops = property(lambda self: self.st.extra)
+    v = property(lambda self: None if self.st.v is None else torch.from_numpy(self.st.v).view(self.st.shape),
+                 doc="the membrane (None before the first step)")
 
     @property
     def thresholds(self) -> list[float]:
@@ -173,46 +188,49 @@ class ECQCFS(QCFS):
         return [] if self.theta is None else [self.theta * 2.0 ** k for k in range(self.n)]
 
     def reset(self) -> None:
+        st = self.st
         self.reset_expectation()
-        self.v = None  # membrane
-        self.last_spikes = 0
-        self._out = None
+        st.v = st.shape = st.out = None
+        st.spikes = st.numel = 0
+        st.extra = (0.0, 0.0)
 
     def reset_expectation(self) -> None:
-        self.S = self.G = None  # running (weighted) input sum; W·F(S/W) of the previous step
-        self.W = 0.0  # running (weighted) number of steps
+        self.st.S = self.st.G = None  # running (weighted) input sum; W·F(S/W) of the previous step
+        self.st.W = 0.0  # running (weighted) number of steps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        st = self.st
         x = x.detach().contiguous()
-        first = self.S is None
-        if first:
-            self.S, self.G = torch.empty_like(x), torch.empty_like(x)
-        if self.v is None:
-            self.v = torch.zeros_like(x)
-        if self.S.shape != x.shape or self.v.shape != x.shape:
-            raise ValueError(f"{self.name}: input shape changed from {tuple(self.S.shape)} to {tuple(x.shape)} "
+        first = st.S is None
+        if st.shape is None:
+            st.shape = x.shape
+        elif st.shape != x.shape:
+            raise ValueError(f"{self.name}: input shape changed from {tuple(st.shape)} to {tuple(x.shape)} "
                              "without reset()")
-        d, L = self.decay, self.levels
-        self.W = d * self.W + 1.0
+        if first:
+            st.S, st.G = np.empty(x.numel(), np.float32), np.empty(x.numel(), np.float32)
+        if st.v is None:
+            st.v = np.zeros(x.numel(), np.float32)
+        d, L, r = self.decay, self.levels, self.mask_ratio
+        st.W = d * st.W + 1.0
         mt = self.theta is not None
         out = torch.empty_like(x)
-        keep = (torch.rand(x.shape, generator=self.generator, device=x.device) >= self.mask_ratio) \
-            if mt and self.mask_ratio > 0 else torch.empty(0, dtype=torch.bool)
+        masking = mt and r > 0
+        keep = (torch.rand(x.shape, generator=self.generator, device=x.device) >= r) if masking else _NO_MASK
         f = np.float32
-        self.last_spikes = int(_ec_mt_kernel(
-            x.numpy().reshape(-1), self.S.numpy().reshape(-1), self.G.numpy().reshape(-1),
-            self.v.numpy().reshape(-1), out.numpy().reshape(-1), keep.numpy().reshape(-1),
-            self.ec, mt, first, f(d), f(L / (self.lam * self.W)), f(self.lam * self.W / L), f(L),
-            f(self.theta or 1.0), self.n, f(1.0 / (1.0 - self.mask_ratio) if len(keep) else 1.0)))
-        self._out = (out, self.theta / (1.0 - self.mask_ratio) if len(keep) else self.theta) if mt else None
-        self.last_numel = out.numel()
+        st.spikes = int(_ec_mt_kernel(
+            x.numpy().reshape(-1), st.S, st.G, st.v, out.numpy().reshape(-1), keep.numpy().reshape(-1),
+            self.ec, mt, first, f(d), f(L / (self.lam * st.W)), f(self.lam * st.W / L), f(L),
+            f(self.theta or 1.0), self.n, f(1.0 / (1.0 - r) if masking else 1.0)))
+        st.out = (out, self.theta / (1.0 - r) if masking else self.theta) if mt else None
+        st.numel = out.numel()
         if self.count_extra:  # the sum update, the scaling by 1/W and by W, the difference: 2 MACs per element
-            self._extra_ops = (0.0, 2.0 * out.numel() if self.ec else 0.0)
+            st.extra = (0.0, 2.0 * st.numel if self.ec else 0.0)
         return out
 
     def level_counts(self) -> dict:
         """This step's transmitted spikes per level: {"theta", "pos": [count of +θ·2^k], "neg": [...−θ·2^k]}."""
-        return level_counts(*(self._out or (None, None)), self.n)
+        return level_counts(*(self.st.out or (None, None)), self.n)
 
     def extra_repr(self) -> str:
         mt = f"θ={self.theta:.4g} x 2^0..{self.n - 1}" if self.theta else "analog output"
@@ -230,37 +248,41 @@ class ECProduct(nn.Module):
     """
 
     def __init__(self, decay: float | None = None):
+        object.__setattr__(self, "st", SimpleNamespace())  # per-step state outside nn.Module's __setattr__
         super().__init__()
         self.decay = float(decay) if decay else 1.0
         self.count_extra = False
-        self._extra_ops = (0.0, 0.0)
         self.reset()
 
+    _extra_ops = property(lambda self: self.st.extra)
+
     def reset(self) -> None:
-        self.SA = self.SB = self.P = None
-        self.W = 0.0
+        st = self.st
+        st.SA = st.SB = st.P = None
+        st.W = 0.0
+        st.extra = (0.0, 0.0)
 
     def forward(self, a: torch.Tensor, b: torch.Tensor, nnz_a: int | None = None, nnz_b: int | None = None):
-        d = self.decay
-        first = self.SA is None
+        st, d = self.st, self.decay
+        first = st.SA is None
         if first:
-            self.SA, self.SB = a.clone(), b.clone()
+            st.SA, st.SB = a.clone(), b.clone()
         elif d != 1.0:
-            self.SA.mul_(d).add_(a)
-            self.SB.mul_(d).add_(b)
+            st.SA.mul_(d).add_(a)
+            st.SB.mul_(d).add_(b)
         else:
-            self.SA.add_(a)
-            self.SB.add_(b)
-        self.W = d * self.W + 1.0
-        p = (self.SA @ self.SB).div_(self.W)
-        out = p if first else p - (self.P * d if d != 1.0 else self.P)
-        self.P = p
+            st.SA.add_(a)
+            st.SB.add_(b)
+        st.W = d * st.W + 1.0
+        p = (st.SA @ st.SB).div_(st.W)
+        out = p if first else p - (st.P * d if d != 1.0 else st.P)
+        st.P = p
         if self.count_extra:
             n, m, outs = a.shape[-2], b.shape[-1], float(out.numel())
             nnz_a = int(a.count_nonzero()) if nnz_a is None else nnz_a
             nnz_b = int(b.count_nonzero()) if nnz_b is None else nnz_b
             cross = 0.0 if first else float(nnz_a * m + nnz_b * n) + 3 * outs
-            self._extra_ops = (cross, outs)
+            st.extra = (cross, outs)
         return out
 
 
