@@ -296,3 +296,25 @@ def test_pretrain_cli_saves_an_encoder_that_train_can_start_from(data_dir, tmp_p
     model, meta = load_checkpoint(out)
     assert model.arch == "spikformer" and meta["pretrain"]["mask_ratio"] == 0.75
     assert main(["pretrain", "--out", str(tmp_path / "none.pt"), "--no-progress"]) == 2  # no data: one line
+
+
+def test_shipped_checkpoint_model_equals_streaming_loop(data_dir):
+    from pathlib import Path
+
+    from evstream.evaluate import eval_inputs
+
+    path = Path(__file__).resolve().parents[1] / "models" / "spikformer-nmnist.pt"
+    if not path.exists():
+        pytest.skip("models/spikformer-nmnist.pt not shipped in this checkout")
+    m, meta = load_checkpoint(path)
+    root = data_dir / "nmnist_small" / "train"
+    x, y, _ = eval_inputs(meta, "nmnist", root, root / "labels.txt", "val", 20)
+    with torch.no_grad():
+        ref = m(x)
+    snn = m.spiking()
+    snn.reset()
+    for _ in range(m.config.timesteps):
+        out = snn.step(x)
+    assert torch.allclose(out.mean, ref, atol=1e-4)
+    assert torch.equal(out.mean.argmax(1), ref.argmax(1))
+    assert float((ref.argmax(1) == y).float().mean()) >= 0.9
