@@ -348,7 +348,8 @@ class Pipeline:
         lm = load_model(model, None, mode=mode, mask_ratio=mask_ratio, seed=seed) if model is not None else None
         opts = {"speed": None, "loop": loop}  # recordings are paced here (pause, speed changes at run time)
         if self.spec.startswith("tcp://"):
-            opts = {"on_status": self._source_status}
+            # retry at least every second so closing never waits long for a reconnect attempt
+            opts = {"on_status": self._source_status, "max_retry_s": 1.0}
         elif self.spec == "camera" or self.spec.startswith("camera:"):
             opts = {}
         self.source = open_source(self.spec, **opts)
@@ -521,7 +522,9 @@ class Pipeline:
         self._out.append(rec)
 
     def _source_status(self, text: str) -> None:
-        self._emit({"kind": "status", "text": text})
+        """A live source's news: a drop or giving up is an ``error`` (the GUI shows a dialog), the rest status."""
+        bad = "dropped" in text or "gave up" in text
+        self._emit({"kind": "error" if bad else "status", "text": text})
 
     def drain(self, limit: int | None = None) -> list[dict]:
         """Records posted since the last call (oldest first): ``step``, ``decision``, ``status``, ``error``,
@@ -721,7 +724,10 @@ class Pipeline:
                 self._release(pending)
                 self._put(_END, block=False)
                 self.state = "ended"
-                self._emit({"kind": "status", "text": f"end of {self.spec}"})
+                if self.is_live and not self._stop.is_set():  # a camera unplugged, a stream given up
+                    self._emit({"kind": "error", "text": f"{self.spec}: the live stream ended"})
+                else:
+                    self._emit({"kind": "status", "text": f"end of {self.spec}"})
                 continue
             t0 = time.perf_counter()
             ev = chunk.events

@@ -146,6 +146,10 @@ def test_served_stream_is_shown_live(qapp, qtbot):
         assert not w.controls.seek.isEnabled()  # no seeking a live stream
         assert w.events.img.image.any()
         threads = list(w.pipe._threads)
+        proc.kill()  # the stream drops: a dialog, the app stays up and keeps trying
+        proc.wait(10)
+        qtbot.waitUntil(lambda: any("dropped" in e for e in w.errors), timeout=15000)
+        assert w.dialog.isVisible() and w.pipe.state != "error"
     finally:
         w.close()
         proc.kill()
