@@ -218,3 +218,25 @@ def test_shipped_checkpoint_ecmt_close_to_ann(data_dir):
     assert agree >= 11, agree
     rel = float((means[-1] - ann).norm() / ann.norm())
     assert rel < 0.25, rel
+
+
+def test_compensation_counting_rules():
+    """docs/energy.md rules 9 and 10 on hand-countable inputs."""
+    ec = ECQCFS(qcfs(), theta=0.1)
+    prod = ECProduct()
+    net = torch.nn.ModuleDict({"ec": ec, "prod": prod})
+    c = OpCounter(net, set(), spiking=True)
+    ec(torch.rand(2, 5))
+    assert (c.count.sops, c.count.macs) == (0.0, 20.0)  # 2 MACs per element
+    c.take()
+    a1 = torch.tensor([[[1.0, 0, 0], [0, 0, 2.0]]])  # n = 2, p = 3
+    b1 = torch.tensor([[[0.0, 1.0], [0, 0], [0.5, 0]]])  # p = 3, m = 2
+    prod(a1, b1)
+    assert (c.count.sops, c.count.macs) == (0.0, 4.0)  # first step: the normalisation, n·m MACs
+    c.take()
+    a2 = torch.tensor([[[1.0, 1.0, 0], [0, 0, 0]]])  # 2 spikes
+    b2 = torch.tensor([[[1.0, 0], [0, 0], [0, 0]]])  # 1 spike
+    prod(a2, b2)
+    # nnz(A)·m + nnz(B)·n + 3·n·m = 2·2 + 1·2 + 12 SOPs, n·m MACs
+    assert (c.count.sops, c.count.macs) == (18.0, 4.0)
+    c.remove()
