@@ -19,11 +19,10 @@ pytest.importorskip("pyqtgraph")
 
 from evstream.pipeline import DEMO_MODEL, DEMO_RECORDING  # noqa: E402
 from evstream.readers import read_events  # noqa: E402
-from test_pipeline import small_checkpoint  # noqa: E402
+from test_pipeline import other_checkpoint, small_checkpoint  # noqa: E402
 from test_serve import free_port, start_serve  # noqa: E402
 
 torch.set_num_threads(1)
-RSM50 = DEMO_MODEL.with_name("mst-nmnist-rsm50.pt")
 
 
 @pytest.fixture(scope="module")
@@ -85,21 +84,22 @@ def test_mask_ratio_and_event_view(win, qtbot):
 
 
 def test_model_swap_and_a_checkpoint_that_does_not_fit(win, qtbot, tmp_path):
-    i = win.controls.model.findData(str(RSM50))
-    assert i >= 0  # the picker lists the shipped checkpoints
-    win.controls.model.setCurrentIndex(i)
-    win.controls.model.activated.emit(i)
-    qtbot.waitUntil(lambda: win.pipe.lm.path == str(RSM50), timeout=10000)
-    qtbot.waitUntil(lambda: win.controls.model.currentData() == str(RSM50), timeout=5000)
+    assert win.controls.model.findData(str(DEMO_MODEL)) >= 0  # the picker lists the shipped checkpoints
+    other = other_checkpoint(tmp_path / "other.pt")
+    win.load_model(other)  # what the picker and "Checkpoint…" call
+    qtbot.waitUntil(lambda: win.pipe.lm.path == str(other), timeout=10000)
+    qtbot.waitUntil(lambda: win.controls.model.currentData() == str(other), timeout=5000)
     steps = win.pipe.steps
     qtbot.waitUntil(lambda: win.pipe.steps > steps + 3, timeout=10000)  # still running, no restart
     bad = small_checkpoint(tmp_path / "small16.pt")
     win.load_model(bad)
     qtbot.waitUntil(lambda: any("16x16" in e for e in win.errors), timeout=10000)
     assert win.dialog is not None and win.dialog.isVisible() and "16x16" in win.statusBar().currentMessage()
-    assert win.pipe.lm.path == str(RSM50) and win.pipe.state == "playing"
+    assert win.pipe.lm.path == str(other) and win.pipe.state == "playing"
     win.dialog.close()
-    win.load_model(DEMO_MODEL)
+    i = win.controls.model.findData(str(DEMO_MODEL))
+    win.controls.model.setCurrentIndex(i)
+    win.controls.model.activated.emit(i)  # back to the shipped model through the picker
     qtbot.waitUntil(lambda: win.pipe.lm.path == str(DEMO_MODEL), timeout=10000)
 
 

@@ -18,7 +18,17 @@ from evstream.readers import read_events
 
 torch.set_num_threads(1)
 
-RSM50 = DEMO_MODEL.with_name("mst-nmnist-rsm50.pt")
+
+
+def other_checkpoint(path):
+    """A second checkpoint for the same sensor: the shipped weights with their last layer perturbed."""
+    from evstream.snn import load_checkpoint, save_checkpoint
+
+    model, meta = load_checkpoint(DEMO_MODEL)
+    with torch.no_grad():
+        model.head.bias += 0.1
+    save_checkpoint(path, model, meta)
+    return path
 
 
 def small_checkpoint(path, sensor=(16, 16)):
@@ -127,7 +137,8 @@ def test_recording_events_and_steps(tmp_path):
     assert sum(float(r["energy_uJ"]) for r in rows) == pytest.approx(pipe.energy.total_uJ, rel=1e-3)
 
 
-def test_controls_from_another_thread_pause_step_seek_mask_swap():
+def test_controls_from_another_thread_pause_step_seek_mask_swap(tmp_path):
+    other = other_checkpoint(tmp_path / "other.pt")
     pipe = Pipeline(DEMO_RECORDING, DEMO_MODEL, speed=2.0, max_steps=8)
     pipe.start()
     try:
@@ -150,16 +161,16 @@ def test_controls_from_another_thread_pause_step_seek_mask_swap():
         pipe.set(mask_ratio=0.5)
         wait_for(lambda: any(r["kind"] == "step" and r["mask_ratio"] == 0.5 for r in pipe.drain()))
         assert pipe.lm.runner.mask_ratios["q"] == 0.5
-        pipe.load_model(RSM50)
-        wait_for(lambda: pipe.lm.path == str(RSM50))
+        pipe.load_model(other)
+        wait_for(lambda: pipe.lm.path == str(other))
         assert pipe.modes == pipe.lm.model.modes and pipe.lm.mode == pipe.modes[0]
         old = pipe.lm
         pipe.set_mode(pipe.modes[-1])  # whatever modes the model declares: reloads with that conversion
         wait_for(lambda: pipe.lm is not old)
-        assert pipe.lm.mode == pipe.modes[-1] and pipe.lm.path == str(RSM50)
+        assert pipe.lm.mode == pipe.modes[-1] and pipe.lm.path == str(other)
         pipe.load_model(DEMO_MODEL.parent / "missing.pt")  # a bad swap keeps the running model
         wait_for(lambda: any(r["kind"] == "error" and "missing.pt" in r["text"] for r in pipe.drain()))
-        assert pipe.lm.path == str(RSM50) and pipe.state == "playing"
+        assert pipe.lm.path == str(other) and pipe.state == "playing"
     finally:
         pipe.stop()
     assert not any(t.is_alive() for t in pipe._threads)
