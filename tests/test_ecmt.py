@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from evstream.energy import OpCounter
-from evstream.errors import CheckpointError
+from evstream.errors import CheckpointError, EvstreamError
 from evstream.snn import QCFS, build_model, load_checkpoint, save_checkpoint
 from evstream.snn.ecmt import ECMTRunner, ECProduct, ECQCFS, calibrate, level_counts
 
@@ -167,6 +167,11 @@ def test_streaming_api_masks_counts_and_checkpoint(tmp_path):
     per = ops.take().per_module
     assert any(k.endswith(".compensation") and v > 0 for k, v in per.items())
     ops.remove()
+    # a batch of another shape needs a reset: one clear error, not a wrong result
+    with pytest.raises(EvstreamError, match="input shape changed"):
+        snn.step(x[:2])
+    snn.reset()
+    assert snn.step(x[:2]).logits.shape == (2, 5)
     # masks act on the multi-threshold spikes
     qk = {}
     for r in (0.0, 0.5):

@@ -200,13 +200,16 @@ class ECQCFS(QCFS):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         st = self.st
-        x = x.detach().contiguous()
+        if x.device.type != "cpu":
+            raise EvstreamError(f"mode ecmt runs on the CPU; {self.name} got a tensor on {x.device}")
+        dtype = x.dtype
+        x = x.detach().to(torch.float32).contiguous()
         first = st.S is None
         if st.shape is None:
             st.shape = x.shape
         elif st.shape != x.shape:
-            raise ValueError(f"{self.name}: input shape changed from {tuple(st.shape)} to {tuple(x.shape)} "
-                             "without reset()")
+            raise EvstreamError(f"{self.name}: input shape changed from {tuple(st.shape)} to {tuple(x.shape)} "
+                                "without reset()")
         if first:
             st.S, st.G = np.empty(x.numel(), np.float32), np.empty(x.numel(), np.float32)
         if st.v is None:
@@ -226,7 +229,7 @@ class ECQCFS(QCFS):
         st.numel = out.numel()
         if self.count_extra:  # the sum update, the scaling by 1/W and by W, the difference: 2 MACs per element
             st.extra = (0.0, 2.0 * st.numel if self.ec else 0.0)
-        return out
+        return out if dtype == torch.float32 else out.to(dtype)
 
     def level_counts(self) -> dict:
         """This step's transmitted spikes per level: {"theta", "pos": [count of +θ·2^k], "neg": [...−θ·2^k]}."""
