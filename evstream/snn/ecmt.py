@@ -15,16 +15,17 @@ What the conversion does to the MST (evstream/snn/mst.py), on a deep copy:
   so the sum of its outputs after T steps is exactly T·F(mean input): the ANN's activation of the mean.
 - **Products of two spike matrices** (Q·Kᵀ and A·V, Theorem 2): ``ECProduct`` keeps S_A, S_B and outputs
   S_A(t)S_B(t)/t − S_A(t−1)S_B(t−1)/(t−1); the outputs sum to S_A(T)S_B(T)/T.
-- **Multi-threshold neurons** (in ``ECQCFS``, one numba kernel with the compensation) turn each compensated output back into spikes for the next
-  linear layer: signed levels ±θ·2^k (k = 0..n−1), at most one spike per step, the level nearest to the
-  membrane (nothing below θ/2), soft reset (the fired level is subtracted), membrane starting at 0. The
-  base threshold θ of each neuron layer comes from ``calibrate`` (the top level θ·2^(n−1) is the p-th
-  percentile, default 99, of that layer's ANN activations over training data) or, for a checkpoint without
-  meta["ecmt"], from the QCFS clip λ (top level = λ, the largest value a QCFS can output).
+- **Multi-threshold neurons** (in ``ECQCFS``: one numba kernel with the compensation) turn each
+  compensated output back into spikes for the next linear layer: signed levels ±θ·2^k (k = 0..n−1),
+  at most one spike per step, the level nearest to the membrane (nothing below θ/2), soft reset (the
+  fired level is subtracted), membrane starting at 0. The base threshold θ of each neuron layer comes
+  from ``calibrate`` (the top level θ·2^(n−1) is the p-th percentile, default 99, of that layer's ANN
+  activations over training data) or, for a checkpoint without meta["ecmt"], from the QCFS clip λ (top
+  level = λ, the largest value a QCFS can output).
 - **The classifier keeps analog input** (as the paper): the head's compensated activation goes to the
   token mean and the linear classifier without a neuron (MACs).
-- Random Spike Masking acts on the multi-threshold spikes (a masked spike is not transmitted; the
-  membrane was already reset, as in mode "mst").
+- Random Spike Masking acts on the multi-threshold spikes, as in mode "mst": a masked spike is not
+  transmitted (the membrane was already reset) and the surviving ones weigh 1/(1 − r).
 
 Live streams: with ``decay`` d the compensation uses exponentially weighted sums (S ← d·S + x, W ← d·W + 1,
 O(t) = W(t)F(S/W) − d·W(t−1)F(S'/W')), so the expectation follows the scene; ``reset_mean()`` clears the
@@ -61,12 +62,12 @@ def _ec_mt_kernel(x, S, G, v, out, keep, ec, mt, first, d, c, c2, L, theta, n, g
     transmitted spikes.
 
     ``ec``: expectation compensation of a QCFS F(a) = clip(floor(a·c·W + 1/2), 0, L)/(c·W) (Theorem 1):
-    S ← d·S + x, g = W·F(S/W) = clip(floor(S·c + 1/2), 0, L)·c2 (c = L/(λW), c2 = λW/L), o = g − d·G, G ← g;
-    else o = x. ``mt``: the multi-threshold neuron: m = v + o, the level ±θ·2^k nearest to m fires
+    S ← d·S + x, g = W·F(S/W) = clip(floor(S·c + 1/2), 0, L)·c2 (c = L/(λW), c2 = λW/L),
+    o = g − d·G, G ← g; else o = x. ``mt``: the multi-threshold neuron: m = v + o, the level ±θ·2^k nearest to m fires
     (nothing while |m| ≤ θ/2, the top level θ·2^(n−1) above the top), v ← m − s (soft reset); else
     out = o (analog). ``keep`` (bool, empty when not masking) drops spikes after the reset (Random Spike
-    Masking) and the surviving ones weigh ``gain`` = 1/(1 − r), as in mode "mst". The level is chosen without branches: k = ceil(log2(|m| / 1.5θ)) clipped to 0..n−1, read
-    from the float32 exponent bits."""
+    Masking) and the surviving ones weigh ``gain`` = 1/(1 − r), as in mode "mst". The level is chosen
+    without branches: k = ceil(log2(|m| / 1.5θ)) clipped to 0..n−1, read from the float32 exponent bits."""
     masking = keep.size > 0
     half, lo = np.float32(0.5) * theta, np.float32(1.5) * theta
     inv_lo = np.float32(1.0) / lo
@@ -329,6 +330,8 @@ def calibrate(model, x: torch.Tensor, percentile: float = DEFAULT_PERCENTILE, le
         raise ValueError(f"percentile must be in (0, 100], got {percentile}")
     if levels < 1:
         raise ValueError(f"levels must be >= 1, got {levels}")
+    if len(x) == 0:
+        raise ValueError("calibration needs at least one input")
     was_training = model.training
     model.eval()
     acts = model.activations()
@@ -355,7 +358,8 @@ def calibrate(model, x: torch.Tensor, percentile: float = DEFAULT_PERCENTILE, le
     for a in acts:
         lam = float(a.threshold.detach().abs()) + 1e-6
         cdf = hist[a.name].cumsum(0) / hist[a.name].sum()
-        idx = int(torch.searchsorted(cdf, torch.tensor([percentile / 100.0], dtype=torch.float64)).clamp(max=a.levels))
+        p = torch.tensor([percentile / 100.0], dtype=torch.float64)
+        idx = int(torch.searchsorted(cdf, p).clamp(max=a.levels))
         value = idx * lam / a.levels if idx > 0 else lam
         top[a.name] = value
         theta[a.name] = value / 2 ** (levels - 1)
