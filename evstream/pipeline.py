@@ -85,6 +85,7 @@ class LoadedModel:
     classes: list
     n_window: int
     ann_uJ: float
+    window_us: int = 0  # time span of one training sample (meta "window_us"): the live input window
     runner: object = None
     neurons: dict = field(default_factory=dict)
 
@@ -95,7 +96,7 @@ class LoadedModel:
     def info(self) -> dict:
         return {"path": self.path, "arch": getattr(self.model, "arch", "?"), "mode": self.mode,
                 "modes": list(self.modes), "classes": list(self.classes),
-                "representation": dict(self.meta.get("representation", {})), "window_slices": self.n_window,
+                "representation": dict(self.meta.get("representation", {})), "window_slices": self.n_window, "window_us": self.window_us,
                 "ann_energy_uJ": self.ann_uJ}
 
 
@@ -145,7 +146,8 @@ def load_model(path, sensor_size=None, mode: str | None = None, mask_ratio: floa
     mode = mode or (modes[0] if modes else None)
     classes = [str(c) for c in meta.get("classes", [])]
     n_window = int(cfg.get("n_frames", 1) or 1)
-    lm = LoadedModel(str(path), model, meta, mode, rep, classes, n_window, ann_energy_uJ(model, rep))
+    lm = LoadedModel(str(path), model, meta, mode, rep, classes, n_window, ann_energy_uJ(model, rep),
+                     window_us=int(meta.get("window_us") or 0))
     lm.runner = model.spiking(mode=mode, mask_ratio=mask_ratio, seed=seed, decay=decay)
     lm.runner.reset()
     if not lm.classes:
@@ -412,7 +414,7 @@ class Pipeline:
     def _attach(self, lm: LoadedModel) -> None:
         self.energy = EnergyMonitor(lm.ann_uJ)
         self.spikes = SpikeMonitor()
-        self._window: deque = deque(maxlen=self.window_slices or lm.n_window)
+        self._window: deque = deque(maxlen=self._window_slices(lm))
         self._reset_decision()
         self._emit({"kind": "model", **lm.info()})
 
@@ -799,17 +801,27 @@ class Pipeline:
             self._attach(lm)
         self._emit({"kind": "status", "text": f"model {Path(path).name} ({lm.mode}) loaded"})
 
+    def _window_slices(self, lm) -> int:
+        """Slices in the model's input window: as set; else as many time slices as span one training sample
+        (the checkpoint's ``window_us``), so the live input looks like what the model learned from; else the
+        checkpoint's ``n_frames``."""
+        if self.window_slices:
+            return int(self.window_slices)
+        if lm.window_us and not self.slice_events and self.slice_ms > 0:
+            return max(1, round(lm.window_us / (self.slice_ms * 1000)))
+        return lm.n_window
+
     def _apply_settings(self) -> None:
         lm = self.lm
         if lm is None:
             return
+        n = self._window_slices(lm)  # the slice length may have changed on the reader side
+        if self._window.maxlen != n:
+            self._window = deque(self._window, maxlen=n)
         with self._lock:
             if not getattr(self, "_settings_changed", False):
                 return
             self._settings_changed = False
-            n = self.window_slices or lm.n_window
-            if self._window.maxlen != n:
-                self._window = deque(self._window, maxlen=n)
             lm.runner.set_mask_ratio(self.mask_ratio)
 
     def _model_loop(self, on_step=None, on_decision=None, max_decisions=None, t_end=None) -> None:

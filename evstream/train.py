@@ -54,6 +54,12 @@ def ann_accuracy(model, x: torch.Tensor, y: torch.Tensor, batch=256) -> float:
     return float((pred == y).float().mean())
 
 
+def sample_span_us(ds: EventDataset, idx) -> int:
+    """Median time span of the training samples: a live stream's input window should span as much."""
+    spans = [int(e["t"][-1] - e["t"][0]) for e in (ds.events_of(int(i)) for i in idx) if len(e)]
+    return int(np.median(spans)) if spans else 0
+
+
 def cosine_lr(step, total, warmup, base):
     if step < warmup:
         return base * (step + 1) / warmup
@@ -211,6 +217,7 @@ def train(args, log=print) -> dict:
         "split": {"kind": "stratified", "val_fraction": args.val_fraction, "seed": args.seed,
                   "train": len(tr_idx), "val": len(va_idx)},
         "metrics": {"val_ann_accuracy": acc}, "history": history, "processes": dist.world_size(),
+        "window_us": sample_span_us(ds, tr_idx),
         "train_args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "_run"},
     }
     if main:

@@ -72,3 +72,12 @@ def test_convert_damaged_keeps_events(tmp_path):
 def test_convert_unknown_output(tmp_path):
     r = cli("convert", data_file("tonic_samples/sample_nmnist.bin"), tmp_path / "x.csv")
     assert r.returncode == 2 and "known outputs" in r.stderr
+
+
+def test_every_command_has_help():
+    """`evstream --help` and each command's --help print and exit 0 (help strings are %-formatted)."""
+    from evstream.cli import COMMANDS
+
+    for args in [["--help"]] + [[name, "--help"] for name in COMMANDS]:
+        r = subprocess.run([sys.executable, "-m", "evstream", *args], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0 and "usage:" in r.stdout, (args, r.stderr[-500:])

@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
             if exc.name and exc.name.startswith("evstream.cli."):
                 continue
             raise
-        p = sub.add_parser(name, help=mod.HELP, description=mod.HELP)
+        p = sub.add_parser(name, help=mod.HELP.replace("%", "%%"), description=mod.HELP)  # help is %-formatted
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
     return parser

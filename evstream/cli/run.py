@@ -20,7 +20,8 @@ def add_arguments(p):
     p.add_argument("--slice-ms", type=float, default=10.0, help="time slice length in ms (default 10)")
     p.add_argument("--slice-events", type=int, default=0, help="slices of N events instead of time slices")
     p.add_argument("--window-slices", type=int, default=None,
-                   help="slices in the model's input window (default: the checkpoint's n_frames)")
+                   help="slices in the model's input window (default: as many as span one training sample, "
+                   "the checkpoint's window_us; else its n_frames)")
     p.add_argument("--steps-per-slice", type=int, default=1, help="SNN timesteps per slice (default 1)")
     p.add_argument("--max-steps", type=int, default=32, help="timesteps per decision at most (default 32)")
     p.add_argument("--min-steps", type=int, default=1, help="timesteps per decision at least (early exit)")
