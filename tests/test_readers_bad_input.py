@@ -140,3 +140,14 @@ def test_cli_exit_2_one_line(tmp_path):
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and str(f) in lines[0] and "Traceback" not in r.stderr
+
+
+def test_aedat4_zeroed_header_one_line(tmp_path):
+    """A zeroed AEDAT4 header makes the aedat decoder panic (a BaseException): still one line, exit 2."""
+    f = tmp_path / "zeros.aedat4"
+    f.write_bytes(b"#!AER-DAT4.0\r\n" + bytes(5000))
+    r = subprocess.run([sys.executable, "-m", "evstream", "info", str(f)], capture_output=True, text=True,
+                       timeout=60, env={**os.environ, "RUST_BACKTRACE": "1"})
+    assert r.returncode == 2, r.stderr[-1000:]
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(f) in lines[0] and "not a readable AEDAT 4.0" in lines[0], r.stderr[-1000:]

@@ -11,6 +11,10 @@ and the damage is reported as a :class:`~evstream.errors.FormatError`.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+
 import numpy as np
 
 from evstream.errors import FormatError
@@ -56,8 +60,9 @@ class Aedat4Reader(Reader):
         import aedat
 
         try:
-            streams = aedat.Decoder(str(self.path)).id_to_stream()
-        except Exception:
+            with _rust_panics_quiet():
+                streams = aedat.Decoder(str(self.path)).id_to_stream()
+        except _DECODER_ERRORS:
             raise FormatError(f"not a readable AEDAT 4.0 file ({self._damage})", where=self.path) from None
         ids = [i for i, s in streams.items() if s.get("type") == "events"]
         if not ids:
@@ -85,7 +90,7 @@ class Aedat4Reader(Reader):
                     n += n_pending
                     yield self._check(np.concatenate(pending))
                     pending, n_pending = [], 0
-        except Exception as exc:
+        except _DECODER_ERRORS as exc:
             self._damage = f"{self._damage}; packets end early: {_first_line(exc)}"
         if pending:
             n += n_pending
@@ -147,6 +152,25 @@ class Aedat4Reader(Reader):
 # dv-processing's EventStore.numpy() records (checked against each batch before the fast conversion)
 DV_EVENT = np.dtype({"names": ["timestamp", "x", "y", "polarity"], "formats": ["<i8", "<i2", "<i2", "i1"],
                      "offsets": [0, 8, 10, 12], "itemsize": 16})
+
+
+# the aedat decoder (Rust) reports some damage as a pyo3 PanicException, a BaseException subclass
+_DECODER_ERRORS = (Exception, BaseException)
+
+
+@contextlib.contextmanager
+def _rust_panics_quiet():
+    """Silence the Rust panic hook's stderr report (the panic itself arrives as an exception and becomes our
+    one-line error)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _grown(out: np.ndarray, used: int, need: int) -> np.ndarray:
