@@ -223,6 +223,13 @@ def train(args, log=print) -> dict:
     if main:
         save_checkpoint(out, model.cpu(), meta)
         partial.unlink(missing_ok=True)
+        n_cal = getattr(args, "ecmt_calibrate", 0)
+        if n_cal and "ecmt" in getattr(model, "modes", ()):  # ECMT's base thresholds, stored in meta["ecmt"]
+            from evstream.snn.ecmt import calibrate_checkpoint
+
+            cal = calibrate_checkpoint(out, limit=n_cal)
+            meta["ecmt"] = cal
+            log(f"ECMT thresholds calibrated on {cal['samples']} training samples (p{cal['percentile']:g})")
     log(f"saved {out}: validation ANN accuracy {acc:.4f} on {len(va_idx)} real recordings")
     dist.finish()
     return meta

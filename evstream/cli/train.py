@@ -30,6 +30,8 @@ def add_arguments(p):
     p.add_argument("--emulated", type=int, default=0, help="add this many emulated MNIST saccade samples")
     p.add_argument("--emulated-root", default=str(data / "mnist_images"))
     p.add_argument("--init", default=None, help="start from this checkpoint's weights (--epochs 0 to fine-tune only)")
+    p.add_argument("--ecmt-calibrate", type=int, default=300, metavar="N",
+                   help="calibrate the ECMT mode's thresholds on N training samples after training (0: skip)")
     p.add_argument("--limit", type=int, default=0, help="use only this many training files (quick runs)")
     p.add_argument("--cache", default=None)
     p.add_argument("--seed", type=int, default=0)
