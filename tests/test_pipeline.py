@@ -163,7 +163,9 @@ def test_controls_from_another_thread_pause_step_seek_mask_swap(tmp_path):
         assert pipe.lm.runner.mask_ratios["q"] == 0.5
         pipe.load_model(other)
         wait_for(lambda: pipe.lm.path == str(other))
-        assert pipe.modes == pipe.lm.model.modes and pipe.lm.mode == pipe.modes[0]
+        from evstream.pipeline import live_mode
+
+        assert pipe.modes == pipe.lm.model.modes and pipe.lm.mode == live_mode(pipe.modes)
         old = pipe.lm
         pipe.set_mode(pipe.modes[-1])  # whatever modes the model declares: reloads with that conversion
         wait_for(lambda: pipe.lm is not old)

@@ -16,12 +16,14 @@ def add_arguments(p):
 
     p.add_argument("source", help="a recording, tcp://HOST:PORT, camera[:SERIAL] or webcam[:N]")
     p.add_argument("--model", default=str(DEMO_MODEL), help="checkpoint (default: the shipped models/mst-nmnist.pt)")
-    p.add_argument("--mode", default=None, help="conversion mode (default: the model's first, see model.modes)")
+    p.add_argument("--mode", default=None, help="conversion mode (default: ecmt where the model has it, else its first; see model.modes)")
     p.add_argument("--slice-ms", type=float, default=10.0, help="time slice length in ms (default 10)")
     p.add_argument("--slice-events", type=int, default=0, help="slices of N events instead of time slices")
     p.add_argument("--window-slices", type=int, default=None,
                    help="slices in the model's input window (default: as many as span one training sample, "
                    "the checkpoint's window_us; else its n_frames)")
+    p.add_argument("--decay", type=float, default=0.5,
+                   help="running output = exponential mean with this decay per step (0: plain mean; default 0.5)")
     p.add_argument("--steps-per-slice", type=int, default=1, help="SNN timesteps per slice (default 1)")
     p.add_argument("--max-steps", type=int, default=32, help="timesteps per decision at most (default 32)")
     p.add_argument("--min-steps", type=int, default=1, help="timesteps per decision at least (early exit)")
@@ -81,7 +83,7 @@ def run(args) -> int:
                     window_slices=args.window_slices, steps_per_slice=args.steps_per_slice,
                     max_steps=args.max_steps, min_steps=args.min_steps, early_exit=args.early_exit,
                     mask_ratio=args.mask, speed=args.speed or None, loop=args.loop, threads=args.threads,
-                    seed=args.seed)
+                    seed=args.seed, decay=args.decay if args.decay > 0 else None)
     if args.record:
         pipe.start_recording(args.record)
     scored = {"n": 0, "correct": 0}
