@@ -481,8 +481,6 @@ class ECMTRunner(SpikingRunner):
         """Exactly one timestep for a batch ``x_t (B, C, H, W)``. ``logits`` is this step's compensated
         output; ``mean`` the (weighted) mean of the outputs, which by Theorem 1 is the classifier applied
         to the compensated mean of its input."""
-        from evstream.energy import mst_power_alpha
-
         logits = self.model(x_t)
         self.t += 1
         d = self.decay or 1.0
@@ -490,20 +488,7 @@ class ECMTRunner(SpikingRunner):
         self._w = d * self._w + 1.0
         self._k += 1
         mean = self._sum / self._w
-        acts = self.neurons
-        spikes = {m.name: m.last_spikes for m in acts}
-        levels = SpikesPerLevel(acts)
-        total = sum(spikes.values())
-        self.total_spikes += total
-        ops = self.counter.take() if self.counter else None
-        e = ops.energy_uJ if ops else 0.0
-        self.total_energy_uJ += e
-        p = torch.softmax(mean, dim=-1)
-        top2 = p.topk(min(2, p.shape[-1]), dim=-1).values
-        margin = top2[:, 0] - (top2[:, 1] if top2.shape[-1] > 1 else 0)
-        return ECMTStepResult(self.t, logits, mean, top2[:, 0], margin, spikes, total,
-                              ops.sops if ops else 0.0, ops.macs if ops else 0.0, e, mst_power_alpha(total),
-                              levels)
+        return self._result(logits, mean, ECMTStepResult, spikes_per_level=SpikesPerLevel(self.neurons))
 
 
 def main(argv=None) -> int:

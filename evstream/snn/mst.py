@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from evstream.distributed import BatchNorm  # BN over the channel dim; global statistics under torchrun
+from evstream.snn.base import SpikingModel
 from evstream.snn.neurons import QCFS
 
 
@@ -185,7 +186,7 @@ class PatchMerging(nn.Module):
         return self.reduction(self.act(self.norm(x)))
 
 
-class MST(nn.Module):
+class MST(SpikingModel):
     """See the module docstring. ``forward(x)`` with ``x (B, in_channels, H, W)`` gives class scores."""
 
     arch = "mst"
@@ -224,32 +225,5 @@ class MST(nn.Module):
     # --- Random Spike Masking ------------------------------------------------------------------------
     MASKABLE = {"q": ".attn.q", "k": ".attn.k", "attn": ".attn.attn", "v": ".attn.v", "attn_v": ".attn.attn_v",
                 "mlp": ".mlp_", "in": ".in"}
-
-    def activations(self):
-        return [m for m in self.modules() if isinstance(m, QCFS)]
-
-    def set_mask_ratio(self, ratio: float | dict, generator: torch.Generator | None = None) -> None:
-        """RSM ratio on the Q, K and attention spikes of every block (a float), or per module kind
-        (``{"q": .5, "k": .5, "attn": .5, "v": 0, "attn_v": 0, "mlp": 0, "in": 0}``)."""
-        ratios = ratio if isinstance(ratio, dict) else {"q": ratio, "k": ratio, "attn": ratio}
-        unknown = set(ratios) - set(self.MASKABLE)
-        if unknown:
-            raise ValueError(f"unknown mask targets {sorted(unknown)}; known: {sorted(self.MASKABLE)}")
-        for m in self.activations():
-            m.mask_ratio = 0.0
-            for key, r in ratios.items():
-                if self.MASKABLE[key] in m.name:
-                    m.mask_ratio = float(r)
-            if generator is not None:
-                m.generator = generator
-        self.mask_ratios = dict(ratios)
-
-    def spiking(self, mode: str | None = None, mask_ratio: float | dict = 0.0, seed: int = 0,
-                decay: float | None = None):
-        """The SNN view of these weights: a streaming runner (see :mod:`evstream.snn.streaming`)."""
-        from evstream.snn import CONVERSIONS
-
-        mode = mode or self.modes[0]
-        if mode not in self.modes:
-            raise ValueError(f"unknown conversion mode {mode!r} for {self.arch} (known: {', '.join(self.modes)})")
-        return CONVERSIONS[mode](self, mask_ratio=mask_ratio, seed=seed, decay=decay)
+    MASKED_BY_RATIO = ("q", "k", "attn")  # a bare ratio masks Q, K and the attention spikes (paper Fig. 2d)
+    NEURON = QCFS

@@ -36,6 +36,7 @@ from spikingjelly.activation_based import neuron, surrogate
 from torch import nn
 
 from evstream.distributed import BatchNorm  # BN over the channel dim; global statistics under torchrun
+from evstream.snn.base import SpikingModel
 from evstream.snn.streaming import SpikingRunner
 
 
@@ -305,7 +306,7 @@ class Block(nn.Module):
         return x + self.mlp(x)
 
 
-class Spikformer(nn.Module):
+class Spikformer(SpikingModel):
     """See the module docstring. ``forward(x)``: ``x (B, C, H, W)`` (repeated for ``config.timesteps``
     steps) or ``x (T, B, C, H, W)`` -> mean class scores over the steps ``(B, num_classes)``."""
 
@@ -383,39 +384,12 @@ class Spikformer(nn.Module):
     # --- neurons, masking, streaming ------------------------------------------------------------------
     MASKABLE = {"q": ".attn.q", "k": ".attn.k", "v": ".attn.v", "attn": ".attn.attn", "out": ".attn.out",
                 "mlp": ".mlp_", "stem": "stem."}
-
-    def activations(self):
-        return [m for m in self.modules() if isinstance(m, LIF)]
+    MASKED_BY_RATIO = ("q", "k", "v")  # a bare ratio masks the Q, K and V spikes
+    NEURON = LIF
 
     def reset_state(self) -> None:
         for m in self.activations():
             m.reset()
-
-    def set_mask_ratio(self, ratio: float | dict, generator: torch.Generator | None = None) -> None:
-        """Random Spike Masking: a float masks the Q, K and V spikes of every block at that ratio; a dict
-        gives ratios per kind (``{"q": .5, "k": .5, "v": .5, "attn": 0, "out": 0, "mlp": 0, "stem": 0}``)."""
-        ratios = ratio if isinstance(ratio, dict) else {"q": ratio, "k": ratio, "v": ratio}
-        unknown = set(ratios) - set(self.MASKABLE)
-        if unknown:
-            raise ValueError(f"unknown mask targets {sorted(unknown)}; known: {sorted(self.MASKABLE)}")
-        for m in self.activations():
-            m.mask_ratio = 0.0
-            for key, r in ratios.items():
-                if self.MASKABLE[key] in m.name:
-                    m.mask_ratio = float(r)
-            if generator is not None:
-                m.generator = generator
-        self.mask_ratios = dict(ratios)
-
-    def spiking(self, mode: str | None = None, mask_ratio: float | dict = 0.0, seed: int = 0,
-                decay: float | None = None):
-        """The streaming view of these weights (one timestep per ``step``): see :class:`SpikformerRunner`."""
-        from evstream.snn import CONVERSIONS
-
-        mode = mode or self.modes[0]
-        if mode not in self.modes:
-            raise ValueError(f"unknown streaming mode {mode!r} for {self.arch} (known: {', '.join(self.modes)})")
-        return CONVERSIONS[mode](self, mask_ratio=mask_ratio, seed=seed, decay=decay)
 
 
 def _masked(y, keep):

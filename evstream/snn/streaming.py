@@ -96,6 +96,10 @@ class SpikingRunner:
             self._sum = logits.clone() if self._sum is None else self._sum + logits
             self._k += 1
             mean = self._sum / self._k
+        return self._result(logits, mean)
+
+    def _result(self, logits, mean, result=StepResult, **extra) -> StepResult:
+        """This step's spikes, operations, energy and confidence, added to the run's totals."""
         spikes = {m.name: m.last_spikes for m in self.neurons}
         total = sum(spikes.values())
         self.total_spikes += total
@@ -105,8 +109,8 @@ class SpikingRunner:
         p = torch.softmax(mean, dim=-1)
         top2 = p.topk(min(2, p.shape[-1]), dim=-1).values
         margin = top2[:, 0] - (top2[:, 1] if top2.shape[-1] > 1 else 0)
-        return StepResult(self.t, logits, mean, top2[:, 0], margin, spikes, total,
-                          ops.sops if ops else 0.0, ops.macs if ops else 0.0, e, mst_power_alpha(total))
+        return result(self.t, logits, mean, top2[:, 0], margin, spikes, total, ops.sops if ops else 0.0,
+                      ops.macs if ops else 0.0, e, mst_power_alpha(total), **extra)
 
     @torch.no_grad()
     def run(self, x: torch.Tensor, T: int) -> torch.Tensor:

@@ -1,0 +1,49 @@
+"""What every spiking-transformer family shares: its neuron layers, Random Spike Masking by module kind,
+and the streaming view (``spiking(mode)``), so MST and Spikformer expose one API.
+
+A family sets ``arch``, ``modes`` (its streaming/conversion modes; the first is the default), ``NEURON``
+(the class of its neuron layers, each with ``name``, ``mask_ratio``, ``generator``), ``MASKABLE`` (mask
+kind -> a substring of the layer names it covers) and ``MASKED_BY_RATIO`` (the kinds a bare float masks).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class SpikingModel(nn.Module):
+    arch = ""
+    modes: tuple = ()
+    NEURON: type = nn.Module
+    MASKABLE: dict = {}
+    MASKED_BY_RATIO: tuple = ("q", "k")
+
+    def activations(self) -> list:
+        """Every neuron layer, in module order."""
+        return [m for m in self.modules() if isinstance(m, self.NEURON)]
+
+    def set_mask_ratio(self, ratio: float | dict, generator: torch.Generator | None = None) -> None:
+        """RSM: a float masks the ``MASKED_BY_RATIO`` kinds at that ratio; a dict gives a ratio per kind."""
+        ratios = ratio if isinstance(ratio, dict) else {k: ratio for k in self.MASKED_BY_RATIO}
+        unknown = set(ratios) - set(self.MASKABLE)
+        if unknown:
+            raise ValueError(f"unknown mask targets {sorted(unknown)}; known: {sorted(self.MASKABLE)}")
+        for m in self.activations():
+            m.mask_ratio = 0.0
+            for key, r in ratios.items():
+                if self.MASKABLE[key] in m.name:
+                    m.mask_ratio = float(r)
+            if generator is not None:
+                m.generator = generator
+        self.mask_ratios = dict(ratios)
+
+    def spiking(self, mode: str | None = None, mask_ratio: float | dict = 0.0, seed: int = 0,
+                decay: float | None = None):
+        """The streaming view of these weights (``reset``, ``step``, ``run``): see :mod:`evstream.snn.streaming`."""
+        from evstream.snn import CONVERSIONS
+
+        mode = mode or self.modes[0]
+        if mode not in self.modes:
+            raise ValueError(f"unknown streaming mode {mode!r} for {self.arch} (known: {', '.join(self.modes)})")
+        return CONVERSIONS[mode](self, mask_ratio=mask_ratio, seed=seed, decay=decay)
