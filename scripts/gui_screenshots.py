@@ -3,7 +3,7 @@
     QT_QPA_PLATFORM=offscreen python scripts/gui_screenshots.py [--seconds 6] [--out docs/images]
 
 Writes docs/images/gui_window.png and gui_<panel>.png (``widget.grab().save()``), with the demo recording
-and the shipped model, early exit at 0.6 so decisions of different lengths show.
+and the shipped model, early exit at 0.9 so decisions of different lengths show.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=6.0, help="how long to play before the screenshots")
     ap.add_argument("--out", default=str(REPO / "docs" / "images"))
-    ap.add_argument("--early-exit", type=float, default=0.6)
+    ap.add_argument("--early-exit", type=float, default=0.9)
     args = ap.parse_args()
 
     from app import create_app
