@@ -59,8 +59,9 @@ def test_torchrun_train_and_eval_match_one_process(tmp_path):
     assert abs(meta1["history"][0]["loss"] - meta2["history"][0]["loss"]) < 2e-3
     assert meta1["metrics"] == meta2["metrics"]
     # evaluation: the same checkpoint, one process vs two, numbers equal (no masks)
-    ev = ["eval", *common, "--model", tmp_path / "one.pt", "--timesteps", "2,4", "--mask", "0", "--seeds", 1,
-          "--limit", 10]
+    # both conversion modes (train calibrated the ECMT thresholds into the checkpoint)
+    ev = ["eval", *common, "--model", tmp_path / "one.pt", "--mode", "mst,ecmt", "--timesteps", "2,4", "--mask", "0",
+          "--seeds", 1, "--limit", 10]
     e1 = subprocess.run([sys.executable, "-m", "evstream", *map(str, ev), "--json", tmp_path / "e1.json"],
                         capture_output=True, text=True, timeout=300)
     assert e1.returncode == 0, e1.stderr[-2000:]
@@ -70,6 +71,7 @@ def test_torchrun_train_and_eval_match_one_process(tmp_path):
     assert j1["samples"] == j2["samples"] == 10 and j2["processes"] == 2
     assert abs(j1["ann"]["accuracy"] - j2["ann"]["accuracy"]) < 1e-9
     assert abs(j1["ann"]["energy_uJ"] - j2["ann"]["energy_uJ"]) < 1e-6 * j1["ann"]["energy_uJ"]
+    assert "ecmt" in meta1 and [r["mode"] for r in j2["snn"]] == ["mst", "mst", "ecmt", "ecmt"]
     for a, b in zip(j1["snn"], j2["snn"]):
         assert a["accuracy_mean"] == b["accuracy_mean"]
         assert abs(a["spikes_per_sample"] - b["spikes_per_sample"]) < 1e-6 * max(1.0, a["spikes_per_sample"])
