@@ -296,9 +296,7 @@ class ECMTWindowAttention(WindowAttention):
     def forward(self, x, mask01=None):
         bw, n, c = x.shape
         h, d = self.heads, c // self.heads
-        q = self.act_q(self.q(x)).view(bw, n, h, d).transpose(1, 2)
-        k = self.act_k(self.k(x)).view(bw, n, h, d).transpose(1, 2)
-        v = self.act_v(self.v(x)).view(bw, n, h, d).transpose(1, 2)
+        q, k, v = self.qkv(x)
         kt = k.transpose(-2, -1)
         bias = self.bias_table[self.bias_index].permute(2, 0, 1)
         a = self.act_attn(self.qk(q, kt, self.act_q.last_spikes, self.act_k.last_spikes) * self.scale + bias)

@@ -107,12 +107,17 @@ class WindowAttention(nn.Module):
                              persistent=False)
         self.count_pairs = False  # set by evstream.energy.OpCounter: count the spike-spike products
 
+    def qkv(self, x):
+        """Q, K, V spikes (after their neurons) per head: three (windows, heads, tokens, head dim) tensors."""
+        bw, n, c = x.shape
+        h, d = self.heads, c // self.heads
+        return tuple(act(lin(x)).view(bw, n, h, d).transpose(1, 2)
+                     for lin, act in ((self.q, self.act_q), (self.k, self.act_k), (self.v, self.act_v)))
+
     def forward(self, x, mask01=None):
         bw, n, c = x.shape
         h, d = self.heads, c // self.heads
-        q = self.act_q(self.q(x)).view(bw, n, h, d).transpose(1, 2)
-        k = self.act_k(self.k(x)).view(bw, n, h, d).transpose(1, 2)
-        v = self.act_v(self.v(x)).view(bw, n, h, d).transpose(1, 2)
+        q, k, v = self.qkv(x)
         bias = self.bias_table[self.bias_index].permute(2, 0, 1)
         a = self.act_attn((q @ k.transpose(-2, -1)) * self.scale + bias)
         if mask01 is not None:  # shifted windows: tokens from different regions do not attend
