@@ -174,3 +174,14 @@ def qtbot_button():
     from PyQt6 import QtCore
 
     return QtCore.Qt.MouseButton.LeftButton
+
+
+def test_gui_without_a_display_says_so_in_one_line():
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    r = subprocess.run([sys.executable, "-m", "evstream", "gui"], capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 2 and "no display" in r.stderr and "evstream run" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr[-500:]

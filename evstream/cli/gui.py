@@ -36,6 +36,15 @@ def run(args) -> int:
         from evstream.errors import EvstreamError
 
         raise EvstreamError(f"the GUI needs PyQt6 and pyqtgraph ({exc})") from None
+    import os
+    import sys
+
+    if sys.platform.startswith("linux") and not any(os.environ.get(v) for v in
+                                                     ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")):
+        from evstream.errors import EvstreamError
+
+        raise EvstreamError("no display to open a window on (no DISPLAY or WAYLAND_DISPLAY): run the same "
+                            "pipeline headless with `evstream run SOURCE`, or set QT_QPA_PLATFORM=offscreen")
     model = args.model or str(DEMO_MODEL)
     loop = args.loop if args.loop is not None else args.source is None
     options = {"mode": args.mode, "slice_ms": args.slice_ms, "steps_per_slice": args.steps_per_slice,
