@@ -62,7 +62,9 @@ class Aedat4Reader(Reader):
         try:
             with _rust_panics_quiet():
                 streams = aedat.Decoder(str(self.path)).id_to_stream()
-        except _DECODER_ERRORS:
+        except BaseException as exc:
+            if not _decoder_failed(exc):
+                raise
             raise FormatError(f"not a readable AEDAT 4.0 file ({self._damage})", where=self.path) from None
         ids = [i for i, s in streams.items() if s.get("type") == "events"]
         if not ids:
@@ -90,7 +92,9 @@ class Aedat4Reader(Reader):
                     n += n_pending
                     yield self._check(np.concatenate(pending))
                     pending, n_pending = [], 0
-        except _DECODER_ERRORS as exc:
+        except BaseException as exc:  # not GeneratorExit / KeyboardInterrupt: those propagate
+            if not _decoder_failed(exc):
+                raise
             self._damage = f"{self._damage}; packets end early: {_first_line(exc)}"
         if pending:
             n += n_pending
@@ -154,8 +158,10 @@ DV_EVENT = np.dtype({"names": ["timestamp", "x", "y", "polarity"], "formats": ["
                      "offsets": [0, 8, 10, 12], "itemsize": 16})
 
 
-# the aedat decoder (Rust) reports some damage as a pyo3 PanicException, a BaseException subclass
-_DECODER_ERRORS = (Exception, BaseException)
+def _decoder_failed(exc: BaseException) -> bool:
+    """An error of the aedat decoder: an Exception, or a pyo3 PanicException (a BaseException subclass in
+    the ``pyo3_runtime`` module, which cannot be imported to name it)."""
+    return isinstance(exc, Exception) or type(exc).__module__ == "pyo3_runtime"
 
 
 @contextlib.contextmanager
