@@ -100,14 +100,14 @@ def evaluate(model_path, dataset, root, labels, timesteps, masks, seeds, modes=N
     from tqdm import tqdm
 
     T = max(timesteps)
-    total = len(modes) * sum(seeds if r > 0 else 1 for r in masks) * T * ((len(x) + 199) // 200)
+    # without masks a run draws nothing at random: one run stands for every seed
+    runs = {r: seeds if r > 0 else 1 for r in masks}
+    total = len(modes) * sum(runs.values()) * T * ((len(x) + 199) // 200)
     bar = tqdm(total=total, desc="SNN steps", disable=not progress, unit="step")
     for mode in modes:
         for r in masks:
-            # without masks the run draws nothing at random: one run stands for every seed
-            n_runs = seeds if r > 0 else 1
             per_seed = [snn_curve(model, x, y, timesteps, mode, r, seed * 1000, progress=lambda: bar.update(1))
-                        for seed in range(n_runs)]
+                        for seed in range(runs[r])]
             for t in timesteps:
                 accs = [c[t]["accuracy"] for c in per_seed]
                 rows.append({"mode": mode, "timesteps": t, "mask_ratio": r,

@@ -221,15 +221,16 @@ def train(args, log=print) -> dict:
         "train_args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "_run"},
     }
     if main:
-        save_checkpoint(out, model.cpu(), meta)
-        partial.unlink(missing_ok=True)
+        model.cpu()
         n_cal = getattr(args, "ecmt_calibrate", 0)
         if n_cal and "ecmt" in getattr(model, "modes", ()):  # ECMT's base thresholds, stored in meta["ecmt"]
-            from evstream.snn.ecmt import calibrate_checkpoint
+            from evstream.snn.ecmt import calibrate
 
-            cal = calibrate_checkpoint(out, limit=n_cal)
-            meta["ecmt"] = cal
-            log(f"ECMT thresholds calibrated on {cal['samples']} training samples (p{cal['percentile']:g})")
+            meta["ecmt"] = calibrate(model, inputs_of(ds, tr_idx[:n_cal], rep)) | {"split": "train"}
+            log(f"ECMT thresholds calibrated on {meta['ecmt']['samples']} training samples "
+                f"(p{meta['ecmt']['percentile']:g})")
+        save_checkpoint(out, model, meta)
+        partial.unlink(missing_ok=True)
     log(f"saved {out}: validation ANN accuracy {acc:.4f} on {len(va_idx)} real recordings")
     dist.finish()
     return meta
