@@ -13,7 +13,7 @@ def add_arguments(p):
                         f"(default: {DEMO_RECORDING.relative_to(DEMO_RECORDING.parents[1])}, looping)")
     p.add_argument("--model", default=None,
                    help=f"checkpoint (default: {DEMO_MODEL.relative_to(DEMO_MODEL.parents[1])})")
-    p.add_argument("--mode", default=None, help="conversion mode (default: the model's first)")
+    p.add_argument("--mode", default=None, help="conversion mode (default: ecmt where the model has it, else its first)")
     p.add_argument("--slice-ms", type=float, default=10.0, help="time slice length in ms (default 10)")
     p.add_argument("--steps-per-slice", type=int, default=1, help="SNN timesteps per slice (default 1)")
     p.add_argument("--max-steps", type=int, default=32, help="timesteps per decision at most (default 32)")
@@ -28,23 +28,20 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    from evstream.pipeline import DEMO_MODEL
-
-    try:
-        from app import main
-    except ImportError as exc:  # PyQt6 / pyqtgraph missing: one line
-        from evstream.errors import EvstreamError
-
-        raise EvstreamError(f"the GUI needs PyQt6 and pyqtgraph ({exc})") from None
     import os
     import sys
 
+    from evstream.errors import EvstreamError
+    from evstream.pipeline import DEMO_MODEL
+
     if sys.platform.startswith("linux") and not any(os.environ.get(v) for v in
                                                      ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")):
-        from evstream.errors import EvstreamError
-
         raise EvstreamError("no display to open a window on (no DISPLAY or WAYLAND_DISPLAY): run the same "
                             "pipeline headless with `evstream run SOURCE`, or set QT_QPA_PLATFORM=offscreen")
+    try:
+        from app import main
+    except ImportError as exc:  # PyQt6 / pyqtgraph missing: one line
+        raise EvstreamError(f"the GUI needs PyQt6 and pyqtgraph ({exc})") from None
     model = args.model or str(DEMO_MODEL)
     loop = args.loop if args.loop is not None else args.source is None
     options = {"mode": args.mode, "slice_ms": args.slice_ms, "steps_per_slice": args.steps_per_slice,
