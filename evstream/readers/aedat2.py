@@ -20,7 +20,7 @@ import numpy as np
 from evstream.errors import FormatError
 from evstream.events import EVENT_DTYPE
 from evstream.readers import _kernels
-from evstream.readers.base import NO_EVENTS, U4, Reader, check_path_size
+from evstream.readers.base import Reader, check_path_size
 
 CHIPS = {"dvs128": (128, 128), "davis240": (240, 180), "davis346": (346, 260), "dvs240": (240, 180)}
 
@@ -52,21 +52,8 @@ class Aedat2Reader(Reader):
             self.sensor_size = CHIPS.get(self.chip, (128, 128))
 
     def _iter_events(self, max_events):
-        n_total, rest = divmod(self._size - self._data_start, 8)
         self._state[1] = self.chip != "dvs128"
-        w, h = self._limits()
-        for s in range(0, n_total, max_events):
-            e = min(n_total, s + max_events)
-            words = self._block(self._data_start + 8 * s, U4, 2 * (e - s))
-            out = np.empty(e - s, EVENT_DTYPE)
-            n, code, i = _kernels.decode_aedat2(words, self._state, out, w, h)
-            if code:
-                yield self._decoded(out, n, code, self._data_start + 8 * (s + i))
-                return
-            yield out[:n], None, None
-        if rest:
-            yield NO_EVENTS, (f"truncated: {rest} stray bytes after the last whole 8-byte event "
-                            f"({n_total} events read)"), self._data_start + 8 * n_total
+        yield from self._fixed_records(self._data_start, _kernels.decode_aedat2, max_events, "8-byte event")
 
 
 class Aedat3Reader(Reader):

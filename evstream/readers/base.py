@@ -125,6 +125,25 @@ class Reader:
         and stopped on problem ``code`` (``out[n]`` is the offending event, ``offset`` its byte offset)."""
         return out[:n], self._problem(out[n], n, code), offset
 
+    def _fixed_records(self, start: int, kernel, max_events: int, what: str = "event"):
+        """Decode a body of 8-byte records (two uint32 words each) from byte ``start`` with a fused ``kernel``
+        in chunks of ``max_events``: yields ``(events, problem, byte_offset)`` triples, the last one naming
+        stray bytes after the last whole record."""
+        n_total, rest = divmod(self._size - start, 8)
+        w, h = self._limits()
+        for s in range(0, n_total, max_events):
+            e = min(n_total, s + max_events)
+            words = self._block(start + 8 * s, U4, 2 * (e - s))
+            out = np.empty(e - s, EVENT_DTYPE)
+            n, code, i = kernel(words, self._state, out, w, h)
+            if code:
+                yield self._decoded(out, n, code, start + 8 * (s + i))
+                return
+            yield out[:n], None, None
+        if rest:
+            yield NO_EVENTS, f"truncated: {rest} stray bytes after the last whole {what} ({n_total} events read)", \
+                start + 8 * n_total
+
     def _limits(self) -> tuple[int, int]:
         """The sensor size as the kernels' limits (an unknown size, 0 x 0, checks no coordinates)."""
         w, h = self.sensor_size

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from evstream.errors import FormatError
 from evstream.events import EVENT_DTYPE
 from evstream.readers import _kernels
 from evstream.readers.base import NO_EVENTS, U1, Reader, check_path_size

@@ -87,20 +87,7 @@ class DatReader(_PropheseeReader):
             self.sensor_size = sensor_from_header(self.meta, ATIS_SENSOR)
 
     def _iter_events(self, max_events):
-        n_total, rest = divmod(self._size - self._first, 8)
-        w, h = self._limits()
-        for s in range(0, n_total, max_events):
-            e = min(n_total, s + max_events)
-            words = self._block(self._first + 8 * s, U4, 2 * (e - s))
-            out = np.empty(e - s, EVENT_DTYPE)
-            n, code, i = _kernels.decode_dat(words, self._state, out, w, h)
-            if code:
-                yield self._decoded(out, n, code, self._first + 8 * (s + i))
-                return
-            yield out, None, None
-        if rest:
-            problem = f"truncated: {rest} stray bytes after the last whole event ({n_total} events read)"
-            yield NO_EVENTS, problem, self._first + 8 * n_total
+        yield from self._fixed_records(self._first, _kernels.decode_dat, max_events)
 
 
 class Evt2Reader(_PropheseeReader):
