@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numba as nb
 import torch
 from torch import nn
 
@@ -41,6 +42,44 @@ def dense_macs(module: nn.Module, inp: torch.Tensor, out: torch.Tensor) -> int:
         k = module.kernel_size[0] * module.kernel_size[1]
         return int(out.numel() * module.in_channels // module.groups * k)
     return 0
+
+
+def pair_ops(a: torch.Tensor, b: torch.Tensor) -> int:
+    """Number of scalar products in the (batched) matrix product ``a @ b`` where both factors are non-zero:
+    one accumulate each (a spike gates an add). Equal to ``((a != 0) @ (b != 0)).sum()``, counted without
+    the product: Σ_k (non-zeros in column k of a) x (non-zeros in row k of b), in one numba pass over the
+    tensors as they are (views, any strides), as this runs for every attention at every timestep."""
+    a, b = _as_4d(a.detach()), _as_4d(b.detach())
+    if a.shape[:2] != b.shape[:2]:  # broadcast batch dimensions
+        lead = torch.broadcast_shapes(a.shape[:2], b.shape[:2])
+        a, b = a.expand(*lead, *a.shape[2:]), b.expand(*lead, *b.shape[2:])
+    return int(_pairs(a.numpy(), b.numpy()))
+
+
+def _as_4d(t: torch.Tensor) -> torch.Tensor:
+    if t.dim() > 4:
+        return t.reshape(1, -1, *t.shape[-2:])
+    return t[(None,) * (4 - t.dim())]
+
+
+@nb.njit(cache=True, nogil=True)
+def _pairs(a, b):
+    """a (Z1, Z2, n, m), b (Z1, Z2, m, p): Σ over z1, z2, k of nnz(a[z1, z2, :, k]) x nnz(b[z1, z2, k, :])."""
+    total = 0
+    for z1 in range(a.shape[0]):
+        for z2 in range(a.shape[1]):
+            for k in range(a.shape[3]):
+                ca = 0
+                for i in range(a.shape[2]):
+                    if a[z1, z2, i, k] != 0:
+                        ca += 1
+                if ca:
+                    cb = 0
+                    for j in range(b.shape[3]):
+                        if b[z1, z2, k, j] != 0:
+                            cb += 1
+                    total += ca * cb
+    return total
 
 
 def fan_out(module: nn.Module) -> float:
@@ -74,12 +113,22 @@ class OpCounter:
     operations of the last call as ``_extra_ops = (sops, macs)`` (SNN view only).
     """
 
-    def __init__(self, model: nn.Module, analog: set[str], spiking: bool):
+    def __init__(self, model: nn.Module, analog: set[str], spiking: bool, sources: bool = True):
         self.model, self.analog, self.spiking = model, set(analog), spiking
         self.count = OpCount()
         self._handles = []
+        # a layer whose whole input is one neuron layer's output (``model.spike_sources()``) receives exactly
+        # that layer's spikes: its SOPs are that spike count x fan-out, summed by one hook per forward pass
+        # instead of a hook per layer (the same numbers; tests/test_energy.py checks)
+        by_name = dict(model.named_modules())
+        fed = getattr(model, "spike_sources", dict)() if spiking and sources else {}
+        self._fed = [(name, by_name[name], src, fan_out(by_name[name])) for name, src in fed.items()
+                     if name in by_name and name not in self.analog]
+        if self._fed:
+            self._handles.append(model.register_forward_hook(self._fed_hook))
+        counted_by_source = {name for name, *_ in self._fed}
         for name, m in model.named_modules():
-            if isinstance(m, (nn.Linear, nn.Conv2d)):
+            if isinstance(m, (nn.Linear, nn.Conv2d)) and name not in counted_by_source:
                 self._handles.append(m.register_forward_hook(self._hook(name)))
             if hasattr(m, "count_pairs"):
                 m.count_pairs = True
@@ -88,13 +137,22 @@ class OpCounter:
                 m.count_extra = True
                 self._handles.append(m.register_forward_hook(self._extra_hook(name)))
 
+    def _fed_hook(self, module, args, out):
+        per = self.count.per_module
+        total = 0.0
+        for name, _, src, f in self._fed:
+            ops = src.last_spikes * f
+            total += ops
+            per[name] = per.get(name, 0.0) + ops
+        self.count.sops += total
+
     def _hook(self, name):
         def hook(module, args, out):
             inp = args[0]
             if self.spiking and name not in self.analog:
                 # a layer marked ``counts_input`` receives spike counts (0, 1, 2, ...: Spikformer's residual
                 # stream adds spike trains): one accumulate per arriving spike, i.e. the sum of its input
-                n = float(inp.abs().sum()) if getattr(module, "counts_input", False) else float(inp.count_nonzero())
+                n = float(inp.abs().sum()) if getattr(module, "counts_input", False) else float((inp != 0).sum())
                 ops, kind = n * fan_out(module), "sops"
             else:
                 ops, kind = float(dense_macs(module, inp, out)), "macs"

@@ -45,3 +45,13 @@ def test_hand_computed_two_layer_example():
 
 def test_mst_power_model():
     assert mst_power_alpha(2500) == 2.5e6  # spikes per 1 ms step -> spikes/s x α
+
+
+def test_pair_ops_equals_the_product_of_the_non_zero_patterns():
+    from evstream.energy import pair_ops
+
+    g = torch.Generator().manual_seed(0)
+    for shape_a, shape_b in (((3, 2, 5, 4), (3, 2, 4, 6)), ((7, 9), (9, 2))):
+        a = torch.rand(shape_a, generator=g) * (torch.rand(shape_a, generator=g) < 0.3)
+        b = torch.rand(shape_b, generator=g) * (torch.rand(shape_b, generator=g) < 0.5)
+        assert pair_ops(a, b) == int(((a != 0).float() @ (b != 0).float()).sum())

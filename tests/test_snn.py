@@ -126,18 +126,67 @@ def test_checkpoint_roundtrip_and_errors(tmp_path):
 
 
 def test_fast_if_step_equals_spikingjelly():
-    """HalfIF's inference path gives SpikingJelly's IF spikes and membranes, step for step."""
+    """HalfIF's inference path (one numba pass) gives SpikingJelly's IF spikes and membranes, step for step,
+    on contiguous and strided input; ``fire`` with a keep mask sends only the kept spikes, at ``value``."""
     from evstream.snn import HalfIF
 
     torch.manual_seed(1)
-    xs = torch.randn(50, 3, 7) * 2
-    fast, ref = HalfIF(1.5), HalfIF(1.5)
-    for x in xs:
-        with torch.no_grad():
-            s_fast = fast(x)
-        with torch.enable_grad():
-            s_ref = ref(x.clone().requires_grad_(False))
-        assert torch.equal(s_fast, s_ref.detach())
-        torch.testing.assert_close(fast.v, ref.v.detach(), rtol=0, atol=1e-6)
-    fast.reset()
-    assert fast.v == 0.75
+    xs = torch.randn(50, 3, 14) * 2
+    for x_of in (lambda x: x, lambda x: x[:, ::2]):  # a strided view is read as it is
+        fast, ref = HalfIF(1.5), HalfIF(1.5)
+        for x in xs:
+            with torch.no_grad():
+                s_fast = fast(x_of(x))
+            with torch.enable_grad():
+                s_ref = ref(x_of(x).clone().requires_grad_(False))
+            assert torch.equal(s_fast, s_ref.detach())
+            assert torch.equal(fast.v, ref.v.detach())
+        fast.reset()
+        assert fast.v == 0.75
+    fast, ref = HalfIF(1.0), HalfIF(1.0)
+    keep = torch.rand(3, 14) > 0.5
+    with torch.no_grad():
+        for x in xs[:10]:
+            out, n = fast.fire(x, 2.5, keep)
+            s = ref(x)
+            assert torch.equal(out, s * keep * 2.5) and n == int((s * keep).sum())
+
+
+def test_fuse_keeps_the_function_and_the_window_order():
+    """fuse() (folded BatchNorms, one Q/K/V layer, cached bias) computes the same ANN output; the token
+    gather of a shifted block equals Swin's roll + window partition, and its inverse undoes it."""
+    import copy
+
+    from evstream.snn.mst import SwinBlock, window_partition
+
+    m, x = trained_like(2)
+    with torch.no_grad():
+        y = m(x)
+        fused = copy.deepcopy(m).fuse()
+        torch.testing.assert_close(fused(x), y, rtol=1e-4, atol=1e-4)
+    assert not any(isinstance(mod, torch.nn.BatchNorm1d) for mod in fused.modules())
+    blk = next(b for b in m.modules() if isinstance(b, SwinBlock) and b.shift)
+    r, c = blk.resolution, 3
+    grid = torch.rand(2, r, r, c)
+    ref = window_partition(torch.roll(grid, (-blk.shift, -blk.shift), (1, 2)), blk.window)
+    got = grid.reshape(2, r * r, c).index_select(1, blk.to_windows).view(-1, blk.window ** 2, c)
+    assert torch.equal(got, ref)
+    back = got.reshape(2, r * r, c).index_select(1, blk.from_windows).view(2, r, r, c)
+    assert torch.equal(back, grid)
+
+
+def test_sops_from_spike_counts_equal_counting_every_layer():
+    """OpCounter counts a layer fed by one neuron layer from that layer's spike count (model.spike_sources);
+    the numbers equal counting the non-zero inputs of every layer with hooks, with and without masks."""
+    from evstream.energy import OpCounter
+
+    m, x = trained_like(3)
+    for ratio in (0.0, 0.5):
+        runs = []
+        for sources in (True, False):
+            snn = m.spiking(mode="mst", mask_ratio=ratio, seed=4)
+            snn.counter.remove()
+            snn.counter = OpCounter(snn.model, snn.analog, spiking=True, sources=sources)
+            snn.reset()
+            runs.append([(o.sops, o.macs, o.total_spikes) for o in (snn.step(x) for _ in range(5))])
+        assert runs[0] == runs[1] and runs[0][-1][0] > 0

@@ -86,12 +86,12 @@ def test_ssa_module_same_output_in_both_orders_and_cheaper_order_counts_fewer_op
 
 
 def test_pair_ops_hand_example():
-    from evstream.snn.spikformer import _pair_ops
+    from evstream.energy import pair_ops
 
     q = torch.tensor([[1.0, 0.0], [1.0, 1.0]])
     kt = torch.tensor([[1.0, 1.0], [0.0, 1.0]])
     # q row 0 meets kt row 0 (2 non-zeros); q row 1 meets kt rows 0 and 1 (2 + 1)
-    assert _pair_ops(q, kt) == 5
+    assert pair_ops(q, kt) == 5
 
 
 def test_one_batch_overfit_gradients_flow_through_the_surrogate():

@@ -23,6 +23,11 @@ class SpikingModel(nn.Module):
         """Every neuron layer, in module order."""
         return [m for m in self.modules() if isinstance(m, self.NEURON)]
 
+    def fuse(self) -> "SpikingModel":
+        """Inference-only rewrites of the same function (folded BatchNorms, merged layers), in place; a family
+        without any returns itself unchanged."""
+        return self
+
     def set_mask_ratio(self, ratio: float | dict, generator: torch.Generator | None = None) -> None:
         """RSM: a float masks the ``MASKED_BY_RATIO`` kinds at that ratio; a dict gives a ratio per kind."""
         ratios = ratio if isinstance(ratio, dict) else {k: ratio for k in self.MASKED_BY_RATIO}

@@ -46,7 +46,8 @@ import torch
 from torch import nn
 
 from evstream.errors import CheckpointError, EvstreamError
-from evstream.snn.mst import WindowAttention, _pair_ops
+from evstream.energy import pair_ops
+from evstream.snn.mst import WindowAttention
 from evstream.snn.neurons import QCFS
 from evstream.snn.streaming import SpikingRunner, StepResult
 
@@ -298,18 +299,13 @@ class ECMTWindowAttention(WindowAttention):
         h, d = self.heads, c // self.heads
         q, k, v = self.qkv(x)
         kt = k.transpose(-2, -1)
-        bias = self.bias_table[self.bias_index].permute(2, 0, 1)
-        a = self.act_attn(self.qk(q, kt, self.act_q.last_spikes, self.act_k.last_spikes) * self.scale + bias)
-        nnz_a = self.act_attn.last_spikes
-        if mask01 is not None:
-            nw = mask01.shape[0]
-            a = (a.view(bw // nw, nw, h, n, n) * mask01[None, :, None]).view(bw, h, n, n)
-            nnz_a = int(a.count_nonzero()) if self.count_pairs else None
+        p = self.qk(q, kt, self.act_q.last_spikes, self.act_k.last_spikes)
+        a = self.act_attn(torch.add(self.bias(bw, mask01).view(bw, h, n, n), p, alpha=self.scale))
         if self.count_pairs:  # the spike-spike term A(t)B(t) of Eq. 7, counted as in mode "mst"
-            self._qk_ops, self._av_ops = _pair_ops(q, kt), _pair_ops(a, v)
-            self._qk_dense = self._av_dense = bw * h * n * n * d
-        out = self.act_out(self.av(a, v, nnz_a, self.act_v.last_spikes)).transpose(1, 2).reshape(bw, n, c)
-        return self.proj(out)
+            dense = bw * h * n * n * d  # (the instance dict: nn.Module.__setattr__ is slow on a hot path)
+            self.__dict__.update(_qk_ops=pair_ops(q, kt), _av_ops=pair_ops(a, v), _qk_dense=dense, _av_dense=dense)
+        out = self.act_out(self.av(a, v, self.act_attn.last_spikes, self.act_v.last_spikes))
+        return self.proj(out.transpose(1, 2).reshape(bw, n, c))
 
 
 # --- calibration ---------------------------------------------------------------------------------------
@@ -430,7 +426,7 @@ def convert(model, calibration: dict | None = None, levels: int | None = None, d
         if type(mod) is WindowAttention:
             mod.__class__ = ECMTWindowAttention
             mod.qk, mod.av = ECProduct(decay), ECProduct(decay)
-    return snn, n, source
+    return snn.fuse(), n, source
 
 
 class ECMTRunner(SpikingRunner):

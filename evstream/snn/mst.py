@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from evstream.distributed import BatchNorm  # BN over the channel dim; global statistics under torchrun
+from evstream.energy import pair_ops
 from evstream.snn.base import SpikingModel
 from evstream.snn.neurons import QCFS
 
@@ -76,12 +77,6 @@ def window_partition(x, w):
     return x.reshape(-1, w * w, c)
 
 
-def window_reverse(x, w, h, wd):
-    b = x.shape[0] // ((h // w) * (wd // w))
-    x = x.view(b, h // w, wd // w, w, w, -1).permute(0, 1, 3, 2, 4, 5)
-    return x.reshape(b, h, wd, -1)
-
-
 class WindowAttention(nn.Module):
     """Spiking self-attention in windows: Q, K, V, A and A·V each pass through QCFS (IF when spiking)."""
 
@@ -106,34 +101,85 @@ class WindowAttention(nn.Module):
         self.register_buffer("bias_index", (rel[..., 0] * (2 * window - 1) + rel[..., 1]).view(n, n),
                              persistent=False)
         self.count_pairs = False  # set by evstream.energy.OpCounter: count the spike-spike products
+        self.qkv_fused: nn.Linear | None = None  # set by fuse()
+        self.frozen = False
+        self._bias_cache = None
 
     def qkv(self, x):
         """Q, K, V spikes (after their neurons) per head: three (windows, heads, tokens, head dim) tensors."""
         bw, n, c = x.shape
         h, d = self.heads, c // self.heads
-        return tuple(act(lin(x)).view(bw, n, h, d).transpose(1, 2)
-                     for lin, act in ((self.q, self.act_q), (self.k, self.act_k), (self.v, self.act_v)))
+        ys = self.qkv_fused(x).split(c, -1) if self.qkv_fused is not None else (self.q(x), self.k(x), self.v(x))
+        return tuple(act(y).view(bw, n, h, d).transpose(1, 2) for y, act in zip(ys, (self.act_q, self.act_k, self.act_v)))
+
+    def bias(self, bw, mask01=None):
+        """The relative-position bias B per window and head, ``(bw·heads, n, n)``, with −1e4 where shifted
+        windows must not attend (``mask01`` 0): their attention neurons then never fire (QCFS(x − 1e4) = 0),
+        which equals Swin's masking of those pairs. Cached when the weights are frozen (``fuse``)."""
+        cached = self._bias_cache
+        if cached is not None and cached.shape[0] == bw * self.heads:
+            return cached
+        b = self.bias_table[self.bias_index].permute(2, 0, 1)  # (heads, n, n)
+        if mask01 is not None:
+            nw = mask01.shape[0]
+            b = (b[None] + (mask01[:, None] - 1) * 1e4).repeat(bw // nw, 1, 1, 1)
+        else:
+            b = b.expand(bw, *b.shape)
+        b = b.reshape(-1, *b.shape[-2:])
+        if self.frozen:
+            self._bias_cache = b
+        return b
 
     def forward(self, x, mask01=None):
         bw, n, c = x.shape
         h, d = self.heads, c // self.heads
         q, k, v = self.qkv(x)
-        bias = self.bias_table[self.bias_index].permute(2, 0, 1)
-        a = self.act_attn((q @ k.transpose(-2, -1)) * self.scale + bias)
-        if mask01 is not None:  # shifted windows: tokens from different regions do not attend
-            nw = mask01.shape[0]
-            a = (a.view(bw // nw, nw, h, n, n) * mask01[None, :, None]).view(bw, h, n, n)
+        kt = k.transpose(-2, -1)
+        s = torch.baddbmm(self.bias(bw, mask01), q.reshape(-1, n, d), kt.reshape(-1, d, n), alpha=self.scale)
+        a = self.act_attn(s).view(bw, h, n, n)
         if self.count_pairs:
-            self._qk_ops, self._av_ops = _pair_ops(q, k.transpose(-2, -1)), _pair_ops(a, v)
-            self._qk_dense = self._av_dense = bw * h * n * n * d
+            dense = bw * h * n * n * d  # (the instance dict: nn.Module.__setattr__ is slow on a hot path)
+            self.__dict__.update(_qk_ops=pair_ops(q, kt), _av_ops=pair_ops(a, v), _qk_dense=dense, _av_dense=dense)
         out = self.act_out(a @ v).transpose(1, 2).reshape(bw, n, c)
         return self.proj(out)
 
+    def fuse(self) -> None:
+        """Inference: one linear layer for Q, K and V (the same weights, one matrix product), and the bias
+        computed once."""
+        with torch.no_grad():
+            fused = nn.Linear(self.q.in_features, 3 * self.q.out_features)
+            fused.weight.copy_(torch.cat([self.q.weight, self.k.weight, self.v.weight]))
+            fused.bias.copy_(torch.cat([self.q.bias, self.k.bias, self.v.bias]))
+        self.qkv_fused = fused
+        del self.q, self.k, self.v
+        self.frozen = True
 
-def _pair_ops(a, b):
-    """Number of non-zero scalar products in the matrix product a @ b (accumulates when both spike)."""
-    with torch.no_grad():
-        return int(((a != 0).float() @ (b != 0).float()).sum())
+
+class Affine(nn.Module):
+    """An eval-mode BatchNorm over the last dimension as one multiply-add (``fuse``)."""
+
+    def __init__(self, bn: nn.BatchNorm1d):
+        super().__init__()
+        scale, shift = _bn_scale_shift(bn)
+        self.register_buffer("scale", scale)
+        self.register_buffer("shift", shift)
+
+    def forward(self, x):
+        return torch.addcmul(self.shift, x, self.scale)
+
+
+def _bn_scale_shift(bn):
+    scale = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
+    return scale, bn.bias.detach() - bn.running_mean * scale
+
+
+@torch.no_grad()
+def fold_bn(layer: nn.Linear | nn.Conv2d, bn: nn.BatchNorm1d) -> None:
+    """bn(layer(x)) becomes layer(x): the eval-mode BatchNorm after a linear layer folded into its weights."""
+    scale, shift = _bn_scale_shift(bn)
+    layer.weight.mul_(scale.view(-1, *[1] * (layer.weight.dim() - 1)))
+    b = layer.bias if layer.bias is not None else torch.zeros_like(shift)
+    layer.bias = nn.Parameter(b * scale + shift)
 
 
 class SwinBlock(nn.Module):
@@ -152,6 +198,12 @@ class SwinBlock(nn.Module):
         self.fc2 = nn.Linear(hidden, dim)
         self.bn_fc2 = BatchNorm(dim)
         self.register_buffer("mask01", self._mask() if shift else None, persistent=False)
+        tokens = torch.arange(resolution * resolution).view(1, resolution, resolution, 1)
+        if shift:
+            tokens = torch.roll(tokens, (-shift, -shift), (1, 2))
+        order = window_partition(tokens, window).flatten()  # windowed position -> token
+        self.register_buffer("to_windows", order, persistent=False)
+        self.register_buffer("from_windows", torch.argsort(order), persistent=False)
 
     def _mask(self):
         h = w = self.resolution
@@ -166,15 +218,19 @@ class SwinBlock(nn.Module):
 
     def forward(self, x):
         b, h, w, c = x.shape
-        y = self.act_in(self.norm1(x))
-        if self.shift:
-            y = torch.roll(y, (-self.shift, -self.shift), (1, 2))
-        y = window_reverse(self.attn(window_partition(y, self.window), self.mask01), self.window, h, w)
-        if self.shift:
-            y = torch.roll(y, (self.shift, self.shift), (1, 2))
-        x = x + y
+        # shift (roll) and window partition in one gather of tokens, and back
+        y = self.act_in(self.norm1(x)).reshape(b, h * w, c).index_select(1, self.to_windows)
+        y = self.attn(y.view(-1, self.window ** 2, c), self.mask01)
+        x = x + y.reshape(b, h * w, c).index_select(1, self.from_windows).view(b, h, w, c)
         m = self.act_fc1(self.bn_fc1(self.fc1(self.act_mlp_in(self.norm2(x)))))
         return x + self.bn_fc2(self.fc2(m))
+
+    def fuse(self) -> None:
+        fold_bn(self.fc1, self.bn_fc1)
+        fold_bn(self.fc2, self.bn_fc2)
+        self.bn_fc1 = self.bn_fc2 = nn.Identity()
+        self.norm1, self.norm2 = Affine(self.norm1), Affine(self.norm2)
+        self.attn.fuse()
 
 
 class PatchMerging(nn.Module):
@@ -189,6 +245,9 @@ class PatchMerging(nn.Module):
     def forward(self, x):
         x = torch.cat([x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]], -1)
         return self.reduction(self.act(self.norm(x)))
+
+    def fuse(self) -> None:
+        self.norm = Affine(self.norm)
 
 
 class MST(SpikingModel):
@@ -226,6 +285,32 @@ class MST(SpikingModel):
         x = self.blocks(x.permute(0, 2, 3, 1))
         x = self.head_act(self.head_bn(x))
         return self.head(x.mean(dim=(1, 2)))
+
+    def fuse(self) -> "MST":
+        """Inference only, in place (the SNN views call it on their copy): each BatchNorm that follows a
+        linear layer folded into it, the others (before a neuron) one per-channel multiply-add, Q, K and V
+        one linear layer, the attention bias computed once. The same function of the input up to float
+        rounding, with fewer operations per step; train the unfused model."""
+        self.eval()
+        fold_bn(self.patch_embed, self.embed_bn)
+        self.embed_bn = nn.Identity()
+        self.head_bn = Affine(self.head_bn)
+        for m in self.blocks:
+            m.fuse()
+        return self
+
+    def spike_sources(self) -> dict:
+        """{linear layer: the neuron layer whose output is its whole input}: such a layer receives exactly
+        that layer's spikes (``evstream.energy.OpCounter`` counts its SOPs from the spike count)."""
+        fed = {}
+        for name, m in self.named_modules():
+            if isinstance(m, SwinBlock):
+                for lin in ("q", "k", "v", "qkv_fused"):
+                    fed[f"{name}.attn.{lin}"] = m.act_in  # through the shift and the window partition
+                fed |= {f"{name}.attn.proj": m.attn.act_out, f"{name}.fc1": m.act_mlp_in, f"{name}.fc2": m.act_fc1}
+            elif isinstance(m, PatchMerging):
+                fed[f"{name}.reduction"] = m.act
+        return fed
 
     # --- Random Spike Masking ------------------------------------------------------------------------
     MASKABLE = {"q": ".attn.q", "k": ".attn.k", "attn": ".attn.attn", "v": ".attn.v", "attn_v": ".attn.attn_v",

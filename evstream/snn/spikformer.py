@@ -36,6 +36,7 @@ from spikingjelly.activation_based import neuron, surrogate
 from torch import nn
 
 from evstream.distributed import BatchNorm  # BN over the channel dim; global statistics under torchrun
+from evstream.energy import pair_ops
 from evstream.snn.base import SpikingModel
 from evstream.snn.streaming import SpikingRunner
 
@@ -230,11 +231,6 @@ def ssa_product(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kv_first: boo
     return (q @ k.transpose(-2, -1)) @ v
 
 
-def _pair_ops(a, b):
-    """Non-zero scalar products in the matrix product a @ b (one accumulate each: a spike gates an add)."""
-    with torch.no_grad():
-        return int(((a != 0).float() @ (b != 0).float()).sum())
-
 
 class SSA(nn.Module):
     """Spiking Self-Attention, multi-head: Q, K, V = LIF(BN(x W)), SSA' = LIF_0.5(Q Kᵀ V · s),
@@ -271,10 +267,10 @@ class SSA(nn.Module):
         if self.count_pairs:  # OpCounter reads these after the call (first product, second product)
             kt = k.transpose(-2, -1)
             if kv_first:
-                self._qk_ops, self._av_ops = _pair_ops(kt, v), _pair_ops(q, kt @ v)
+                self._qk_ops, self._av_ops = pair_ops(kt, v), pair_ops(q, kt @ v)
                 self._qk_dense = self._av_dense = tb * h * n * d * d
             else:
-                self._qk_ops, self._av_ops = _pair_ops(q, kt), _pair_ops(q @ kt, v)
+                self._qk_ops, self._av_ops = pair_ops(q, kt), pair_ops(q @ kt, v)
                 self._qk_dense = self._av_dense = tb * h * n * n * d
         y = self.attn_lif(y.transpose(1, 2).reshape(tb, n, c))
         return self.proj_lif(self.proj_bn(self.proj(y)))
