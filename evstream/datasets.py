@@ -136,7 +136,7 @@ def open_dataset(name, root, labels=None, split="train", cache_dir=None) -> Even
     return EventDataset(samples, classes, DATASETS[name], cache_dir, name=f"{name}-{split}")
 
 
-def emulated_mnist(folder, n: int, seed: int = 0, cache_dir=None) -> EventDataset:
+def emulated_mnist(folder, n: int, seed: int = 0, cache_dir=None, progress: bool = True) -> EventDataset:
     """``n`` MNIST images from ``folder`` moved through the three saccades by the emulator (cached)."""
     from evstream.emulator import emulate_saccades, read_mnist_idx
 
@@ -151,6 +151,7 @@ def emulated_mnist(folder, n: int, seed: int = 0, cache_dir=None) -> EventDatase
     else:
         from tqdm import tqdm
 
-        evs = [emulate_saccades(images[i], seed=int(i)) for i in tqdm(idx, desc="emulating MNIST saccades", unit="img")]
+        evs = [emulate_saccades(images[i], seed=int(i)) for i in tqdm(idx, desc="emulating MNIST saccades", unit="img",
+                                                                        disable=not progress)]
         np.savez(f, events=np.concatenate(evs), offsets=np.cumsum([0] + [len(e) for e in evs]))
     return EventDataset.from_events(evs, labels[idx], [str(i) for i in range(10)], (34, 34), name="emulated-mnist")

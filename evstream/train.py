@@ -99,7 +99,7 @@ def train(args, log=print) -> dict:
     rep = from_config(default_representation(ds.sensor_size, args.frames, (args.img_size, args.img_size)))
     sources = [(ds, tr_idx)]
     if args.emulated:
-        em = emulated_mnist(args.emulated_root, args.emulated, args.seed, args.cache)
+        em = emulated_mnist(args.emulated_root, args.emulated, args.seed, args.cache, progress=args.progress)
         sources.append((em, np.arange(len(em))))
     pool = [(s, int(i)) for s, idx in sources for i in idx]
     x_val = inputs_of(ds, va_idx, rep)

@@ -142,7 +142,7 @@ class _State:
     __slots__ = ("S", "G", "v", "W", "shape", "out", "spikes", "numel", "extra")
 
 
-_NO_MASK = torch.empty(0, dtype=torch.bool)
+_NO_MASK_NP = np.empty(0, dtype=np.bool_)
 
 
 class ECQCFS(QCFS):
@@ -202,35 +202,37 @@ class ECQCFS(QCFS):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         st = self.st
-        if x.device.type != "cpu":
-            raise EvstreamError(f"mode ecmt runs on the CPU; {self.name} got a tensor on {x.device}")
         dtype = x.dtype
-        x = x.detach().to(torch.float32).contiguous()
+        if not x.is_cpu:
+            raise EvstreamError(f"mode ecmt runs on the CPU; {self.name} got a tensor on {x.device}")
+        if dtype != torch.float32 or not x.is_contiguous():
+            x = x.detach().to(torch.float32).contiguous()
         first = st.S is None
         if st.shape is None:
             st.shape = x.shape
         elif st.shape != x.shape:
             raise EvstreamError(f"{self.name}: input shape changed from {tuple(st.shape)} to {tuple(x.shape)} "
                                 "without reset()")
+        numel = x.numel()
         if first:
-            st.S, st.G = np.empty(x.numel(), np.float32), np.empty(x.numel(), np.float32)
+            st.S, st.G = np.empty(numel, np.float32), np.empty(numel, np.float32)
         if st.v is None:
-            st.v = np.zeros(x.numel(), np.float32)
-        d, L, r = self.decay, self.levels, self.mask_ratio
-        st.W = d * st.W + 1.0
-        mt = self.theta is not None
-        out = torch.empty_like(x)
+            st.v = np.zeros(numel, np.float32)
+        d, L, r, lam, theta = self.decay, self.levels, self.mask_ratio, self.lam, self.theta
+        W = st.W = d * st.W + 1.0
+        mt = theta is not None
+        out = torch.empty(x.shape)
         masking = mt and r > 0
-        keep = (torch.rand(x.shape, generator=self.generator, device=x.device) >= r) if masking else _NO_MASK
+        keep = (torch.rand(x.shape, generator=self.generator) >= r).numpy().reshape(-1) if masking else _NO_MASK_NP
         f = np.float32
-        st.spikes = int(_ec_mt_kernel(
-            x.numpy().reshape(-1), st.S, st.G, st.v, out.numpy().reshape(-1), keep.numpy().reshape(-1),
-            self.ec, mt, first, f(d), f(L / (self.lam * st.W)), f(self.lam * st.W / L), f(L),
-            f(self.theta or 1.0), self.n, f(1.0 / (1.0 - r) if masking else 1.0)))
-        st.out = (out, self.theta / (1.0 - r) if masking else self.theta) if mt else None
-        st.numel = out.numel()
+        st.spikes = _ec_mt_kernel(
+            x.numpy().reshape(-1), st.S, st.G, st.v, out.numpy().reshape(-1), keep,
+            self.ec, mt, first, f(d), f(L / (lam * W)), f(lam * W / L), f(L),
+            f(theta or 1.0), self.n, f(1.0 / (1.0 - r) if masking else 1.0))
+        st.out = (out, theta / (1.0 - r) if masking else theta) if mt else None
+        st.numel = numel
         if self.count_extra:  # the sum update, the scaling by 1/W and by W, the difference: 2 MACs per element
-            st.extra = (0.0, 2.0 * st.numel if self.ec else 0.0)
+            st.extra = (0.0, 2.0 * numel if self.ec else 0.0)
         return out if dtype == torch.float32 else out.to(dtype)
 
     def level_counts(self) -> dict:
