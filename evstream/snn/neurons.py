@@ -85,6 +85,27 @@ def _if_step(x, v, out, keep, theta, value):
     return n
 
 
+@nb.njit(cache=True, nogil=True)
+def lif_step(x, v, out, keep, tau, theta):
+    """SpikingJelly's LIF step (decay_input, hard reset to 0) element-wise in float32, in place:
+    h = v + (x − v)/τ; spike where h ≥ θ, then v = 0, else v = h. ``out`` is 1 where a spike is sent
+    (``keep``, when not empty, masks spikes after the reset); returns the number sent."""
+    t, th = np.float32(tau), np.float32(theta)
+    masking = keep.size > 0
+    n = 0
+    for i in range(x.size):
+        h = v[i] + (x[i] - v[i]) / t
+        o = np.float32(0.0)
+        if h >= th:
+            h = np.float32(0.0)
+            if not masking or keep[i]:
+                o = np.float32(1.0)
+                n += 1
+        v[i] = h
+        out[i] = o
+    return n
+
+
 class QCFS(nn.Module):
     """QCFS activation in the ANN view; an IF neuron (``HalfIF``) in the SNN view.
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 from spikingjelly.activation_based import neuron, surrogate
 from torch import nn
@@ -38,6 +39,7 @@ from torch import nn
 from evstream.distributed import BatchNorm  # BN over the channel dim; global statistics under torchrun
 from evstream.energy import pair_ops
 from evstream.snn.base import SpikingModel
+from evstream.snn.neurons import lif_step
 from evstream.snn.streaming import SpikingRunner
 
 
@@ -137,24 +139,36 @@ class LIF(nn.Module):
         self.node.reset()
         self.last_spikes = 0
 
-    def _step_no_grad(self, x: torch.Tensor) -> torch.Tensor:
-        """One inference step of the same LIF update without SpikingJelly's op dispatch (tested equal):
-        h = v + (x - v)/τ, spike where h ≥ θ, hard reset to 0; the membrane stays in the node."""
+    def _fire(self, x: torch.Tensor, keep: torch.Tensor | None):
+        """One inference step of the same LIF update in one numba pass (``neurons.lif_step``, tested equal to
+        SpikingJelly's): h = v + (x − v)/τ, spike where h ≥ θ, hard reset to 0; the membrane stays in the
+        node. Returns the spikes sent (``keep`` masks them after the reset) and their number."""
         v = self.node.v
         if not isinstance(v, torch.Tensor) or v.shape != x.shape:
-            v = torch.zeros_like(x)
-        h = v + (x - v) / self.node.tau
-        s = (h >= self.node.v_threshold).to(x.dtype)
-        self.node.v = h * (1.0 - s)
-        return s
+            v = torch.zeros(x.shape)
+            self.node.v = v
+        x = x.detach().to(torch.float32).contiguous()
+        s = torch.empty(x.shape)
+        k = np.empty(0, dtype=np.bool_) if keep is None else keep.numpy().reshape(-1)
+        n = lif_step(x.numpy().reshape(-1), v.numpy().reshape(-1), s.numpy().reshape(-1), k,
+                     self.node.tau, self.node.v_threshold)
+        return s, n
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        keep = None
+        if self.mask_ratio > 0:
+            keep = torch.rand(x.shape, generator=self.generator, device=x.device) >= self.mask_ratio
+        if self.spiking and not torch.is_grad_enabled():
+            s, n = self._fire(x, keep)
+            # per-step numbers straight into the instance dict: nn.Module.__setattr__ is slow per call
+            self.__dict__.update(last_spikes=int(n), last_numel=s.numel())
+            return s
         if self.spiking:
-            s = self.node(x) if torch.is_grad_enabled() else self._step_no_grad(x)
+            s = self.node(x)
         else:
             s = self.node(x.reshape(self.T, -1, *x.shape[1:])).reshape(x.shape)
-        if self.mask_ratio > 0:
-            s = s * (torch.rand(s.shape, generator=self.generator, device=s.device) >= self.mask_ratio)
+        if keep is not None:
+            s = s * keep
         if not self.training:
             self.last_spikes = int(s.count_nonzero())
             self.last_numel = s.numel()
