@@ -122,7 +122,7 @@ class OpCounter:
         # instead of a hook per layer (the same numbers; tests/test_energy.py checks)
         by_name = dict(model.named_modules())
         fed = getattr(model, "spike_sources", dict)() if spiking and sources else {}
-        self._fed = [(name, by_name[name], src, fan_out(by_name[name])) for name, src in fed.items()
+        self._fed = [(name, src, fan_out(by_name[name])) for name, src in fed.items()
                      if name in by_name and name not in self.analog]
         if self._fed:
             self._handles.append(model.register_forward_hook(self._fed_hook))
@@ -140,7 +140,7 @@ class OpCounter:
     def _fed_hook(self, module, args, out):
         per = self.count.per_module
         total = 0.0
-        for name, _, src, f in self._fed:
+        for name, src, f in self._fed:
             ops = src.last_spikes * f
             total += ops
             per[name] = per.get(name, 0.0) + ops

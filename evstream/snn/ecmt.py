@@ -48,7 +48,7 @@ from torch import nn
 from evstream.errors import CheckpointError, EvstreamError
 from evstream.energy import pair_ops
 from evstream.snn.mst import WindowAttention
-from evstream.snn.neurons import QCFS
+from evstream.snn.neurons import NO_KEEP, QCFS
 from evstream.snn.streaming import SpikingRunner, StepResult
 
 DEFAULT_LEVELS = 8
@@ -142,9 +142,6 @@ class _State:
     __slots__ = ("S", "G", "v", "W", "shape", "out", "spikes", "numel", "extra")
 
 
-_NO_MASK_NP = np.empty(0, dtype=np.bool_)
-
-
 class ECQCFS(QCFS):
     """A QCFS in ECMT mode: its expectation-compensated version (Theorem 1) followed by a multi-threshold
     neuron (``theta`` given: levels ±θ·2^k, k = 0..n−1), or with analog output (``theta=None``, the
@@ -223,7 +220,7 @@ class ECQCFS(QCFS):
         mt = theta is not None
         out = torch.empty(x.shape)
         masking = mt and r > 0
-        keep = (torch.rand(x.shape, generator=self.generator) >= r).numpy().reshape(-1) if masking else _NO_MASK_NP
+        keep = (torch.rand(x.shape, generator=self.generator) >= r).numpy().reshape(-1) if masking else NO_KEEP
         f = np.float32
         st.spikes = _ec_mt_kernel(
             x.numpy().reshape(-1), st.S, st.G, st.v, out.numpy().reshape(-1), keep,

@@ -18,10 +18,9 @@ paper's Swin-T (BN).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from evstream.distributed import BatchNorm  # BN over the channel dim; global statistics under torchrun

@@ -54,15 +54,20 @@ class HalfIF(neuron.IFNode):
         if type(v) is not torch.Tensor or v.shape != x.shape:
             v = torch.full(x.shape, float(v)) if not isinstance(v, torch.Tensor) else v.expand_as(x).clone()
             self.v = v
-        if x.dtype != torch.float32 or not x.is_contiguous():
-            x = x.detach().to(torch.float32).contiguous()
-        out = torch.empty(x.shape)
-        k = _NO_KEEP if keep is None else keep.numpy().reshape(-1)
-        return out, _if_step(x.numpy().reshape(-1), v.numpy().reshape(-1), out.numpy().reshape(-1), k,
-                             self.v_threshold, value)
+        return run_kernel(_if_step, x, v, keep, self.v_threshold, value)
 
 
-_NO_KEEP = np.empty(0, dtype=np.bool_)
+NO_KEEP = np.empty(0, dtype=np.bool_)  # a numba neuron kernel's ``keep`` when nothing is masked
+
+
+def run_kernel(kernel, x: torch.Tensor, v: torch.Tensor, keep: torch.Tensor | None, *params):
+    """Run a numba neuron ``kernel(x, v, out, keep, *params) -> spikes sent`` over ``x`` (as contiguous
+    float32) with the membrane ``v`` (float32, x's shape) updated in place; returns (out, spikes sent)."""
+    if x.dtype != torch.float32 or not x.is_contiguous():
+        x = x.detach().to(torch.float32).contiguous()
+    out = torch.empty(x.shape)
+    k = NO_KEEP if keep is None else keep.numpy().reshape(-1)
+    return out, kernel(x.numpy().reshape(-1), v.numpy().reshape(-1), out.numpy().reshape(-1), k, *params)
 
 
 @nb.njit(cache=True, nogil=True)

@@ -31,7 +31,6 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-import numpy as np
 import torch
 from spikingjelly.activation_based import neuron, surrogate
 from torch import nn
@@ -39,7 +38,7 @@ from torch import nn
 from evstream.distributed import BatchNorm  # BN over the channel dim; global statistics under torchrun
 from evstream.energy import pair_ops
 from evstream.snn.base import SpikingModel
-from evstream.snn.neurons import lif_step
+from evstream.snn.neurons import lif_step, run_kernel
 from evstream.snn.streaming import SpikingRunner
 
 
@@ -147,12 +146,7 @@ class LIF(nn.Module):
         if not isinstance(v, torch.Tensor) or v.shape != x.shape:
             v = torch.zeros(x.shape)
             self.node.v = v
-        x = x.detach().to(torch.float32).contiguous()
-        s = torch.empty(x.shape)
-        k = np.empty(0, dtype=np.bool_) if keep is None else keep.numpy().reshape(-1)
-        n = lif_step(x.numpy().reshape(-1), v.numpy().reshape(-1), s.numpy().reshape(-1), k,
-                     self.node.tau, self.node.v_threshold)
-        return s, n
+        return run_kernel(lif_step, x, v, keep, self.node.tau, self.node.v_threshold)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         keep = None

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
-from evstream.energy import OpCounter, energy_uJ, mst_power_alpha
+from evstream.energy import OpCounter, mst_power_alpha
 
 
 @dataclass
