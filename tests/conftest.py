@@ -32,3 +32,31 @@ def data_file(rel: str) -> Path:
 @pytest.fixture
 def shared_file():
     return data_file
+
+
+def calibrated_mst(seed: int = 0, batch: int = 32):
+    """A small random MST whose activations are in the QCFS range: BN running statistics from a random
+    batch, then each λ set to the 99th percentile of its input, as a calibrated model would have.
+    Returns the model (eval mode) and that batch."""
+    import torch
+
+    from evstream.snn import build_model
+
+    torch.manual_seed(seed)
+    m = build_model("mst", {"preset": "tiny", "in_channels": 4, "num_classes": 5, "img_size": 16, "dim": 16,
+                            "depths": [2, 2], "heads": [2, 2], "window": 4})
+    x = torch.rand(batch, 4, 16, 16)
+    m.train()
+    with torch.no_grad():
+        for _ in range(3):
+            m(x)  # BN running statistics
+    m.eval()
+    with torch.no_grad():
+        def set_lambda(mod, args):  # a pre-hook must return None, or its value replaces the input
+            mod.threshold.copy_(torch.quantile(args[0].flatten()[:100000].clamp(min=0), 0.99) + 1e-3)
+
+        handles = [a.register_forward_pre_hook(set_lambda) for a in m.activations()]
+        m(x)
+        for h in handles:
+            h.remove()
+    return m, x

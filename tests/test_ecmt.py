@@ -12,8 +12,9 @@ import torch
 
 from evstream.energy import OpCounter
 from evstream.errors import CheckpointError, EvstreamError
-from evstream.snn import QCFS, build_model, load_checkpoint, save_checkpoint
+from evstream.snn import QCFS, load_checkpoint, save_checkpoint
 from evstream.snn.ecmt import ECMTRunner, ECProduct, ECQCFS, calibrate, level_counts
+from conftest import calibrated_mst
 
 torch.set_num_threads(1)
 REPO = Path(__file__).resolve().parents[1]
@@ -26,25 +27,8 @@ def qcfs(lam=2.0, L=16, name="act"):
 
 
 def small_model(seed=0):
-    """A small random MST with BN statistics and λ set from one batch (activations in the QCFS range)."""
-    torch.manual_seed(seed)
-    m = build_model("mst", {"preset": "tiny", "in_channels": 4, "num_classes": 5, "img_size": 16, "dim": 16,
-                            "depths": [2, 2], "heads": [2, 2], "window": 4})
-    x = torch.rand(24, 4, 16, 16)
-    m.train()
-    with torch.no_grad():
-        for _ in range(3):
-            m(x)
-    m.eval()
-    with torch.no_grad():
-        def set_lambda(mod, args):
-            mod.threshold.copy_(torch.quantile(args[0].flatten()[:50000].clamp(min=0), 0.99) + 1e-3)
-
-        hs = [a.register_forward_pre_hook(set_lambda) for a in m.activations()]
-        m(x)
-        for h in hs:
-            h.remove()
-    return m, x
+    """A small calibrated MST (conftest.calibrated_mst) and its batch of 24 inputs."""
+    return calibrated_mst(seed, batch=24)
 
 
 def test_theorem1_running_sum_is_T_times_F_of_mean():

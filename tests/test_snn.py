@@ -6,30 +6,15 @@ import pytest
 import torch
 
 from evstream.errors import CheckpointError
-from evstream.snn import QCFS, build_model, load_checkpoint, save_checkpoint
+from evstream.snn import QCFS, load_checkpoint, save_checkpoint
+from conftest import calibrated_mst
 
 torch.set_num_threads(1)
 
 
 def trained_like(seed=0):
-    """A small random MST whose activations are in the QCFS range (thresholds set from one batch)."""
-    torch.manual_seed(seed)
-    m = build_model("mst", {"preset": "tiny", "in_channels": 4, "num_classes": 5, "img_size": 16, "dim": 16,
-                            "depths": [2, 2], "heads": [2, 2], "window": 4})
-    x = torch.rand(32, 4, 16, 16)
-    m.train()
-    with torch.no_grad():
-        for _ in range(3):
-            m(x)  # BN running statistics
-    m.eval()
-    with torch.no_grad():  # λ = 99th percentile of each activation's input, as a calibrated model would have
-        def calibrate(mod, args):  # a pre-hook must return None, or its value replaces the input
-            mod.threshold.copy_(torch.quantile(args[0].flatten()[:100000].clamp(min=0), 0.99) + 1e-3)
-
-        handles = [a.register_forward_pre_hook(calibrate) for a in m.activations()]
-        m(x)
-        for h in handles:
-            h.remove()
+    """A small calibrated MST (conftest.calibrated_mst) and 8 of its inputs."""
+    m, x = calibrated_mst(seed)
     return m, x[:8]
 
 
