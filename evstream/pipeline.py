@@ -25,8 +25,8 @@ Conversion mode on a live stream: ``ecmt`` where the model has it, else the mode
 window changes the input at every step; rate-coded IF neurons (mode ``mst``) need tens of steps of one
 input to settle, while ECMT's expectation compensation is accurate after a few steps, and with ``decay``
 (default 0.5: the running output is an exponential mean) it follows the scene. On the demo recording,
-measured at each digit's end (benchmarks/bench_live_digits.py): ECMT with decay 0.5 is right on 9 of 24
-digits, MST on 3 of 24, the ANN on the same windows 14 of 24 (docs/model.md).
+measured at each digit's end (benchmarks/bench_live_digits.py): ECMT with decay 0.5 is right on 8 of 24
+digits, MST on 4 of 24, the ANN on the same windows 14 of 24 (docs/model.md).
 
 Decisions. Membranes carry over from slice to slice; the class scores are averaged over the steps of the
 current decision. A decision is made when the confidence (top softmax probability of that mean) reaches
