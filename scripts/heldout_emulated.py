@@ -1,0 +1,62 @@
+"""ANN accuracy of checkpoints on emulated N-MNIST recordings of MNIST test images no checkpoint trained on:
+images 6000-7999 of the seeded permutation `evstream train --emulated N` draws its first N from (N ≤ 6000).
+A larger (2,000), if emulated, check beside the 100 real validation recordings. With ``--timesteps`` also
+the SNN view (mode mst, the same input every step) unmasked and at RSM ``--mask`` (seeds 0..``--seeds``-1).
+
+    python scripts/heldout_emulated.py models/mst-nmnist.pt [more.pt ...] [--n 2000] [--timesteps 32,64
+        --mask 0.5 --seeds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from evstream.emulator import emulate_saccades, read_mnist_idx  # noqa: E402
+from evstream.representations import from_config  # noqa: E402
+from evstream.snn import load_checkpoint  # noqa: E402
+
+
+def main():
+    data = Path(os.environ.get("EVSTREAM_DATA", REPO.parent / "shared" / "data"))
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("models", nargs="+")
+    ap.add_argument("--mnist", default=str(data / "mnist_images"))
+    ap.add_argument("--start", type=int, default=6000)
+    ap.add_argument("--n", type=int, default=2000)
+    ap.add_argument("--timesteps", default="", help="SNN accuracy at these T too, e.g. 32,64")
+    ap.add_argument("--mask", type=float, default=0.5)
+    ap.add_argument("--seeds", type=int, default=2)
+    args = ap.parse_args()
+    ts = [int(t) for t in args.timesteps.split(",") if t]
+    images, labels = read_mnist_idx(args.mnist)
+    idx = np.random.default_rng(0).permutation(len(images))[args.start:args.start + args.n]  # as emulated_mnist, seed 0
+    evs = [emulate_saccades(images[i], seed=int(i)) for i in idx]
+    y = torch.tensor(labels[idx].astype(np.int64))
+    for path in args.models:
+        model, meta = load_checkpoint(path)
+        rep = from_config(meta["representation"])
+        x = torch.from_numpy(np.stack([rep(e) for e in evs]))
+        with torch.inference_mode():
+            pred = torch.cat([model(x[i:i + 200]).argmax(1) for i in range(0, len(x), 200)])
+        print(f"{path}: ANN accuracy {float((pred == y).float().mean()):.4f} on {len(y)} held-out emulated recordings")
+        for ratio, seeds in ((0.0, 1), (args.mask, args.seeds)) if ts else ():
+            accs = []
+            for seed in range(seeds):
+                snn = model.spiking(mode="mst", mask_ratio=ratio, seed=seed)
+                means = torch.cat([snn.run(x[i:i + 250], max(ts)) for i in range(0, len(x), 250)], dim=1)
+                accs.append([float((means[t - 1].argmax(1) == y).float().mean()) for t in ts])
+            acc = np.array(accs)
+            print("  SNN mask", ratio, ", ".join(f"T={t}: {m:.4f} ± {s:.4f}" for t, m, s in zip(ts, acc.mean(0), acc.std(0))))
+
+
+if __name__ == "__main__":
+    main()
