@@ -119,7 +119,7 @@ class OpCounter:
         self._handles = []
         # a layer whose whole input is one neuron layer's output (``model.spike_sources()``) receives exactly
         # that layer's spikes: its SOPs are that spike count x fan-out, summed by one hook per forward pass
-        # instead of a hook per layer (the same numbers; tests/test_energy.py checks)
+        # instead of a hook per layer (the same numbers; tests/test_snn.py checks)
         by_name = dict(model.named_modules())
         fed = getattr(model, "spike_sources", dict)() if spiking and sources else {}
         self._fed = [(name, src, fan_out(by_name[name])) for name, src in fed.items()

@@ -220,7 +220,7 @@ class ECQCFS(QCFS):
         mt = theta is not None
         out = torch.empty(x.shape)
         masking = mt and r > 0
-        keep = (torch.rand(x.shape, generator=self.generator) >= r).numpy().reshape(-1) if masking else NO_KEEP
+        keep = self.keep_mask(x).numpy().reshape(-1) if masking else NO_KEEP
         f = np.float32
         st.spikes = _ec_mt_kernel(
             x.numpy().reshape(-1), st.S, st.G, st.v, out.numpy().reshape(-1), keep,

@@ -141,17 +141,21 @@ class QCFS(nn.Module):
             self.node.reset()
         self.last_spikes = 0
 
-    def _mask(self, y: torch.Tensor) -> torch.Tensor:
+    def keep_mask(self, like: torch.Tensor) -> torch.Tensor | None:
+        """This call's Random Spike Masking draw: True where an output survives (None when not masking)."""
         r = self.mask_ratio
         if r <= 0:  # a ratio set on the model applies in every view: ANN training, ANN eval, SNN
-            return y
-        keep = torch.rand(y.shape, generator=self.generator, device=y.device) >= r
-        return y * keep / (1 - r)
+            return None
+        return torch.rand(like.shape, generator=self.generator, device=like.device) >= r
+
+    def _mask(self, y: torch.Tensor) -> torch.Tensor:
+        keep = self.keep_mask(y)
+        return y if keep is None else y * keep / (1 - self.mask_ratio)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.spiking:
             r = self.mask_ratio
-            keep = torch.rand(x.shape, generator=self.generator, device=x.device) >= r if r > 0 else None
+            keep = self.keep_mask(x)
             if torch.is_grad_enabled():
                 s = self.node(x) if keep is None else self.node(x) * keep
                 out, n = s * (self.node.v_threshold / (1 - r)), s.count_nonzero()
