@@ -1,7 +1,7 @@
 """The control column: sources, transport (play / pause / step / seek / speed / loop), slicing and view,
 the model (checkpoint picker, conversion mode, timesteps, early exit, mask ratio) and session recording.
 
-Every control calls one method of the running :class:`evstream.pipeline.Pipeline` (through the window's
+Every control calls one method of the running :class:`evstream.live.Pipeline` (through the window's
 worker); none of them waits for the worker thread.
 """
 
@@ -12,7 +12,8 @@ from pathlib import Path
 
 from PyQt6 import QtCore, QtWidgets
 
-from evstream.pipeline import REPO, VIEWS
+from evstream.live import VIEWS
+from evstream.paths import MODELS
 
 SPEEDS = [("0.25x", 0.25), ("0.5x", 0.5), ("1x (real time)", 1.0), ("2x", 2.0), ("4x", 4.0), ("max", None)]
 
@@ -175,21 +176,22 @@ class ControlPanel(QtWidgets.QWidget):
 
     def _populate_models(self):
         self.model.clear()
-        for p in sorted((REPO / "models").glob("*.pt")):
+        for p in sorted(MODELS.glob("*.pt")):
             self.model.addItem(p.name, str(p))
 
     # ------------------------------------------------------------------ state from the pipeline
-    def show_model(self, info: dict):
-        path = info.get("path")
+    def show_model(self, info):
+        """``info``: the pipeline's :class:`~evstream.live.ModelRecord`."""
+        path = info.path
         i = self.model.findData(path)
         if i < 0 and path:
             self.model.addItem(Path(path).name, path)
             i = self.model.count() - 1
         self.model.setCurrentIndex(i)
         self.mode.clear()
-        for m in info.get("modes", []):
+        for m in info.modes:
             self.mode.addItem(m)
-        self.mode.setCurrentText(info.get("mode") or "")
+        self.mode.setCurrentText(info.mode or "")
 
     def show_source(self, pipe):
         self.source_label.setText(f"{pipe.spec}  ({pipe.sensor_size[0]}x{pipe.sensor_size[1]})")
@@ -197,7 +199,7 @@ class ControlPanel(QtWidgets.QWidget):
         for wdg in (self.seek, self.step_btn, self.loop, self.speed):
             wdg.setEnabled(not live)
         self.seek.setRange(0, int(pipe.duration_us // 1000))
-        self.loop.setChecked(pipe.loop)
+        self.loop.setChecked(pipe.config.loop)
         self.play_btn.setText("Play" if pipe.paused else "Pause")
 
     def apply_to(self, pipe):

@@ -188,20 +188,20 @@ class PredictionPanel(TimedView):
 
     def consume(self, records):
         for r in records:
-            kind = r["kind"]
-            if kind == "step" and len(r["probs"]) == len(self.classes):
+            kind = r.kind
+            if kind == "step" and len(r.probs) == len(self.classes):
                 i = self.n % STEP_HISTORY
-                self.probs[i] = r["probs"]
-                self.steps[i] = r["step"]
+                self.probs[i] = r.probs
+                self.steps[i] = r.step
                 self.n += 1
                 self.dirty = True
             elif kind == "decision":
-                self.decisions.append((r["t_us"], self.steps[(self.n - 1) % STEP_HISTORY] if self.n else 0, r))
+                self.decisions.append((r.t_us, self.steps[(self.n - 1) % STEP_HISTORY] if self.n else 0, r))
                 self.last = r
                 self.dirty = True
 
     def draw(self, pipe):
-        thr = pipe.early_exit
+        thr = pipe.config.early_exit
         self.threshold.setVisible(thr is not None)
         if thr is not None:
             self.threshold.setPos(thr)
@@ -232,13 +232,13 @@ class PredictionPanel(TimedView):
                 line.setVisible(False)
                 continue
             line.setPos(item[1] - now_step)
-            line.label.setFormat(str(item[2]["class"]))
+            line.label.setFormat(str(item[2].class_name))
             line.setVisible(True)
         if self.last:
             r = self.last
-            tops = "  ".join(f"{c} {p:.2f}" for c, p in r["top"])
-            _set_text(self.decision_text, f"decision #{r['decision']}: <b>{r['class']}</b> at {r['t_us'] / 1e6:.2f} s, "
-                                          f"{r['timesteps']} timesteps ({r['reason']})<br>top: {tops}")
+            tops = "  ".join(f"{c} {p:.2f}" for c, p in r.top)
+            _set_text(self.decision_text, f"decision #{r.decision}: <b>{r.class_name}</b> at {r.t_us / 1e6:.2f} s, "
+                                          f"{r.timesteps} timesteps ({r.reason})<br>top: {tops}")
 
 
 class SpikePanel(TimedView):
@@ -289,11 +289,11 @@ class SpikePanel(TimedView):
 
     def consume(self, records):
         for r in records:
-            if r["kind"] != "step":
+            if r.kind != "step":
                 continue
-            if list(r["spikes"]) != self.modules:
-                self.set_modules(list(r["spikes"]))
-            self.rates[:, self.n % STEP_HISTORY] = r["rates"]
+            if list(r.spikes) != self.modules:
+                self.set_modules(list(r.spikes))
+            self.rates[:, self.n % STEP_HISTORY] = r.rates
             self.n += 1
             self.dirty = True
 
@@ -342,7 +342,7 @@ class EnergyPanel(TimedView):
 
     def consume(self, records):
         for r in records:
-            if r["kind"] == "decision":
+            if r.kind == "decision":
                 self.last = r
 
     def draw(self, pipe):
@@ -352,8 +352,8 @@ class EnergyPanel(TimedView):
         self._t = now
         e = pipe.energy.per_second()
         ann = pipe.energy.ann_uJ
-        slices_per_s = e["steps_per_s"] / max(1, pipe.steps_per_slice)
-        snn_dec = self.last["energy_uJ"] if self.last else 0.0
+        slices_per_s = e["steps_per_s"] / max(1, pipe.config.steps_per_slice)
+        snn_dec = self.last.energy_uJ if self.last else 0.0
         vals_snn = [max(snn_dec, 1e-3), max(e["snn_uJ_per_s"], 1e-3)]
         vals_ann = [max(ann, 1e-3), max(ann * slices_per_s, 1e-3)]
         # a log scale by hand (bars from 0.1 µJ up to log10 of the value; the axis ticks say 10^k)
@@ -365,7 +365,7 @@ class EnergyPanel(TimedView):
             self.plot.setYRange(-1, top + 0.3, padding=0)
         ratio_dec = snn_dec / ann if ann and snn_dec else float("nan")
         ratio_s = e["snn_uJ_per_s"] / vals_ann[1] if vals_ann[1] > 1e-3 else float("nan")
-        steps = self.last["timesteps"] if self.last else 0
+        steps = self.last.timesteps if self.last else 0
         _set_text(self.text,
             f"<span style='color:#4fb36a'>SNN</span> {snn_dec:.1f} µJ per decision ({steps} steps) vs "
             f"<span style='color:#aab'>ANN</span> {ann:.1f} µJ per inference (x{ratio_dec:.2f})<br>"
@@ -394,8 +394,8 @@ class StepsPanel(TimedView):
 
     def consume(self, records):
         for r in records:
-            if r["kind"] == "decision":
-                self.decisions.append((r["decision"], r["timesteps"], r["reason"]))
+            if r.kind == "decision":
+                self.decisions.append((r.decision, r.timesteps, r.reason))
                 self.dirty = True
 
     def draw(self, pipe):

@@ -1,4 +1,4 @@
-"""The live pipeline (evstream/pipeline.py) headless: decisions, early exit, whole-slice drops when the model
+"""The live pipeline (evstream/live/) headless: decisions, early exit, whole-slice drops when the model
 is slower than a paced stream (and none when unpaced), recording, controls from another thread, model
 swaps, bad checkpoints, and ``evstream run``."""
 
@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from evstream.errors import CheckpointError, EvstreamError
-from evstream.pipeline import DEMO_MODEL, DEMO_RECORDING, Pipeline
+from evstream.live import Pipeline
+from evstream.paths import DEMO_MODEL, DEMO_RECORDING
 from evstream.readers import read_events
 
 torch.set_num_threads(1)
@@ -56,21 +57,21 @@ def test_headless_decisions_fields_and_no_drops():
     st = pipe.run(on_step=steps.append, on_decision=decisions.append, max_decisions=3)
     assert len(decisions) == 3 and st["dropped_slices"] == 0
     for i, d in enumerate(decisions):
-        assert d["decision"] == i and d["timesteps"] == 4 and d["reason"] == "max_steps"
-        assert d["class"] in [str(k) for k in range(10)] and 0 < d["confidence"] <= 1
-        assert d["energy_uJ"] > 0 and d["ann_energy_uJ"] > 0 and d["spikes"] > 0
-        assert len(d["top"]) == 3 and d["top"][0][0] == d["class"]
+        assert d.decision == i and d.timesteps == 4 and d.reason == "max_steps"
+        assert d.class_name in [str(k) for k in range(10)] and 0 < d.confidence <= 1
+        assert d.energy_uJ > 0 and d.ann_energy_uJ > 0 and d.spikes > 0
+        assert len(d.top) == 3 and d.top[0][0] == d.class_name
     # a decision's energy and spikes are the sum over its steps
-    first = [s for s in steps if s["decision"] == 0]
-    assert len(first) == 4
-    assert decisions[0]["energy_uJ"] == pytest.approx(sum(s["energy_uJ"] for s in first))
-    assert decisions[0]["spikes"] == sum(s["total_spikes"] for s in first)
+    first = [s for s in steps if s.decision == 0]
+    assert len(first) == 4 and [s.decision_step for s in first] == [1, 2, 3, 4]
+    assert decisions[0].energy_uJ == pytest.approx(sum(s.energy_uJ for s in first))
+    assert decisions[0].spikes == sum(s.total_spikes for s in first)
     s = steps[-1]
-    assert s["probs"].shape == (10,) and abs(float(s["probs"].sum()) - 1) < 1e-4
-    assert len(s["rates"]) == len(s["spikes"]) > 10 and np.all(np.asarray(s["rates"]) <= 1.0)
+    assert s.probs.shape == (10,) and abs(float(s.probs.sum()) - 1) < 1e-4
+    assert len(s.rates) == len(s.spikes) > 10 and np.all(np.asarray(s.rates) <= 1.0)
     assert {"read", "queue", "represent", "step", "slice", "total"} <= set(st["latency"])
     # time moves forward, one step per 10 ms slice
-    ts = [s["t_us"] for s in steps]
+    ts = [s.t_us for s in steps]
     assert ts == sorted(ts) and ts[1] - ts[0] == 10_000
 
 
@@ -78,11 +79,11 @@ def test_early_exit_and_min_steps():
     out = []
     Pipeline(DEMO_RECORDING, DEMO_MODEL, speed=None, max_steps=50, early_exit=0.0,
              steps_per_slice=4).run(on_decision=out.append, max_decisions=3)
-    assert [d["timesteps"] for d in out] == [1, 1, 1] and {d["reason"] for d in out} == {"confident"}
+    assert [d.timesteps for d in out] == [1, 1, 1] and {d.reason for d in out} == {"confident"}
     out = []
     Pipeline(DEMO_RECORDING, DEMO_MODEL, speed=None, max_steps=50, early_exit=0.0, min_steps=3).run(
         on_decision=out.append, max_decisions=2)
-    assert [d["timesteps"] for d in out] == [3, 3]
+    assert [d.timesteps for d in out] == [3, 3]
 
 
 class SlowRunner:
@@ -103,8 +104,8 @@ def test_slow_model_drops_whole_slices_on_a_paced_stream():
     pipe = Pipeline(DEMO_RECORDING, DEMO_MODEL, speed=4.0, max_queue=4)
     pipe.lm.runner = SlowRunner(pipe.lm.runner, 0.03)  # 40 slices/s of stream vs ~30 steps/s
     seen = []
-    orig = pipe._process
-    pipe._process = lambda sl, *a: (seen.append(sl), orig(sl, *a))
+    orig = pipe.stepper.process
+    pipe.stepper.process = lambda sl, *a: (seen.append(sl), orig(sl, *a))
     st = pipe.run(duration_s=1.5)
     assert st["dropped_slices"] > 0
     assert st["slices_done"] + st["dropped_slices"] + st["queued"] <= st["slices_in"] + 1
@@ -154,16 +155,16 @@ def test_controls_from_another_thread_pause_step_seek_mask_swap(tmp_path):
         pipe.seek(5_000_000)
         pipe.play()
         recs = []
-        wait_for(lambda: recs.extend(pipe.drain()) or any(r["kind"] == "reset" and r["why"] == "seek" for r in recs))
-        wait_for(lambda: recs.extend(pipe.drain()) or recs[-1]["kind"] == "step")
-        after = [r for r in recs[[r["kind"] for r in recs].index("reset"):] if r["kind"] == "step"]
-        assert after[0]["t_us"] >= 5_000_000 and after[0]["step"] > 0
+        wait_for(lambda: recs.extend(pipe.drain()) or any(r.kind == "reset" and r.why == "seek" for r in recs))
+        wait_for(lambda: recs.extend(pipe.drain()) or recs[-1].kind == "step")
+        after = [r for r in recs[[r.kind for r in recs].index("reset"):] if r.kind == "step"]
+        assert after[0].t_us >= 5_000_000 and after[0].step > 0
         pipe.set(mask_ratio=0.5)
-        wait_for(lambda: any(r["kind"] == "step" and r["mask_ratio"] == 0.5 for r in pipe.drain()))
+        wait_for(lambda: any(r.kind == "step" and r.mask_ratio == 0.5 for r in pipe.drain()))
         assert pipe.lm.runner.mask_ratios["q"] == 0.5
         pipe.load_model(other)
         wait_for(lambda: pipe.lm.path == str(other))
-        from evstream.pipeline import live_mode
+        from evstream.live import live_mode
 
         assert pipe.modes == pipe.lm.model.modes and pipe.lm.mode == live_mode(pipe.modes)
         old = pipe.lm
@@ -171,7 +172,7 @@ def test_controls_from_another_thread_pause_step_seek_mask_swap(tmp_path):
         wait_for(lambda: pipe.lm is not old)
         assert pipe.lm.mode == pipe.modes[-1] and pipe.lm.path == str(other)
         pipe.load_model(DEMO_MODEL.parent / "missing.pt")  # a bad swap keeps the running model
-        wait_for(lambda: any(r["kind"] == "error" and "missing.pt" in r["text"] for r in pipe.drain()))
+        wait_for(lambda: any(r.kind == "error" and "missing.pt" in r.text for r in pipe.drain()))
         assert pipe.lm.path == str(other) and pipe.state == "playing"
     finally:
         pipe.stop()

@@ -6,7 +6,8 @@ HELP = "the live GUI: events, the spiking transformer's belief, spikes, energy a
 
 
 def add_arguments(p):
-    from evstream.pipeline import DEMO_MODEL, DEMO_RECORDING
+    from evstream.live import VIEWS
+    from evstream.paths import DEMO_MODEL, DEMO_RECORDING
 
     p.add_argument("source", nargs="?", default=None,
                    help=f"a recording, tcp://HOST:PORT, camera[:SERIAL] or webcam[:N] "
@@ -22,7 +23,7 @@ def add_arguments(p):
     p.add_argument("--speed", type=float, default=1.0, help="recordings: x real time (default 1)")
     p.add_argument("--loop", action=__import__("argparse").BooleanOptionalAction, default=None,
                    help="replay a recording forever (default: on for the demo, off otherwise)")
-    p.add_argument("--view", default="frames", choices=["frames", "sae", "time_surface"])
+    p.add_argument("--view", default="frames", choices=list(VIEWS))
     p.add_argument("--record-dir", default="recordings", help="where 'Record session' writes (default recordings/)")
     p.add_argument("--duration", type=float, default=None, help="close the window after this many seconds")
 
@@ -32,7 +33,8 @@ def run(args) -> int:
     import sys
 
     from evstream.errors import EvstreamError
-    from evstream.pipeline import DEMO_MODEL
+    from evstream.live import LiveConfig
+    from evstream.paths import DEMO_MODEL
 
     if sys.platform.startswith("linux") and not any(os.environ.get(v) for v in
                                                      ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")):
@@ -44,7 +46,7 @@ def run(args) -> int:
         raise EvstreamError(f"the GUI needs PyQt6 and pyqtgraph ({exc})") from None
     model = args.model or str(DEMO_MODEL)
     loop = args.loop if args.loop is not None else args.source is None
-    options = {"mode": args.mode, "slice_ms": args.slice_ms, "steps_per_slice": args.steps_per_slice,
-               "max_steps": args.max_steps, "early_exit": args.early_exit, "mask_ratio": args.mask,
-               "speed": args.speed or None, "loop": loop, "view": args.view}
-    return main(args.source, model, options, record_dir=args.record_dir, duration_s=args.duration)
+    config = LiveConfig(mode=args.mode, slice_ms=args.slice_ms, steps_per_slice=args.steps_per_slice,
+                        max_steps=args.max_steps, early_exit=args.early_exit, mask_ratio=args.mask,
+                        speed=args.speed or None, loop=loop, view=args.view)
+    return main(args.source, model, config, record_dir=args.record_dir, duration_s=args.duration)

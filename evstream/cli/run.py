@@ -1,6 +1,6 @@
 """``evstream run SOURCE [--model CKPT] [--mode M] [--json-lines] ...``: the live pipeline without a window.
 
-The same :class:`evstream.pipeline.Pipeline` the GUI drives: one line per decision (JSON with
+The same :class:`evstream.live.Pipeline` the GUI drives: one line per decision (JSON with
 ``--json-lines``), a summary at the end (drops, per-stage latency p50/p99, energy against the ANN).
 """
 
@@ -12,7 +12,7 @@ HELP = "run the live pipeline headless on a recording, a DV stream or a camera: 
 
 
 def add_arguments(p):
-    from evstream.pipeline import DEMO_MODEL
+    from evstream.paths import DEMO_MODEL
 
     p.add_argument("source", help="a recording, tcp://HOST:PORT, camera[:SERIAL] or webcam[:N]")
     p.add_argument("--model", default=str(DEMO_MODEL), help="checkpoint (default: the shipped models/mst-nmnist.pt)")
@@ -73,34 +73,41 @@ def label_at(labels, t_us):
     return None
 
 
+def live_config(args):
+    """The :class:`~evstream.live.LiveConfig` of ``evstream run``'s flags."""
+    from evstream.live import LiveConfig
+
+    return LiveConfig(mode=args.mode, slice_ms=args.slice_ms, slice_events=args.slice_events,
+                      window_slices=args.window_slices, steps_per_slice=args.steps_per_slice,
+                      max_steps=args.max_steps, min_steps=args.min_steps, early_exit=args.early_exit,
+                      mask_ratio=args.mask, speed=args.speed or None, loop=args.loop, threads=args.threads,
+                      seed=args.seed, decay=args.decay if args.decay > 0 else None)
+
+
 def run(args) -> int:
     import json
 
-    from evstream.pipeline import Pipeline, decision_json
+    from evstream.live import Pipeline, decision_json
 
     labels = read_labels(args.labels) if args.labels else None
-    pipe = Pipeline(args.source, args.model, mode=args.mode, slice_ms=args.slice_ms, slice_events=args.slice_events,
-                    window_slices=args.window_slices, steps_per_slice=args.steps_per_slice,
-                    max_steps=args.max_steps, min_steps=args.min_steps, early_exit=args.early_exit,
-                    mask_ratio=args.mask, speed=args.speed or None, loop=args.loop, threads=args.threads,
-                    seed=args.seed, decay=args.decay if args.decay > 0 else None)
+    pipe = Pipeline(args.source, args.model, live_config(args))
     if args.record:
         pipe.start_recording(args.record)
     scored = {"n": 0, "correct": 0}
 
     def on_decision(rec):
+        label = {}
         if labels is not None:
-            truth = label_at(labels, rec["t_us"])
-            rec["label"] = truth
+            label["label"] = truth = label_at(labels, rec.t_us)
             if truth is not None:
                 scored["n"] += 1
-                scored["correct"] += int(truth == rec["class"])
+                scored["correct"] += int(truth == rec.class_name)
         if args.json_lines:
-            print(decision_json(rec), flush=True)
+            print(decision_json(rec, **label), flush=True)
         else:
-            extra = f"  (label {rec['label']})" if labels is not None else ""
-            print(f"{rec['t_us'] / 1e6:8.3f} s  {rec['class']:>6}  conf {rec['confidence']:.2f}  "
-                  f"T={rec['timesteps']:<3d} {rec['reason']:<9} {rec['energy_uJ']:8.2f} µJ{extra}", flush=True)
+            extra = f"  (label {label['label']})" if label else ""
+            print(f"{rec.t_us / 1e6:8.3f} s  {rec.class_name:>6}  conf {rec.confidence:.2f}  "
+                  f"T={rec.timesteps:<3d} {rec.reason:<9} {rec.energy_uJ:8.2f} µJ{extra}", flush=True)
 
     st = pipe.run(on_decision=on_decision, max_decisions=args.max_decisions, duration_s=args.duration)
     lat = st["latency"]

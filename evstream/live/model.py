@@ -1,0 +1,105 @@
+"""The model side of the live path: a checkpoint loaded for streaming (the ANN, its SNN runner, its input
+representation, the ANN's energy per inference) and the default conversion mode on live streams.
+
+Conversion mode on a live stream: ``ecmt`` where the model has it, else the model's first mode. A sliding
+window changes the input at every step; rate-coded IF neurons (mode ``mst``) need tens of steps of one
+input to settle, while ECMT's expectation compensation is accurate after a few steps, and with ``decay``
+(the running output is an exponential mean) it follows the scene (measurements: docs/model.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from evstream.errors import CheckpointError
+from evstream.live.records import ModelRecord
+
+
+@dataclass
+class LoadedModel:
+    """A checkpoint ready to stream: the ANN, its SNN runner, its input representation, the ANN energy of
+    one forward pass (for the SNN-vs-ANN comparison)."""
+
+    path: str
+    model: object
+    meta: dict
+    mode: str
+    rep: object
+    classes: list
+    n_window: int
+    ann_uJ: float
+    window_us: int = 0  # time span of one training sample (meta "window_us"): the live input window
+    runner: object = None
+    neurons: dict = field(default_factory=dict)
+
+    @property
+    def modes(self) -> tuple:
+        return tuple(getattr(self.model, "modes", ()) or ())
+
+    def info(self) -> ModelRecord:
+        return ModelRecord(self.path, getattr(self.model, "arch", "?"), self.mode, list(self.modes),
+                           list(self.classes), dict(self.meta.get("representation", {})), self.n_window,
+                           self.window_us, self.ann_uJ)
+
+
+def ann_energy_uJ(model, rep) -> float:
+    """Energy of one ANN forward pass of ``model`` on an input of ``rep``'s shape (every op a MAC)."""
+    import torch
+
+    from evstream.energy import OpCounter
+
+    counter = OpCounter(model, set(), spiking=False)
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, int(rep.channels), *rep.out_hw))
+        return counter.take().energy_uJ
+    finally:
+        counter.remove()
+
+
+def check_fit(path, rep, sensor_size) -> None:
+    """``CheckpointError`` when the checkpoint's representation was made for another sensor size (w, h)."""
+    if sensor_size is not None and tuple(sensor_size) != (0, 0) and tuple(rep.sensor_size) != tuple(sensor_size):
+        w, h = rep.sensor_size
+        raise CheckpointError(f"model was trained on {w}x{h} events but the source is "
+                              f"{sensor_size[0]}x{sensor_size[1]}", where=path)
+
+
+LIVE_MODES = ("ecmt",)  # preferred on live streams, in this order, where a model has them
+
+
+def live_mode(modes) -> str | None:
+    """The default conversion mode for streaming: the first of ``LIVE_MODES`` the model has, else its first."""
+    return next((m for m in LIVE_MODES if m in modes), modes[0] if modes else None)
+
+
+def load_model(path, sensor_size=None, mode: str | None = None, mask_ratio: float = 0.0, seed: int = 0,
+               decay: float | None = None) -> LoadedModel:
+    """Load a checkpoint for streaming; ``CheckpointError`` (one line naming the file) if it is unreadable,
+    has no representation, or was trained on another sensor size than ``sensor_size`` (w, h)."""
+    from evstream.representations import from_config
+    from evstream.snn import load_checkpoint
+
+    model, meta = load_checkpoint(path)
+    cfg = meta.get("representation")
+    if not cfg:
+        raise CheckpointError("checkpoint has no representation config", where=path)
+    try:
+        rep = from_config(cfg)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"bad representation config ({exc})", where=path) from None
+    check_fit(path, rep, sensor_size)
+    modes = tuple(getattr(model, "modes", ()) or ())
+    if mode is not None and modes and mode not in modes:
+        raise CheckpointError(f"mode {mode!r} not supported by this {getattr(model, 'arch', '?')} model "
+                              f"(modes: {', '.join(modes)})", where=path)
+    mode = mode or live_mode(modes)
+    classes = [str(c) for c in meta.get("classes", [])]
+    n_window = int(cfg.get("n_frames", 1) or 1)
+    lm = LoadedModel(str(path), model, meta, mode, rep, classes, n_window, ann_energy_uJ(model, rep),
+                     window_us=int(meta.get("window_us") or 0))
+    lm.runner = model.spiking(mode=mode, mask_ratio=mask_ratio, seed=seed, decay=decay)
+    lm.runner.reset()
+    if not lm.classes:
+        lm.classes = [str(i) for i in range(int(getattr(getattr(model, "config", None), "num_classes", 0) or 0))]
+    return lm
