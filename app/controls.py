@@ -98,8 +98,10 @@ class ControlPanel(QtWidgets.QWidget):
         g.addWidget(self.steps, 2, 1)
         g.addWidget(QtWidgets.QLabel("max steps / decision"), 3, 0)
         self.max_steps = QtWidgets.QSpinBox()
-        self.max_steps.setRange(1, 1024)
-        self.max_steps.setValue(32)
+        self.max_steps.setRange(0, 1024)
+        self.max_steps.setSpecialValueText("auto")  # 0: the checkpoint's steps for the mode
+        self.max_steps.setToolTip("SNN timesteps per decision (auto: the checkpoint's for the mode)")
+        self.max_steps.setValue(0)
         g.addWidget(self.max_steps, 3, 1)
         self.early = QtWidgets.QCheckBox("early exit at conf.")
         g.addWidget(self.early, 4, 0)
@@ -143,7 +145,7 @@ class ControlPanel(QtWidgets.QWidget):
         self.model_browse.clicked.connect(w.open_model_dialog)
         self.mode.activated.connect(lambda i: w.pipe and w.pipe.set_mode(self.mode.itemText(i)))
         self.steps.valueChanged.connect(lambda v: w.pipe and w.pipe.set(steps_per_slice=v))
-        self.max_steps.valueChanged.connect(lambda v: w.pipe and w.pipe.set(max_steps=v))
+        self.max_steps.valueChanged.connect(lambda v: w.pipe and w.pipe.set(max_steps=v or None))
         self.early.toggled.connect(self._early_changed)
         self.early_thr.valueChanged.connect(self._early_changed)
         self.mask.valueChanged.connect(self._mask_changed)
@@ -204,7 +206,7 @@ class ControlPanel(QtWidgets.QWidget):
 
     def apply_to(self, pipe):
         """Push the current settings to a newly opened pipeline."""
-        pipe.set(steps_per_slice=self.steps.value(), max_steps=self.max_steps.value(),
+        pipe.set(steps_per_slice=self.steps.value(), max_steps=self.max_steps.value() or None,
                  early_exit=self.early_thr.value() if self.early.isChecked() else None,
                  mask_ratio=self.mask.value() / 100)
         pipe.set_view(self.view.currentText())

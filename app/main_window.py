@@ -79,7 +79,7 @@ class MainWindow(QtWidgets.QMainWindow):
         c = self.controls
         c.slice_ms.setValue(cfg.slice_ms)
         c.steps.setValue(cfg.steps_per_slice)
-        c.max_steps.setValue(cfg.max_steps)
+        c.max_steps.setValue(cfg.max_steps or 0)
         if cfg.early_exit is not None:
             c.early.setChecked(True)
             c.early_thr.setValue(cfg.early_exit)

@@ -223,13 +223,15 @@ def test_live_stream_that_ends_is_an_error_record():
 
 
 # ------------------------------------------------------------------------------------------ records
-def test_decision_record_json_keeps_the_old_fields_in_order():
-    rec = DecisionRecord(3, 120_000, "7", 7, 0.91234567, 0.5, 12, "max_steps", 10.5, 45.0, 1234,
+def test_decision_record_json_keeps_the_old_fields_in_order_with_the_window():
+    rec = DecisionRecord(3, 120_000, 100_000, "7", 7, 0.91234567, 0.5, 12, "max_steps", 10.5, 45.0, 1234,
                          [["7", 0.91234567], ["1", 0.05]], 0.0, "ecmt", 0)
     d = json.loads(decision_json(rec))
-    assert list(d) == ["decision", "t_us", "class", "index", "confidence", "margin", "timesteps", "reason",
+    assert list(d) == ["decision", "t_us", "window_us", "class", "index", "confidence", "margin", "timesteps", "reason",
                        "energy_uJ", "ann_energy_uJ", "spikes", "top", "mask_ratio", "mode", "dropped_slices"]
-    assert d["class"] == "7" and d["confidence"] == 0.912346
+    assert d["class"] == "7" and d["confidence"] == 0.912346 and d["window_us"] == 100_000
+    undecided = json.loads(decision_json(DecisionRecord(**{**rec.__dict__, "class_name": None, "index": None})))
+    assert undecided["class"] is None
     with_latency = json.loads(decision_json(DecisionRecord(**{**rec.__dict__, "latency_ms": 1.5}), label="7"))
     assert list(with_latency)[-2:] == ["latency_ms", "label"] and with_latency["label"] == "7"
     assert rec.to_dict()["kind"] == "decision"
@@ -239,3 +241,29 @@ def test_step_record_dict():
     r = StepRecord(1.0, 10, 1, 0, 1, 2, 0.5, 0.1, np.ones(3) / 3, {"a": 1}, [0.1], 1, 0.0, 0.0, 0.0, 0.0, 0.0, "mst")
     d = r.to_dict()
     assert d["kind"] == "step" and list(d)[:3] == ["kind", "wall_time", "t_us"] and d["mode"] == "mst"
+
+
+def test_smoother_hysteresis_and_undecided():
+    import numpy as np
+
+    from evstream.live.policy import DecisionSmoother
+
+    def p(k, v):
+        out = np.full(4, (1 - v) / 3)
+        out[k] = v
+        return out
+
+    sm = DecisionSmoother(smooth=0.0, switch_margin=0.2)
+    assert sm.update(p(1, 0.7)) == (1, pytest.approx(0.7))
+    assert sm.update(p(2, 0.35))[0] == 1  # 0.35 vs 0.22: not convincingly better
+    assert sm.update(p(2, 0.6))[0] == 2  # 0.6 vs 0.133: switch
+    sm = DecisionSmoother(smooth=0.5)
+    sm.update(p(0, 1.0))
+    idx, conf = sm.update(p(3, 1.0))  # the mean of the two: a tie keeps the first
+    assert conf == pytest.approx(0.5)
+    assert sm.update(p(3, 1.0)) == (3, pytest.approx(0.75))
+    sm = DecisionSmoother(min_confidence=0.5)
+    assert sm.update(p(2, 0.4)) == (None, pytest.approx(0.4))
+    assert sm.update(p(2, 0.9))[0] == 2
+    sm.reset()
+    assert sm.mean is None and sm.current is None

@@ -53,11 +53,13 @@ def wait_for(cond, timeout=15.0):
 
 def test_headless_decisions_fields_and_no_drops():
     steps, decisions = [], []
-    pipe = Pipeline(DEMO_RECORDING, DEMO_MODEL, speed=None, max_steps=4)
+    pipe = Pipeline(DEMO_RECORDING, DEMO_MODEL, speed=None, max_steps=4, smooth=0.0, switch_margin=0.0)
     st = pipe.run(on_step=steps.append, on_decision=decisions.append, max_decisions=3)
     assert len(decisions) == 3 and st["dropped_slices"] == 0
     for i, d in enumerate(decisions):
         assert d.decision == i and d.timesteps == 4 and d.reason == "max_steps"
+        assert d.t_us == 100_000 * (i + 1)  # every 100 ms, on the last window (bounded by the stream start)
+        assert d.window_us == min(pipe.lm.window_us, d.t_us)
         assert d.class_name in [str(k) for k in range(10)] and 0 < d.confidence <= 1
         assert d.energy_uJ > 0 and d.ann_energy_uJ > 0 and d.spikes > 0
         assert len(d.top) == 3 and d.top[0][0] == d.class_name
@@ -71,8 +73,18 @@ def test_headless_decisions_fields_and_no_drops():
     assert len(s.rates) == len(s.spikes) > 10 and np.all(np.asarray(s.rates) <= 1.0)
     assert {"read", "queue", "represent", "step", "slice", "total"} <= set(st["latency"])
     # time moves forward, one step per 10 ms slice
+    # every decision starts from a reset SNN on its own window: the same steps at the decision's time
+    assert {s.t_us for s in first} == {decisions[0].t_us}
+
+
+def test_carry_state_steps_once_per_slice_and_reports_its_window():
+    steps, decisions = [], []
+    pipe = Pipeline(DEMO_RECORDING, DEMO_MODEL, speed=None, state="carry", max_steps=4, window_slices=5)
+    pipe.run(on_step=steps.append, on_decision=decisions.append, max_decisions=2)
     ts = [s.t_us for s in steps]
     assert ts == sorted(ts) and ts[1] - ts[0] == 10_000
+    assert [d.timesteps for d in decisions] == [4, 4] and decisions[0].top[0][0] == decisions[0].class_name
+    assert decisions[1].window_us == 50_000  # the last 5 slices of 10 ms
 
 
 def test_early_exit_and_min_steps():
@@ -140,7 +152,7 @@ def test_recording_events_and_steps(tmp_path):
 
 def test_controls_from_another_thread_pause_step_seek_mask_swap(tmp_path):
     other = other_checkpoint(tmp_path / "other.pt")
-    pipe = Pipeline(DEMO_RECORDING, DEMO_MODEL, speed=2.0, max_steps=8)
+    pipe = Pipeline(DEMO_RECORDING, DEMO_MODEL, speed=1.0, max_steps=8)
     pipe.start()
     try:
         wait_for(lambda: pipe.steps > 3)
@@ -152,13 +164,13 @@ def test_controls_from_another_thread_pause_step_seek_mask_swap(tmp_path):
         assert pipe.slices_in == n  # paused: nothing read
         pipe.step()
         wait_for(lambda: pipe.slices_in == n + 1)
-        pipe.seek(5_000_000)
+        pipe.seek(2_000_000)  # 5.5 s of the recording left for the swaps below, on a busy machine too
         pipe.play()
         recs = []
         wait_for(lambda: recs.extend(pipe.drain()) or any(r.kind == "reset" and r.why == "seek" for r in recs))
         wait_for(lambda: recs.extend(pipe.drain()) or recs[-1].kind == "step")
         after = [r for r in recs[[r.kind for r in recs].index("reset"):] if r.kind == "step"]
-        assert after[0].t_us >= 5_000_000 and after[0].step > 0
+        assert after[0].t_us >= 2_000_000 and after[0].step > 0
         pipe.set(mask_ratio=0.5)
         wait_for(lambda: any(r.kind == "step" and r.mask_ratio == 0.5 for r in pipe.drain()))
         assert pipe.lm.runner.mask_ratios["q"] == 0.5

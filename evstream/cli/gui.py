@@ -14,12 +14,9 @@ def add_arguments(p):
                         f"(default: {DEMO_RECORDING.relative_to(DEMO_RECORDING.parents[1])}, looping)")
     p.add_argument("--model", default=None,
                    help=f"checkpoint (default: {DEMO_MODEL.relative_to(DEMO_MODEL.parents[1])})")
-    p.add_argument("--mode", default=None, help="conversion mode (default: ecmt where the model has it, else its first)")
-    p.add_argument("--slice-ms", type=float, default=10.0, help="time slice length in ms (default 10)")
-    p.add_argument("--steps-per-slice", type=int, default=1, help="SNN timesteps per slice (default 1)")
-    p.add_argument("--max-steps", type=int, default=32, help="timesteps per decision at most (default 32)")
-    p.add_argument("--early-exit", type=float, default=None, metavar="CONF", help="decide at this confidence")
-    p.add_argument("--mask", type=float, default=0.0, help="spike mask ratio (RSM)")
+    from evstream.cli.run import add_live_arguments
+
+    add_live_arguments(p)
     p.add_argument("--speed", type=float, default=1.0, help="recordings: x real time (default 1)")
     p.add_argument("--loop", action=__import__("argparse").BooleanOptionalAction, default=None,
                    help="replay a recording forever (default: on for the demo, off otherwise)")
@@ -46,7 +43,7 @@ def run(args) -> int:
         raise EvstreamError(f"the GUI needs PyQt6 and pyqtgraph ({exc})") from None
     model = args.model or str(DEMO_MODEL)
     loop = args.loop if args.loop is not None else args.source is None
-    config = LiveConfig(mode=args.mode, slice_ms=args.slice_ms, steps_per_slice=args.steps_per_slice,
-                        max_steps=args.max_steps, early_exit=args.early_exit, mask_ratio=args.mask,
-                        speed=args.speed or None, loop=loop, view=args.view)
+    from evstream.cli.run import live_options
+
+    config = LiveConfig(speed=args.speed or None, loop=loop, view=args.view, **live_options(args))
     return main(args.source, model, config, record_dir=args.record_dir, duration_s=args.duration)

@@ -41,7 +41,8 @@ class DecisionPolicy:
 
     def apply(self, config) -> None:
         """Take the rule's settings from a :class:`~evstream.live.config.LiveConfig` (the step count stays)."""
-        self.early_exit, self.min_steps, self.max_steps = config.early_exit, int(config.min_steps), int(config.max_steps)
+        self.early_exit, self.min_steps = config.early_exit, int(config.min_steps)
+        self.max_steps = int(config.max_steps or 32)  # state "reset": set per decision by the stepper
 
     def reset(self) -> None:
         self.steps = 0
@@ -55,3 +56,42 @@ class DecisionPolicy:
         if self.steps >= self.max_steps:
             return Decision("max_steps")
         return None
+
+
+class DecisionSmoother:
+    """What the pipeline says after each window's answer: an exponential mean of the class probabilities
+    over successive decisions (``smooth``: the weight the previous mean keeps; 0 = no smoothing) and a
+    switch rule with hysteresis: the announced class changes only when another class's smoothed probability
+    exceeds the current one's by ``switch_margin``. Below ``min_confidence`` the answer is "undecided"
+    (``None``; reported and counted as such). ``reset()`` on a seek, loop or new model.
+
+        sm = DecisionSmoother(smooth=0.5, switch_margin=0.1)
+        idx, conf = sm.update(probs)        # probs: this window's class probabilities (numpy, sums to 1)
+    """
+
+    def __init__(self, smooth: float = 0.0, switch_margin: float = 0.0, min_confidence: float = 0.0):
+        self.smooth, self.switch_margin, self.min_confidence = float(smooth), float(switch_margin), float(min_confidence)
+        self.reset()
+
+    @classmethod
+    def from_config(cls, config) -> "DecisionSmoother":
+        return cls(config.smooth, config.switch_margin, config.min_confidence)
+
+    def reset(self) -> None:
+        self.mean = None
+        self.current: int | None = None
+
+    def update(self, probs) -> tuple[int | None, float]:
+        import numpy as np
+
+        p = np.asarray(probs, np.float64)
+        self.mean = p if self.mean is None or self.smooth <= 0 else self.smooth * self.mean + (1 - self.smooth) * p
+        best = int(self.mean.argmax())
+        cur = self.current
+        if cur is not None and best != cur and self.mean[best] - self.mean[cur] < self.switch_margin:
+            best = cur  # not convincingly better: keep the announced class
+        if self.mean[best] < self.min_confidence:
+            self.current = None
+            return None, float(self.mean[best])
+        self.current = best
+        return best, float(self.mean[best])

@@ -66,7 +66,8 @@ class StepRecord(Record):
 
 @dataclass
 class DecisionRecord(Record):
-    """A decision: ``class_name`` (``"class"`` in the dict and JSON), its ``index`` and ``confidence``, the
+    """A decision at ``t_us`` (stream time from its first event) on the events of ``[t_us - window_us, t_us]``:
+    ``class_name`` (``"class"`` in the dict and JSON; None: undecided), its ``index`` and ``confidence``, the
     ``top`` 3 as [name, probability], the ``timesteps``, ``energy_uJ`` and ``spikes`` it took (the ANN's
     ``ann_energy_uJ`` for one inference beside it), ``reason`` (the policy's, or ``"end"``), and
     ``latency_ms`` from its last slice being complete to the decision (absent at the end of a stream)."""
@@ -74,8 +75,9 @@ class DecisionRecord(Record):
     kind: ClassVar[str] = "decision"
     decision: int
     t_us: int
-    class_name: str = field(metadata={"key": "class"})
-    index: int
+    window_us: int
+    class_name: str | None = field(metadata={"key": "class"})
+    index: int | None
     confidence: float
     margin: float
     timesteps: int

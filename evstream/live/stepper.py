@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from evstream.errors import EvstreamError
+from evstream.live.policy import DecisionSmoother
 from evstream.live.queue import END, Reset
 from evstream.live.records import DecisionRecord, EndRecord, ErrorRecord, ResetRecord, StatusRecord, StepRecord
 from evstream.monitors import EnergyMonitor, SpikeMonitor, neuron_counts
@@ -48,6 +49,10 @@ class ModelStepper:
         self.spikes, self.energy = SpikeMonitor(), EnergyMonitor()
         self.window: deque = deque(maxlen=1)
         self.policy = config().make_policy()
+        self.smoother = DecisionSmoother.from_config(config())
+        self._next_t = None  # stream time (µs) of the next decision (state "reset")
+        self._decided_t = None
+        self.undecided = 0
         self._cfg = config()
         self._request = None
         self.headless = False
@@ -60,6 +65,8 @@ class ModelStepper:
         self.energy = EnergyMonitor(lm.ann_uJ)
         self.spikes = SpikeMonitor()
         self.window = deque(maxlen=self.window_slices(lm))
+        self.smoother.reset()
+        self._next_t = None
         self._reset_tally()
         self.emit(lm.info())
 
@@ -90,6 +97,8 @@ class ModelStepper:
         (the checkpoint's ``window_us``), so the live input looks like what the model learned from; else the
         checkpoint's ``n_frames``."""
         cfg = self.config()
+        if cfg.state == "reset":  # pruned by time (``_window_for``); the bound only caps memory
+            return 100_000
         if cfg.window_slices:
             return int(cfg.window_slices)
         if lm.window_us and not cfg.slice_events and cfg.slice_ms > 0:
@@ -105,6 +114,16 @@ class ModelStepper:
             if cfg.mask_ratio != self._cfg.mask_ratio:
                 self.lm.runner.set_mask_ratio(cfg.mask_ratio)
             self.policy.apply(cfg)
+            if cfg.state == "reset":
+                self.policy.max_steps = cfg.steps_for(self.lm)
+            if (cfg.smooth, cfg.switch_margin, cfg.min_confidence) != (self._cfg.smooth, self._cfg.switch_margin,
+                                                                      self._cfg.min_confidence):
+                self.smoother = DecisionSmoother.from_config(cfg)
+            if cfg.state != self._cfg.state:
+                self.lm.runner.reset()
+                self.smoother.reset()
+                self._next_t = None
+                self._reset_tally()
             self._cfg = cfg
 
     def _reset_tally(self) -> None:
@@ -131,7 +150,9 @@ class ModelStepper:
             except queue.Empty:
                 continue
             if item is END:
-                if self.policy.steps and self.lm is not None:
+                if self.lm is not None and self.config().state == "reset":
+                    self.final_window(on_step, on_decision)
+                elif self.policy.steps and self.lm is not None:
                     self.decide(self._last_out, "end", self._last_t, on_decision)
                 self.emit(EndRecord())
                 if self.headless:
@@ -141,14 +162,14 @@ class ModelStepper:
                 if self.lm is not None:
                     self.lm.runner.reset()
                 self._reset_tally()
+                self.smoother.reset()
+                self._next_t = self._decided_t = None
                 self.energy.reset()
                 self.emit(ResetRecord(item.why))
             else:
                 self.process(item, on_step, on_decision)
 
     def process(self, sl: EventSlice, on_step=None, on_decision=None) -> None:
-        import torch
-
         t_start = time.perf_counter()
         t_ready = getattr(sl, "t_ready", None)
         self.latency.add("queue", t_start - (t_ready or t_start))
@@ -159,21 +180,75 @@ class ModelStepper:
         cfg = self.config()
         self._sync_settings(cfg)
         self.window.append(sl)
+        if cfg.state == "reset":
+            self._windowed(lm, cfg, sl, t_start, t_ready, on_step, on_decision)
+        else:
+            self._carried(lm, cfg, sl, t_start, t_ready, on_step, on_decision)
+        now = time.perf_counter()
+        self.latency.add("slice", now - t_start)
+        if t_ready is not None:
+            self.latency.add("total", now - t_ready)
+
+    def _input(self, lm, t0_us: int, t1_us: int):
+        import torch
+
+        events = window_events(self.window, lm.rep.sensor_size)
+        return torch.from_numpy(lm.rep(events, t0_us, t1_us)[None])
+
+    def _windowed(self, lm, cfg, sl, t_start, t_ready, on_step, on_decision) -> None:
+        """State "reset": a decision every ``decide_every_ms`` on the last ``window_ms`` of events, from a
+        reset SNN (docs/model.md "Live streams")."""
+        span = cfg.window_us_for(lm)
+        while len(self.window) > 1 and self.window[0].t_end <= sl.t_end - span:
+            self.window.popleft()
+        t_rel = int(sl.t_end - (self.t_first() or 0))
+        every = max(1, int(round(cfg.decide_every_ms * 1000)))
+        if self._next_t is None:
+            self._next_t = (t_rel // every + 1) * every if t_rel >= every else every
+        if t_rel < self._next_t:
+            return
+        self._next_t = (t_rel // every + 1) * every
+        self._decide_window(lm, cfg, sl.t_end, t_rel, span, t_start, t_ready, on_step, on_decision)
+
+    def _decide_window(self, lm, cfg, t_end, t_rel, span, t_start, t_ready, on_step, on_decision,
+                       reason=None) -> None:
+        x = self._input(lm, int(t_end) - span, int(t_end))
+        self.latency.add("represent", time.perf_counter() - t_start)
+        lm.runner.reset()
+        self._reset_tally()
+        self.policy.max_steps = cfg.steps_for(lm)
+        decision = None
+        while decision is None:
+            decision = self._step(lm, x, t_rel, on_step)
+        self.decide(self._last_out, reason or decision.reason, t_rel, on_decision, t_slice_ready=t_ready,
+                    window_us=min(span, t_rel))  # the stream's first event bounds what it summarises
+
+    def final_window(self, on_step=None, on_decision=None) -> None:
+        """The stream ended: one last decision on its last window, unless one was just made there."""
+        if not self.window:
+            return
+        last = self.window[-1]
+        t_rel = int(last.t_end - (self.t_first() or 0))
+        if self._decided_t is not None and t_rel <= self._decided_t:
+            return
+        cfg = self.config()
+        span = cfg.window_us_for(self.lm)
+        self._decide_window(self.lm, cfg, last.t_end, t_rel, span, time.perf_counter(), None, on_step, on_decision,
+                            reason="end")
+
+    def _carried(self, lm, cfg, sl, t_start, t_ready, on_step, on_decision) -> None:
+        """State "carry": membranes carry over; ``steps_per_slice`` steps on the last ``window_slices``."""
         w = self.window
-        events = window_events(w, lm.rep.sensor_size)
-        x = torch.from_numpy(lm.rep(events, w[0].t_start, w[-1].t_end)[None])
+        x = self._input(lm, w[0].t_start, w[-1].t_end)
         self.latency.add("represent", time.perf_counter() - t_start)
         t_rel = int(sl.t_end - (self.t_first() or 0))
         for _ in range(max(1, int(cfg.steps_per_slice))):
             decision = self._step(lm, x, t_rel, on_step)
             if decision is not None:
-                self.decide(self._last_out, decision.reason, t_rel, on_decision, t_slice_ready=t_ready)
+                self.decide(self._last_out, decision.reason, t_rel, on_decision, t_slice_ready=t_ready,
+                            window_us=int(w[-1].t_end - w[0].t_start))
                 if decision.skip_rest:
                     break
-        now = time.perf_counter()
-        self.latency.add("slice", now - t_start)
-        if t_ready is not None:
-            self.latency.add("total", now - t_ready)
 
     def _step(self, lm, x, t_rel, on_step):
         """One SNN timestep: monitors, the step record (recorded, posted, ``on_step``), the policy's answer."""
@@ -189,7 +264,8 @@ class ModelStepper:
         self.energy.add(t_rel, out.energy_uJ, out.total_spikes)
         cfg = self.config()
         if cfg is not self._cfg:
-            self.policy.apply(cfg)  # early exit / step limits apply at the next step
+            self._sync_settings(cfg)  # early exit / step limits / mask apply at the next step
+        cfg = self._cfg
         decision = self.policy.observe(out)
         self._energy += out.energy_uJ
         self._spikes += out.total_spikes
@@ -207,7 +283,7 @@ class ModelStepper:
             on_step(row)
         return decision
 
-    def decide(self, out, reason, t_rel, on_decision, t_slice_ready=None) -> None:
+    def decide(self, out, reason, t_rel, on_decision, t_slice_ready=None, window_us=0) -> None:
         import torch
 
         lm = self.lm
@@ -218,13 +294,20 @@ class ModelStepper:
         def name(i):
             return names[i] if i < len(names) else str(i)
 
-        idx = int(top.indices[0])
+        if self.config().state == "reset":  # the announced class: smoothed over decisions, with hysteresis
+            idx, conf = self.smoother.update(probs.numpy())
+            probs = torch.from_numpy(self.smoother.mean.astype("float32"))
+            top = probs.topk(min(3, len(probs)))
+        else:
+            idx, conf = int(top.indices[0]), float(top.values[0])
+        self.undecided += idx is None
         latency = None if t_slice_ready is None else (time.perf_counter() - t_slice_ready) * 1e3
-        rec = DecisionRecord(self.decisions, t_rel, name(idx), idx, float(top.values[0]), float(out.margin[0]),
-                             self.policy.steps, reason, self._energy, lm.ann_uJ, int(self._spikes),
-                             [[name(int(i)), float(p)] for p, i in zip(top.values, top.indices)],
+        rec = DecisionRecord(self.decisions, t_rel, int(window_us), None if idx is None else name(idx), idx, conf,
+                             float(out.margin[0]), self.policy.steps, reason, self._energy, lm.ann_uJ,
+                             int(self._spikes), [[name(int(i)), float(p)] for p, i in zip(top.values, top.indices)],
                              self.config().mask_ratio, lm.mode, self.dropped(), latency)
         self.decisions += 1
+        self._decided_t = t_rel
         lm.runner.reset_mean()
         self._reset_tally()
         self.emit(rec)
