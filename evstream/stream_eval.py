@@ -30,6 +30,7 @@ class StreamEvalConfig:
     limit: int = 0
     streams: tuple[StreamConfig, ...] = (StreamConfig(),)
     singles: int = 0  # recordings also replayed alone (last decision scored)
+    with_oracle: bool = False  # also score the oracle (windows clipped at the true boundaries)
     cache: str | None = None
     live: dict = field(default_factory=dict)  # options of the live pipeline (mode, window, steps...)
 
@@ -55,17 +56,51 @@ def split_recordings(cfg: StreamEvalConfig):
 def play(stream: Stream, model: str, live: dict, workdir) -> tuple[list[dict], dict]:
     """Replay ``stream`` through the live pipeline (unpaced); its decision records and final stats."""
     from evstream.events import EventChunk
-    from evstream.pipeline import Pipeline
+    from evstream.live import LiveConfig, Pipeline
     from evstream.writers import write_events
 
     path = Path(workdir) / "stream.npz"
     write_events(path, EventChunk(stream.events, sensor_size=stream.sensor_size))
     decisions: list[dict] = []
-    pipe = Pipeline(str(path), model, speed=None, **live)
-    stats = pipe.run(on_decision=decisions.append)
+    pipe = Pipeline(str(path), model, LiveConfig(speed=None, **live))
+    stats = pipe.run(on_decision=lambda rec: decisions.append(rec.to_dict()))
     stats["ann_uJ"] = pipe.lm.ann_uJ if pipe.lm else None
     stats["mode"] = pipe.lm.mode if pipe.lm else None
     return decisions, stats
+
+
+def oracle(stream: Stream, model: str, live: dict) -> list[dict]:
+    """The upper bound the live rule is measured against: the same decision times, steps and smoothing, but
+    every window clipped to the start of the recording playing (state reset at every true boundary, the
+    smoother too). Not the product path: it needs the truth."""
+    import torch
+
+    from evstream.live import LiveConfig, load_model
+    from evstream.live.policy import DecisionSmoother
+    from evstream.streams import coverage
+
+    cfg = LiveConfig(speed=None, **live)
+    lm = load_model(model, stream.sensor_size, mode=cfg.mode, mask_ratio=cfg.mask_ratio, seed=cfg.seed)
+    span, every, steps = cfg.window_us_for(lm), int(cfg.decide_every_ms * 1000), cfg.steps_for(lm)
+    smoother = DecisionSmoother.from_config(cfg)
+    starts = [s.t_start for s in stream.segments]
+    out, current = [], None
+    for t in range(every, stream.duration_us + every, every):
+        seg, _ = coverage(stream.segments, t - 1, t, starts)
+        if seg is not None and seg is not current:
+            smoother.reset()
+            current = seg
+        a = max(t - span, seg.t_start) if seg is not None else t - span
+        x = torch.from_numpy(lm.rep(stream.window(a, t), t - span, t)[None])
+        lm.runner.reset()
+        energy = 0.0
+        for _ in range(steps):
+            res = lm.runner.step(x)
+            energy += res.energy_uJ
+        idx, conf = smoother.update(torch.softmax(res.mean[0], -1).numpy())
+        out.append({"t_us": t, "window_us": t - a, "class": None if idx is None else lm.classes[idx],
+                    "confidence": conf, "timesteps": steps, "energy_uJ": energy})
+    return out
 
 
 def evaluate_stream(cfg: StreamEvalConfig, progress=print) -> dict:
@@ -80,9 +115,15 @@ def evaluate_stream(cfg: StreamEvalConfig, progress=print) -> dict:
             decisions, stats = play(stream, cfg.model, cfg.live, tmp)
             rep = score_decisions(decisions, stream.segments, stream.duration_us, ann_energy_uJ=stats["ann_uJ"])
             rep.update({"stream": asdict(sc), "mode": stats["mode"], "dropped_slices": stats.get("dropped_slices")})
-            out["streams"].append({"report": rep, "decisions": [_slim(d) for d in decisions],
-                                   "segments": [asdict(s) for s in stream.segments]})
+            entry = {"report": rep, "decisions": [_slim(d) for d in decisions],
+                     "segments": [asdict(s) for s in stream.segments]}
             progress(summary_line(rep))
+            if cfg.with_oracle:
+                orc = score_decisions(oracle(stream, cfg.model, cfg.live), stream.segments, stream.duration_us,
+                                      ann_energy_uJ=stats["ann_uJ"])
+                entry["oracle"] = orc
+                progress("oracle (resets at the true boundaries): " + summary_line(orc))
+            out["streams"].append(entry)
         if cfg.singles:
             right = n = 0
             for i in range(min(cfg.singles, len(recs))):

@@ -249,3 +249,46 @@ def save_report(path, report: dict) -> None:
 
     with atomic_path(path) as tmp, open(tmp, "w") as f:
         json.dump(report, f, indent=1, default=lambda o: asdict(o) if hasattr(o, "__dataclass_fields__") else str(o))
+
+
+class WindowSet:
+    """Training windows cut from continuous streams of labelled recordings, as a dataset: ``events_of(i)``,
+    ``labels``, ``sensor_size``, ``span_of(i)`` (the window's ``(t_start, t_end)``: build the input with
+    ``rep(events, t_start, t_end)``, as the live pipeline does). Each of ``n`` windows lies at a random offset
+    of one of ``streams`` seeded streams (gaps from ``gap_us``), has a random length in ``window_us``
+    (lo, hi), and is labelled by the recording covering most of it; straddling windows are part of the mix.
+    Pass ``cover`` below 0.5 to keep windows that are mostly gap."""
+
+    def __init__(self, recordings, labels, sensor_size, n: int, window_us=(100_000, 150_000), seed: int = 0,
+                 gap_us=(0, 200_000), streams: int = 2, cover: float = 0.5, noise_hz: float = 0.0):
+        rng = np.random.default_rng(seed)
+        self.sensor_size = tuple(int(s) for s in sensor_size)
+        self.name = "stream-windows"
+        per = [n // streams + (k < n % streams) for k in range(streams)]
+        parts, spans, labs, offsets = [], [], [], [0]
+        for k, m in enumerate(per):
+            st = build_stream(recordings, [str(int(x)) for x in labels],
+                              StreamConfig(gap_us=tuple(gap_us), seed=seed * 1000 + k, noise_hz=noise_hz),
+                              self.sensor_size)
+            for _ in range(m):
+                w = int(rng.integers(int(window_us[0]), int(window_us[1]) + 1))
+                (a, b, lab), = sample_windows(st, 1, w, rng, cover)
+                ev = st.window(a, b)
+                parts.append(ev)
+                spans.append((a, b))
+                labs.append(int(lab))
+                offsets.append(offsets[-1] + len(ev))
+        self.events = np.concatenate(parts) if parts else np.zeros(0, EVENT_DTYPE)
+        self.offsets = np.asarray(offsets, np.int64)
+        self.spans = np.asarray(spans, np.int64).reshape(-1, 2)
+        self.labels = np.asarray(labs, np.int64)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def events_of(self, i: int) -> np.ndarray:
+        return self.events[self.offsets[i]:self.offsets[i + 1]]
+
+    def span_of(self, i: int) -> tuple[int, int]:
+        a, b = self.spans[i]
+        return int(a), int(b)

@@ -106,3 +106,18 @@ def test_labels_csv_is_what_run_labels_reads(tmp_path):
 
     write_labels_csv(tmp_path / "l.csv", SEGS)
     assert read_labels(tmp_path / "l.csv") == [(0, 300_000, "3"), (310_000, 610_000, "7"), (800_000, 1_100_000, "1")]
+
+
+def test_window_set_is_a_dataset_of_labelled_stream_windows():
+    from evstream.streams import WindowSet
+
+    recs = [rec(300, 300_000, seed=i) for i in range(8)]
+    ws = WindowSet(recs, [0, 1, 2, 3, 0, 1, 2, 3], (34, 34), 40, window_us=(100_000, 150_000), seed=2)
+    assert len(ws) == 40 and set(ws.labels) <= {0, 1, 2, 3}
+    for i in range(len(ws)):
+        a, b = ws.span_of(i)
+        ev = ws.events_of(i)
+        assert 100_000 <= b - a <= 150_000 and len(ev) > 0
+        assert ev["t"].min() >= a and ev["t"].max() < b
+    again = WindowSet(recs, [0, 1, 2, 3, 0, 1, 2, 3], (34, 34), 40, window_us=(100_000, 150_000), seed=2)
+    assert np.array_equal(again.spans, ws.spans) and np.array_equal(again.labels, ws.labels)

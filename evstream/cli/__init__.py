@@ -25,6 +25,7 @@ COMMANDS = {
     "train": "train",
     "pretrain": "pretrain",
     "eval": "evaluate",
+    "eval-stream": "eval_stream",
     "run": "run",
     "gui": "gui",
 }

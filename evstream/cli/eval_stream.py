@@ -8,9 +8,9 @@ HELP = ("play a labelled split back to back as one continuous stream through the
 
 
 def add_arguments(p):
-    from evstream.paths import default_data_root, DEMO_MODEL
+    from evstream.paths import DEMO_MODEL, data_root
 
-    data = default_data_root()
+    data = data_root()
     p.add_argument("--model", default=str(DEMO_MODEL), help="checkpoint (default: the shipped models/mst-nmnist.pt)")
     p.add_argument("--dataset", default="nmnist", choices=["nmnist", "ncars", "cifar10dvs", "asl"],
                    help="dataset layout of --root (default nmnist)")
@@ -25,9 +25,12 @@ def add_arguments(p):
                         "recordings (default: '10,0-200': one ordered stream with 10 ms gaps, one shuffled "
                         "with 0-200 ms gaps)")
     p.add_argument("--noise-hz", type=float, default=0.0, help="background noise events/s over the sensor")
-    p.add_argument("--seed", type=int, default=0, help="stream order and gaps")
+    p.add_argument("--stream-seed", type=int, default=0, help="stream order and gaps (default 0)")
     p.add_argument("--singles", type=int, default=0,
                    help="also replay the first N recordings alone and count how often the last decision is right")
+    p.add_argument("--oracle", action="store_true",
+                   help="also score an oracle that knows where recordings start (windows clipped, state reset "
+                        "at every true boundary): the upper bound of the live rule")
     p.add_argument("--json", default=None, help="write the report (with every decision) to this JSON file")
     p.add_argument("--plot", default=None, help="timeline plot (truth, decisions, confidence) to this PNG")
     p.add_argument("--cache", default=None, help="dataset cache folder (default ~/.cache/evstream)")
@@ -63,10 +66,10 @@ def run(args) -> int:
     if labels is None and args.dataset == "nmnist" and (Path(args.root) / "labels.txt").exists():
         labels = str(Path(args.root) / "labels.txt")
     gaps = parse_gaps(args.gaps_ms)
-    streams = tuple(StreamConfig(gap_us=g, shuffle=(k > 0), seed=args.seed + k, noise_hz=args.noise_hz)
+    streams = tuple(StreamConfig(gap_us=g, shuffle=(k > 0), seed=args.stream_seed + k, noise_hz=args.noise_hz)
                     for k, g in enumerate(gaps))
     cfg = StreamEvalConfig(model=args.model, dataset=args.dataset, root=args.root, labels=labels, split=args.split,
-                           limit=args.limit, streams=streams, singles=args.singles, cache=args.cache,
+                           limit=args.limit, streams=streams, singles=args.singles, with_oracle=args.oracle, cache=args.cache,
                            live=live_options(args))
     res = evaluate_stream(cfg)
     if args.json:
