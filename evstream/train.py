@@ -33,14 +33,27 @@ def default_representation(sensor_size, n_frames=4, out_size=(32, 32)) -> dict:
             "mode": "count", "normalize": 4.0, "tail": True, "out_size": list(out_size)}
 
 
+def sample_input(ds, i: int, rep, rng=None) -> np.ndarray:
+    """One sample's model input: its events (augmented with ``rng``) through ``rep``; a stream window
+    (``ds.span_of``) over its exact time span, as the live pipeline builds it."""
+    ev = ds.events_of(int(i))
+    if rng is not None:
+        ev = augment(ev, ds.sensor_size, rng)
+    span = ds.span_of(int(i)) if hasattr(ds, "span_of") else ()
+    return rep(ev, *span)
+
+
+def window_range(spec) -> tuple[int, int]:
+    """``"100,150"`` or ``"0-200"`` or ``"150"`` (ms) -> ``(lo_us, hi_us)``."""
+    parts = [float(v) for v in str(spec).replace("-", ",").split(",") if v.strip()]
+    lo, hi = (parts[0], parts[-1]) if parts else (0.0, 0.0)
+    if lo < 0 or hi < lo:
+        raise EvstreamError(f"not a range of milliseconds: {spec!r}")
+    return int(lo * 1000), int(hi * 1000)
+
+
 def batch_inputs(ds: EventDataset, idx, rep, rng=None) -> torch.Tensor:
-    xs = []
-    for i in idx:
-        ev = ds.events_of(int(i))
-        if rng is not None:
-            ev = augment(ev, ds.sensor_size, rng)
-        xs.append(rep(ev))
-    return torch.from_numpy(np.stack(xs))
+    return torch.from_numpy(np.stack([sample_input(ds, int(i), rep, rng) for i in idx]))
 
 
 def inputs_of(ds: EventDataset, idx, rep) -> torch.Tensor:
@@ -101,6 +114,24 @@ def train(args, log=print) -> dict:
     if args.emulated:
         em = emulated_mnist(args.emulated_root, args.emulated, args.seed, args.cache, progress=args.progress)
         sources.append((em, np.arange(len(em))))
+    x_valw = y_valw = None
+    n_windows = getattr(args, "stream_windows", 0)
+    if n_windows:  # windows at random offsets of continuous streams of the same training recordings
+        from evstream.streams import WindowSet
+
+        lo, hi = window_range(args.window_ms)
+        recs = [s.events_of(int(i)) for s, idx in sources for i in idx]
+        labs = [int(s.labels[int(i)]) for s, idx in sources for i in idx]
+        gaps = window_range(args.stream_gaps_ms)
+        wset = WindowSet(recs, labs, ds.sensor_size, n_windows, (lo, hi), seed=args.seed, gap_us=gaps)
+        sources.append((wset, np.arange(len(wset))))
+        # the same kind of windows from streams of the held-out real recordings: the streaming validation
+        vset = WindowSet([ds.events_of(int(i)) for i in va_idx], ds.labels[va_idx], ds.sensor_size,
+                         4 * len(va_idx), (hi, hi), seed=10_000 + args.seed, gap_us=gaps)
+        x_valw = inputs_of(vset, np.arange(len(vset)), rep)
+        y_valw = torch.from_numpy(vset.labels)
+        log(f"{len(wset)} stream windows of {lo / 1e3:g}-{hi / 1e3:g} ms added; validating on {len(vset)} "
+            f"windows of held-out streams")
     pool = [(s, int(i)) for s, idx in sources for i in idx]
     x_val = inputs_of(ds, va_idx, rep)
     y_val = torch.from_numpy(ds.labels[va_idx])
@@ -164,8 +195,8 @@ def train(args, log=print) -> dict:
                 ks = order[b * args.batch:(b + 1) * args.batch]
                 mine = dist.shard(ks)  # this process's share of the global batch
                 # one generator per sample: the same augmentation whichever process draws it
-                x = torch.from_numpy(np.stack([rep(augment(pool[k][0].events_of(pool[k][1]), pool[k][0].sensor_size,
-                                                           np.random.default_rng([args.seed, ph, ep, int(k)])))
+                x = torch.from_numpy(np.stack([sample_input(pool[k][0], pool[k][1], rep,
+                                                            np.random.default_rng([args.seed, ph, ep, int(k)]))
                                                for k in mine]))
                 y = torch.tensor([int(pool[k][0].labels[pool[k][1]]) for k in mine])
                 x, y = x.to(device), y.to(device)
@@ -196,11 +227,15 @@ def train(args, log=print) -> dict:
             model.set_mask_ratio(0.0)
             row = {"phase": name, "epoch": ep + 1, "loss": float(dist.all_sum([np.mean(losses)])[0] / dist.world_size()),
                    "val_accuracy": accs[min(accs)]}
+            if x_valw is not None:
+                row["val_window_accuracy"] = ann_accuracy(model, x_valw.to(device), y_valw.to(device))
             if len(accs) > 1 or name == "masked":
                 row["val_accuracy_by_mask"] = {str(r): a for r, a in accs.items()}
             history.append(row)
             log(f"{name} epoch {ep + 1}/{epochs}: loss {row['loss']:.4f}, val accuracy "
-                + ", ".join(f"{a:.4f} (mask {r:g})" for r, a in accs.items()) + f" ({time.time() - t0:.1f} s)")
+                + ", ".join(f"{a:.4f} (mask {r:g})" for r, a in accs.items())
+                + (f", stream windows {row['val_window_accuracy']:.4f}" if x_valw is not None else "")
+                + f" ({time.time() - t0:.1f} s)")
             if main:
                 ck = {"model": model.state_dict(), "opt": opt.state_dict(), "phase": ph, "epoch": ep + 1}
                 if teacher is not None:
@@ -210,14 +245,17 @@ def train(args, log=print) -> dict:
     model.set_mask_ratio(0.0)
     model.eval()
     acc = ann_accuracy(model, x_val, y_val)
+    metrics = {"val_ann_accuracy": acc}
+    if x_valw is not None:
+        metrics["val_window_ann_accuracy"] = ann_accuracy(model, x_valw, y_valw)
     meta = {
         "arch": args.arch, "representation": rep.config, "classes": ds.classes,
         "dataset": {"name": args.dataset, "root": str(args.root), "labels": str(args.labels) if args.labels else None,
                     "emulated_mnist": args.emulated},
         "split": {"kind": "stratified", "val_fraction": args.val_fraction, "seed": args.seed,
                   "train": len(tr_idx), "val": len(va_idx)},
-        "metrics": {"val_ann_accuracy": acc}, "history": history, "processes": dist.world_size(),
-        "window_us": sample_span_us(ds, tr_idx),
+        "metrics": metrics, "history": history, "processes": dist.world_size(),
+        "window_us": window_range(args.window_ms)[1] if n_windows else sample_span_us(ds, tr_idx),
         "train_args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "_run"},
     }
     if main:
@@ -226,7 +264,10 @@ def train(args, log=print) -> dict:
         if n_cal and "ecmt" in getattr(model, "modes", ()):  # ECMT's base thresholds, stored in meta["ecmt"]
             from evstream.snn.ecmt import calibrate
 
-            meta["ecmt"] = calibrate(model, inputs_of(ds, tr_idx[:n_cal], rep)) | {"split": "train"}
+            x_cal = inputs_of(ds, tr_idx[:n_cal], rep)
+            if n_windows:  # live inputs are stream windows: calibrate on them as much as on whole samples
+                x_cal = torch.cat([x_cal, inputs_of(wset, np.arange(min(n_cal, len(wset))), rep)])
+            meta["ecmt"] = calibrate(model, x_cal) | {"split": "train"}
             log(f"ECMT thresholds calibrated on {meta['ecmt']['samples']} training samples "
                 f"(p{meta['ecmt']['percentile']:g})")
         save_checkpoint(out, model, meta)

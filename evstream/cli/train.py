@@ -29,6 +29,12 @@ def add_arguments(p):
     p.add_argument("--finetune-epochs", type=int, default=5)
     p.add_argument("--emulated", type=int, default=0, help="add this many emulated MNIST saccade samples")
     p.add_argument("--emulated-root", default=str(data / "mnist_images"))
+    p.add_argument("--stream-windows", type=int, default=0, metavar="N",
+                   help="also train on N windows cut at random offsets of continuous streams of the training "
+                        "recordings (straddling windows labelled by the recording covering most); the live "
+                        "window becomes the longest --window-ms (default 0: whole samples only)")
+    p.add_argument("--window-ms", default="100,150", help="stream windows: length range in ms (default 100,150)")
+    p.add_argument("--stream-gaps-ms", default="0-200", help="stream windows: gaps between recordings, ms range")
     p.add_argument("--init", default=None, help="start from this checkpoint's weights (--epochs 0 to fine-tune only)")
     p.add_argument("--ecmt-calibrate", type=int, default=300, metavar="N",
                    help="calibrate the ECMT mode's thresholds on N training samples after training (0: skip)")
