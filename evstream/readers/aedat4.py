@@ -53,6 +53,8 @@ class Aedat4Reader(Reader):
         self._end = table if self._data_start <= table <= size else size  # packets end where the index starts
         self._compression = info["compression"]
         streams = info["streams"]
+        self._known = np.zeros(max(streams, default=-1) + 1, np.uint8)
+        self._known[list(streams)] = 1
         names = [s["name"] for s in streams.values()]
         events = {i: s for i, s in streams.items() if s["type"] == "EVTS"}
         if not events:
@@ -112,7 +114,7 @@ class Aedat4Reader(Reader):
         w, h = self._limits()
         lz4 = self._compression in (1, 2)
         while True:
-            p, n, code, need = dvp.decode_packets(data, pos - base, end - base, sid, lz4, scratch, self._state,
+            p, n, code, need = dvp.decode_packets(data, pos - base, end - base, sid, self._known, lz4, scratch, self._state,
                                                   out, n, w, h)
             pos = base + p
             if code == dvp.OK:
@@ -142,8 +144,8 @@ class Aedat4Reader(Reader):
 
     def _packet_problem(self, code, size, room) -> str:
         what = dvp.PROBLEMS[code].format(size=size, room=max(room, 0))
-        return (f"truncated or corrupt AEDAT 4.0 ({what}); the {self._n_read} events before it were read"
-                if code == dvp.BAD_SIZE else f"corrupt AEDAT 4.0 packet ({what})")
+        kind = "truncated or corrupt AEDAT 4.0" if code == dvp.BAD_SIZE else "corrupt AEDAT 4.0 packet"
+        return f"{kind} ({what}); the {self._n_read} events before it were read"
 
     def _iter_zstd(self, max_events):
         """ZSTD packets through the ``aedat`` decoder, after every packet size was checked here."""
@@ -177,7 +179,7 @@ class Aedat4Reader(Reader):
         if pending and (yield from self._checked_pieces(pending, max_events)):
             return
         if problem is None and bad_at is not None:
-            problem = "truncated or corrupt AEDAT 4.0 (a packet size does not fit the file)"
+            problem = "truncated or corrupt AEDAT 4.0 (a packet header does not fit the file or its streams)"
         if problem is not None:
             yield np.zeros(0, EVENT_DTYPE), f"{problem}; the {self._n_read} events before it were read", bad_at
 
@@ -200,7 +202,7 @@ class Aedat4Reader(Reader):
                 if len(hb) < 8:
                     return n, pos
                 sid, size = struct.unpack("<ii", hb)
-                if size < 0 or size > end - pos - 8:
+                if size < 0 or size > end - pos - 8 or not 0 <= sid < len(self._known) or not self._known[sid]:
                     return n, pos
                 n += sid == self._stream_id
                 pos += 8 + size

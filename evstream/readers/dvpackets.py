@@ -32,12 +32,13 @@ EVTS = 0x53545645  # b"EVTS" as a little-endian uint32
 
 # kernel result codes
 OK, BAD_TIME, OUT_OF_SENSOR = 0, 1, 2
-NEED_DATA, OUT_FULL, SCRATCH_SMALL, BAD_SIZE, BAD_LZ4, BAD_PACKET = 3, 4, 5, 6, 7, 8
+NEED_DATA, OUT_FULL, SCRATCH_SMALL, BAD_SIZE, BAD_LZ4, BAD_PACKET, BAD_STREAM = 3, 4, 5, 6, 7, 8, 9
 PROBLEMS = {
     BAD_SIZE: "packet size {size} does not fit the {room} bytes left",
     BAD_LZ4: "corrupt LZ4 data in the packet",
     BAD_PACKET: "not a readable event packet",
     SCRATCH_SMALL: f"packet decompresses to more than {MAX_PACKET >> 20} MiB",
+    BAD_STREAM: "packet of stream {size}, which the header does not declare",
 }
 
 
@@ -101,7 +102,7 @@ def parse_streams(xml: str) -> dict[int, dict]:
         raise HeaderProblem(f"unreadable stream description ({exc})") from None
     out_info = next((n for n in root.iter("node") if n.get("name") == "outInfo"), None)
     for node in (out_info if out_info is not None else []):
-        if node.tag != "node" or not re.fullmatch(r"\d{1,9}", node.get("name", "")):
+        if node.tag != "node" or not re.fullmatch(r"\d{1,4}", node.get("name", "")):
             continue
         attrs = {a.get("key"): (a.text or "") for a in node.iter("attr")}
 
@@ -324,9 +325,10 @@ def _event_vector(b, n):
 
 
 @nb.njit(cache=True, nogil=True)
-def decode_packets(data, pos, end, stream_id, lz4, scratch, state, out, n, width, height):
+def decode_packets(data, pos, end, stream_id, known, lz4, scratch, state, out, n, width, height):
     """Walk the packets in ``data[pos:end]``, decoding those of ``stream_id`` into ``out[n:]``, checked like
-    the other decoders (state = [last_t]). ``scratch`` is a uint32 array (decompression room).
+    the other decoders (state = [last_t]). ``known[i]`` is 1 for each stream id the header declares (any
+    other id is damage: BAD_STREAM, ``need`` = the id). ``scratch`` is a uint32 array (decompression room).
 
     Returns (pos, n, code, need): ``pos`` is the start of the packet where it stopped (``end`` when all
     were read), ``n`` the events in ``out``; ``need`` is the byte size of that packet for NEED_DATA
@@ -344,6 +346,8 @@ def decode_packets(data, pos, end, stream_id, lz4, scratch, state, out, n, width
             size -= 1 << 32
         if size < 0 or size > end - pos - 8:
             return pos, n, BAD_SIZE, size
+        if sid >= known.shape[0] or known[sid] == 0:
+            return pos, n, BAD_STREAM, sid
         if pos + 8 + size > data.shape[0]:
             return pos, n, NEED_DATA, 8 + size
         if sid != stream_id:
