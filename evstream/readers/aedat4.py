@@ -168,28 +168,19 @@ class Aedat4Reader(Reader):
                 pending.append(ev)
                 n_pending += len(ev)
                 if n_pending >= max_events:
-                    bad = yield from self._checked_pieces(pending, max_events)
-                    if bad:
+                    if (yield from self._checked_parts(pending, max_events)):
                         return
                     pending, n_pending = [], 0
         except BaseException as exc:  # not GeneratorExit / KeyboardInterrupt: those propagate
             if not _decoder_failed(exc):
                 raise
             problem = f"corrupt ZSTD packet ({_first_line(exc)})"
-        if pending and (yield from self._checked_pieces(pending, max_events)):
+        if pending and (yield from self._checked_parts(pending, max_events)):
             return
         if problem is None and bad_at is not None:
             problem = "truncated or corrupt AEDAT 4.0 (a packet header does not fit the file or its streams)"
         if problem is not None:
             yield np.zeros(0, EVENT_DTYPE), f"{problem}; the {self._n_read} events before it were read", bad_at
-
-    def _checked_pieces(self, parts, max_events):
-        """Yield the checked events of ``parts`` in chunks; True if the check found a problem (yielded)."""
-        good, problem, _ = self._check(np.concatenate(parts))
-        yield from _pieces(good, max_events)
-        if problem:
-            yield good[:0], problem, None
-        return problem is not None
 
     def _packet_chain(self) -> tuple[int, int | None]:
         """(packets of the event stream before the first packet whose size does not fit the file, the
