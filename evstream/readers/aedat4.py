@@ -155,8 +155,12 @@ class Aedat4Reader(Reader):
         pending, n_pending, problem, seen = [], 0, None, 0
         try:
             with _rust_panics_quiet():
-                decoder = aedat.Decoder(str(self.path))
-            for packet in decoder:
+                packets = iter(aedat.Decoder(str(self.path)))
+            while True:
+                with _rust_panics_quiet():  # a panic's report would be a second line on stderr
+                    packet = next(packets, None)
+                if packet is None:
+                    break
                 if packet.get("stream_id") != self._stream_id or "events" not in packet:
                     continue
                 if seen == n_ours:

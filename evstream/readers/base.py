@@ -255,6 +255,21 @@ def checked_sensor(width, height, where, what: str = "header") -> tuple[int, int
     return w, h
 
 
+def check_values(columns: dict, k0: int, where) -> None:
+    """A one-line error if column ``t``, ``x`` or ``y`` of events ``k0``... (before the cast to the event
+    type) holds a value the event type cannot: x or y outside 0..65535, a time that is not finite."""
+    for name, v in columns.items():
+        if name == "t":
+            bad = ~np.isfinite(v) | (np.abs(v) > 2.0 ** 62) if v.dtype.kind == "f" else None
+        elif name in "xy" and (v.dtype.kind in "if" or (v.dtype.kind == "u" and v.dtype.itemsize > 2)):
+            bad = ~((v >= 0) & (v <= 0xFFFF))  # NaN too
+        else:
+            bad = None
+        if bad is not None and len(v) and bad.any():
+            i = int(np.argmax(bad))
+            raise FormatError(f"event {k0 + i} has {name} = {v[i]}, which no event can have", where=where)
+
+
 def pread(fd: int, size: int, offset: int, where) -> bytes:
     """``os.pread`` with an OSError turned into a one-line :class:`FormatError`."""
     try:

@@ -16,7 +16,7 @@ import numpy as np
 
 from evstream.errors import FormatError
 from evstream.events import make_events
-from evstream.readers.base import NO_EVENTS, Reader, check_path_size, checked_sensor
+from evstream.readers.base import NO_EVENTS, Reader, check_path_size, check_values, checked_sensor
 
 FIELDS = "txyp"
 MAX_RATIO = 1100  # deflate cannot expand data more than ~1032x; gzip-compressed HDF5 chunks neither
@@ -26,16 +26,6 @@ SMALL_MEMBER = 4096  # bytes: the most a scalar member (width, height) may take
 def _one_line(exc: BaseException) -> str:
     text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     return text or type(exc).__name__
-
-
-def _check_values(events_xy: dict, k0: int, where) -> None:
-    """A one-line error if an x or y value (before the uint16 cast) is negative or above 65535."""
-    for name, v in events_xy.items():
-        if v.dtype.kind in "if" or (v.dtype.kind == "u" and v.dtype.itemsize > 2):
-            bad = ~((v >= 0) & (v <= 0xFFFF))  # NaN too
-            if len(v) and bad.any():
-                i = int(np.argmax(bad))
-                raise FormatError(f"event {k0 + i} has {name} = {v[i]}, outside 0..65535", where=where)
 
 
 class NpzReader(Reader):
@@ -136,7 +126,7 @@ class NpzReader(Reader):
         """Without ``width``/``height``: the smallest sensor holding every event (one pass over x and y)."""
         w = h = 0
         for s, c in self._columns("xy", 1 << 22):
-            _check_values(c, s, self.path)
+            check_values(c, s, self.path)
             if len(c["x"]):
                 w = max(w, int(c["x"].max()) + 1)
                 h = max(h, int(c["y"].max()) + 1)
@@ -153,7 +143,7 @@ class NpzReader(Reader):
                 yield NO_EVENTS, f"{exc.problem}; the {self._n_read} events before it were read", None
                 return
             try:
-                _check_values({k: c[k] for k in "xy"}, s, self.path)
+                check_values(c, s, self.path)
             except FormatError as exc:
                 yield NO_EVENTS, exc.problem, None
                 return
@@ -215,28 +205,10 @@ class Hdf5Reader(Reader):
             raise FormatError("'events' is neither a group nor a dataset", where=self.path)
         self._n = len(self._datasets[0])
         for d in self._datasets:
-            self._check_storage(d)
+            check_storage(d, self._size, self.path)
         if sensor_size is None and "width" in a and "height" in a:
             self.sensor_size = checked_sensor(_item(a["width"]), _item(a["height"]), self.path, "HDF5 attribute")
         self._g = g
-
-    def _check_storage(self, d) -> None:
-        """A one-line error if dataset ``d`` declares more data than the file stores for it."""
-        declared = d.size * d.dtype.itemsize
-        if declared == 0:
-            return
-        try:
-            stored = d.id.get_storage_size()
-            chunks = d.chunks
-            n_chunks = d.id.get_num_chunks() if chunks else None
-        except Exception as exc:
-            raise FormatError(f"corrupt HDF5 dataset {d.name} ({_one_line(exc)})", where=self.path) from None
-        filtered = bool(chunks) and bool(d.compression or d.id.get_create_plist().get_nfilters())
-        expected = math.prod(math.ceil(s / c) for s, c in zip(d.shape, chunks)) if chunks else None
-        if (not filtered and stored < declared) or (chunks and n_chunks < expected) \
-                or declared > MAX_RATIO * max(stored, 1) or stored > self._size:
-            raise FormatError(f"dataset {d.name} declares {d.size} values ({declared} bytes) but the "
-                              f"{self._size}-byte file stores {stored} bytes for it", where=self.path)
 
     def _iter_events(self, max_events):
         for s in range(0, self._n, max_events):
@@ -247,7 +219,7 @@ class Hdf5Reader(Reader):
                 else:
                     a = self._g[sl]
                     t, x, y, p = a["t"], a["x"], a["y"], a["p"]
-                _check_values({"x": x, "y": y}, s, self.path)
+                check_values({"t": t, "x": x, "y": y}, s, self.path)
             except FormatError as exc:
                 yield NO_EVENTS, exc.problem, None
                 return
@@ -260,6 +232,26 @@ class Hdf5Reader(Reader):
 
     def close(self):
         self._h.close()
+
+
+def check_storage(d, file_size: int, where) -> None:
+    """A one-line error if HDF5 dataset ``d`` declares more data than the file stores for it (reading it
+    would hand out fill values, as many as the header likes)."""
+    declared = d.size * d.dtype.itemsize
+    if declared == 0:
+        return
+    try:
+        stored = d.id.get_storage_size()
+        chunks = d.chunks
+        n_chunks = d.id.get_num_chunks() if chunks else None
+        filtered = bool(chunks) and d.id.get_create_plist().get_nfilters() > 0
+    except Exception as exc:
+        raise FormatError(f"corrupt HDF5 dataset {d.name} ({_one_line(exc)})", where=where) from None
+    expected = math.prod(math.ceil(s / c) for s, c in zip(d.shape, chunks)) if chunks else None
+    if (not filtered and stored < declared) or (chunks and n_chunks < expected) \
+            or declared > MAX_RATIO * max(stored, 1) or stored > file_size:
+        raise FormatError(f"dataset {d.name} declares {d.size} values ({declared} bytes) but the "
+                          f"{file_size}-byte file stores {stored} bytes for it", where=where)
 
 
 def _item(v):
