@@ -9,8 +9,9 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("EVSTREAM_DATA", REPO.parent / "shared" / "data")).resolve()
+from evstream.paths import REPO, data_root  # noqa: E402,F401
+
+DATA = data_root().resolve()
 
 
 @pytest.fixture(scope="session")

@@ -301,7 +301,7 @@ def test_pretrain_cli_saves_an_encoder_that_train_can_start_from(data_dir, tmp_p
 def test_shipped_checkpoint_model_equals_streaming_loop(data_dir):
     from pathlib import Path
 
-    from evstream.evaluate import eval_inputs
+    from evstream.inputs import eval_inputs
 
     path = Path(__file__).resolve().parents[1] / "models" / "spikformer-nmnist.pt"
     if not path.exists():
