@@ -13,9 +13,9 @@ from evstream.errors import CheckpointError
 from evstream.live import load_model
 from evstream.snn import build_model, load_checkpoint, make_config, save_checkpoint
 from evstream.snn.config import MAX_ELEMENTS, model_size
+from tiny import tiny_config
 
-TINY = {"preset": "tiny", "in_channels": 4, "num_classes": 3, "img_size": 16, "dim": 16, "depths": [2],
-        "heads": [2], "window": 4}
+TINY = tiny_config("mst", num_classes=3, depths=[2], heads=[2])
 REP = {"kind": "frames", "sensor_size": [34, 34], "n_frames": 2, "out_size": [16, 16]}
 
 
