@@ -24,8 +24,17 @@ class ControlPanel(QtWidgets.QWidget):
         self.window = window
         lay = QtWidgets.QVBoxLayout(self)
         lay.setContentsMargins(6, 6, 6, 6)
+        for build in (self._source_box, self._playback_box, self._slicing_box, self._model_box):
+            lay.addWidget(build())
+        self.record_btn = QtWidgets.QPushButton("● Record session")
+        self.record_btn.setCheckable(True)
+        lay.addWidget(self.record_btn)
+        lay.addStretch(1)
+        self._populate_models()
+        self._connect()
 
-        # --- source
+    # ------------------------------------------------------------------ the boxes
+    def _source_box(self):
         box = QtWidgets.QGroupBox("source")
         g = QtWidgets.QGridLayout(box)
         self.source_label = QtWidgets.QLabel("–")
@@ -39,9 +48,9 @@ class ControlPanel(QtWidgets.QWidget):
         g.addWidget(self.connect_btn, 1, 1)
         g.addWidget(self.camera_btn, 2, 0)
         g.addWidget(self.webcam_btn, 2, 1)
-        lay.addWidget(box)
+        return box
 
-        # --- transport
+    def _playback_box(self):
         box = QtWidgets.QGroupBox("playback")
         g = QtWidgets.QGridLayout(box)
         self.play_btn = QtWidgets.QPushButton("Pause")
@@ -61,9 +70,9 @@ class ControlPanel(QtWidgets.QWidget):
             self.speed.addItem(name)
         self.speed.setCurrentIndex(2)
         g.addWidget(self.speed, 3, 1)
-        lay.addWidget(box)
+        return box
 
-        # --- slicing and view
+    def _slicing_box(self):
         box = QtWidgets.QGroupBox("slicing and view")
         g = QtWidgets.QGridLayout(box)
         g.addWidget(QtWidgets.QLabel("slice (ms)"), 0, 0)
@@ -78,9 +87,9 @@ class ControlPanel(QtWidgets.QWidget):
         for v in VIEWS:
             self.view.addItem(v)
         g.addWidget(self.view, 1, 1)
-        lay.addWidget(box)
+        return box
 
-        # --- model
+    def _model_box(self):
         box = QtWidgets.QGroupBox("model")
         g = QtWidgets.QGridLayout(box)
         self.model = QtWidgets.QComboBox()
@@ -116,16 +125,7 @@ class ControlPanel(QtWidgets.QWidget):
         self.mask = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
         self.mask.setRange(0, 95)
         g.addWidget(self.mask, 6, 0, 1, 2)
-        lay.addWidget(box)
-
-        # --- record
-        self.record_btn = QtWidgets.QPushButton("● Record session")
-        self.record_btn.setCheckable(True)
-        lay.addWidget(self.record_btn)
-        lay.addStretch(1)
-
-        self._populate_models()
-        self._connect()
+        return box
 
     # ------------------------------------------------------------------ wiring
     def _connect(self):

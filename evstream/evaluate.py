@@ -6,38 +6,23 @@ to T. Output JSON (read by other tools):
 {"dataset", "samples", "ann": {"accuracy", "energy_uJ"},
  "snn": [{"mode", "timesteps", "mask_ratio", "accuracy_mean", "accuracy_std", "spikes_per_sample",
           "energy_uJ"}]}
+
+    res = evaluate(EvalConfig(model="models/mst-nmnist.pt", root=..., timesteps=(8, 32), modes=("mst", "ecmt")))
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from evstream import distributed as dist
-from evstream.datasets import open_dataset, stratified_split
 from evstream.energy import OpCounter
-from evstream.representations import from_config
 from evstream.snn import load_checkpoint
-from evstream.train import inputs_of
-
-
-def eval_inputs(meta: dict, dataset, root, labels, split, limit, cache=None):
-    """The evaluation inputs and labels; ``split="val"`` is the checkpoint's own validation split."""
-    rep = from_config(meta["representation"])
-    if split in ("val", "train"):
-        ds = open_dataset(dataset, root, labels, "train", cache)
-        s = meta.get("split", {})
-        tr, va = stratified_split(ds.labels, s.get("val_fraction", 0.1), s.get("seed", 0))
-        idx = va if split == "val" else tr
-    else:  # "test" (a dataset's own test split) or "all" files listed
-        ds = open_dataset(dataset, root, labels, "test" if split == "test" else "train", cache)
-        idx = np.arange(len(ds))
-    if limit:
-        idx = idx[:limit]
-    return inputs_of(ds, idx, rep), torch.from_numpy(ds.labels[idx]), ds
+from evstream.inputs import eval_inputs
 
 
 @torch.no_grad()
@@ -82,19 +67,39 @@ def snn_curve(model, x, y, timesteps, mode="mst", mask_ratio=0.0, seed=0, batch=
                 "energy_uJ": sums[3 * i + 2] / n} for i, t in enumerate(timesteps)}
 
 
-def evaluate(model_path, dataset, root, labels, timesteps, masks, seeds, modes=None, split="val", limit=0,
-             cache=None, progress=True) -> dict:
+@dataclass(frozen=True)
+class EvalConfig:
+    """What ``evstream eval`` takes: the checkpoint, the data (``split`` "val" is the checkpoint's own
+    validation split), the timesteps T, mask ratios and seeds per ratio, the conversion modes (None: the
+    model's first)."""
+
+    model: str
+    root: str
+    dataset: str = "nmnist"
+    labels: str | None = None
+    timesteps: tuple = (8, 16, 32, 64, 128)
+    masks: tuple = (0.0, 0.5, 0.75)
+    seeds: int = 10
+    modes: tuple | None = None
+    split: str = "val"
+    limit: int = 0
+    cache: str | None = None
+    progress: bool = True
+
+
+def evaluate(cfg: EvalConfig) -> dict:
     """Under torchrun each process evaluates its share of the samples (every world-th); the sums are
     added over processes, so the numbers equal one process's (masked runs: equal in distribution, since
     masks are drawn per process)."""
     dist.init()
-    model, meta = load_checkpoint(model_path)
-    modes = modes or [model.modes[0]]
-    x, y, ds = eval_inputs(meta, dataset, root, labels, split, limit, cache)
+    model, meta = load_checkpoint(cfg.model, need_representation=True)
+    modes = list(cfg.modes or [model.modes[0]])
+    timesteps, masks, seeds = list(cfg.timesteps), list(cfg.masks), cfg.seeds
+    x, y, ds = eval_inputs(meta, cfg.dataset, cfg.root, cfg.labels, cfg.split, cfg.limit, cfg.cache)
     n_total = len(x)
     x, y = dist.shard(x), dist.shard(y)
     torch.set_num_threads(max(1, 2 // dist.world_size()))
-    progress = progress and dist.is_main()
+    progress = cfg.progress and dist.is_main()
     ann = ann_metrics(model, x, y)
     rows = []
     from tqdm import tqdm
@@ -115,7 +120,7 @@ def evaluate(model_path, dataset, root, labels, timesteps, masks, seeds, modes=N
                              "spikes_per_sample": float(np.mean([c[t]["spikes_per_sample"] for c in per_seed])),
                              "energy_uJ": float(np.mean([c[t]["energy_uJ"] for c in per_seed]))})
     bar.close()
-    return {"dataset": dataset, "split": split, "model": str(model_path), "samples": n_total,
+    return {"dataset": cfg.dataset, "split": cfg.split, "model": str(cfg.model), "samples": n_total,
             "processes": dist.world_size(),
             "ann": {"accuracy": ann["accuracy"], "energy_uJ": ann["energy_uJ"]}, "snn": rows}
 

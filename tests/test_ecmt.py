@@ -195,7 +195,7 @@ def test_shipped_checkpoint_ecmt_close_to_ann(data_dir):
     path = REPO / "models" / "mst-nmnist.pt"
     if not path.exists():
         pytest.skip("shipped checkpoint models/mst-nmnist.pt not present")
-    from evstream.evaluate import eval_inputs
+    from evstream.inputs import eval_inputs
 
     model, meta = load_checkpoint(path)
     ds = meta["dataset"]

@@ -34,10 +34,10 @@ def other_checkpoint(path):
 
 def small_checkpoint(path, sensor=(16, 16)):
     """A tiny untrained MST checkpoint for a sensor the demo does not have."""
-    from evstream.snn import build_model, save_checkpoint
+    from evstream.snn import save_checkpoint
+    from tiny import tiny_model
 
-    m = build_model("mst", {"preset": "tiny", "in_channels": 4, "num_classes": 3, "img_size": 16, "dim": 16,
-                            "depths": [2], "heads": [2], "window": 4})
+    m = tiny_model("mst", num_classes=3, depths=[2], heads=[2])
     rep = {"kind": "frames", "sensor_size": list(sensor), "n_frames": 2, "out_size": [16, 16]}
     save_checkpoint(path, m, {"representation": rep, "classes": ["a", "b", "c"]})
     return path

@@ -10,16 +10,12 @@ import torch.nn.functional as F
 from evstream.errors import CheckpointError
 from evstream.snn import build_model, load_checkpoint, save_checkpoint
 from evstream.snn.spikformer import SSA, make_config, ssa_product
+from tiny import tiny_model
 
 torch.set_num_threads(1)
 
-SMALL = {"preset": "tiny", "in_channels": 4, "num_classes": 3, "img_size": 16, "patch_size": 4, "dim": 16,
-         "heads": 2, "depth": 1, "mlp_ratio": 2.0, "timesteps": 4}
-
-
 def small(seed=0, **over):
-    torch.manual_seed(seed)
-    return build_model("spikformer", SMALL | over)
+    return tiny_model("spikformer", seed, **over)
 
 
 def toy_data(n=36, seed=0):
@@ -301,7 +297,7 @@ def test_pretrain_cli_saves_an_encoder_that_train_can_start_from(data_dir, tmp_p
 def test_shipped_checkpoint_model_equals_streaming_loop(data_dir):
     from pathlib import Path
 
-    from evstream.evaluate import eval_inputs
+    from evstream.inputs import eval_inputs
 
     path = Path(__file__).resolve().parents[1] / "models" / "spikformer-nmnist.pt"
     if not path.exists():

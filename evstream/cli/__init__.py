@@ -24,6 +24,7 @@ COMMANDS = {
     "emulate": "emulate",
     "train": "train",
     "pretrain": "pretrain",
+    "calibrate": "calibrate",
     "eval": "evaluate",
     "eval-stream": "eval_stream",
     "run": "run",

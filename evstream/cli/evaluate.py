@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 
 HELP = "accuracy, spikes and energy of a checkpoint's ANN and SNN views for several T and mask ratios"
 
-REPO = Path(__file__).resolve().parents[2]
-
 
 def add_arguments(p):
-    data = Path(os.environ.get("EVSTREAM_DATA", REPO.parent / "shared" / "data"))
+    from evstream.paths import DEMO_MODEL, data_root
+
+    data = data_root()
     p.add_argument("--dataset", default="nmnist", choices=["nmnist", "ncars", "cifar10dvs", "asl"])
     p.add_argument("--root", default=str(data / "nmnist_small" / "train"))
     p.add_argument("--labels", default=None)
-    p.add_argument("--model", default=str(REPO / "models" / "mst-nmnist.pt"))
+    p.add_argument("--model", default=str(DEMO_MODEL))
     p.add_argument("--timesteps", default="8,16,32,64,128")
     p.add_argument("--mask", default="0,0.5,0.75")
     p.add_argument("--seeds", type=int, default=10)
@@ -30,14 +28,16 @@ def add_arguments(p):
 
 
 def run(args) -> int:
-    from evstream.evaluate import evaluate, write
+    from evstream.cli.train import default_labels
+    from evstream.evaluate import EvalConfig, evaluate, write
 
-    if args.labels is None and args.dataset == "nmnist" and (Path(args.root) / "labels.txt").exists():
-        args.labels = str(Path(args.root) / "labels.txt")
-    res = evaluate(args.model, args.dataset, args.root, args.labels,
-                   [int(t) for t in args.timesteps.split(",")], [float(m) for m in args.mask.split(",")],
-                   args.seeds, args.mode.split(",") if args.mode else None, args.split, args.limit, args.cache,
-                   args.progress)
+    res = evaluate(EvalConfig(
+        model=args.model, root=args.root, dataset=args.dataset,
+        labels=default_labels(args.dataset, args.root, args.labels),
+        timesteps=tuple(int(t) for t in args.timesteps.split(",")),
+        masks=tuple(float(m) for m in args.mask.split(",")), seeds=args.seeds,
+        modes=tuple(args.mode.split(",")) if args.mode else None, split=args.split, limit=args.limit,
+        cache=args.cache, progress=args.progress))
     from evstream import distributed as dist
 
     if not dist.is_main():

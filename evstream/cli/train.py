@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 HELP = "train a spiking-transformer checkpoint (ANN with QCFS, then masked fine-tuning) on a dataset"
 
 
 def add_arguments(p):
-    data = Path(os.environ.get("EVSTREAM_DATA", Path.cwd().parent / "shared" / "data"))
+    from evstream.paths import data_root
+
+    data = data_root()
     p.add_argument("--dataset", default="nmnist", choices=["nmnist", "ncars", "cifar10dvs", "asl"])
     p.add_argument("--root", default=str(data / "nmnist_small" / "train"))
     p.add_argument("--labels", default=None, help="label list '#sample #class' (N-MNIST small layout)")
@@ -47,10 +48,18 @@ def add_arguments(p):
     p.add_argument("--no-progress", dest="progress", action="store_false")
 
 
-def run(args) -> int:
-    from evstream.train import train
+def default_labels(dataset, root, labels):
+    """N-MNIST small: the label list next to the files when none is given."""
+    if labels is None and dataset == "nmnist" and (Path(root) / "labels.txt").exists():
+        return str(Path(root) / "labels.txt")
+    return labels
 
-    if args.labels is None and args.dataset == "nmnist" and (Path(args.root) / "labels.txt").exists():
-        args.labels = str(Path(args.root) / "labels.txt")
-    train(args)
+
+def run(args) -> int:
+    import dataclasses
+
+    from evstream.train import TrainConfig, train
+
+    cfg = TrainConfig.from_namespace(args)
+    train(dataclasses.replace(cfg, labels=default_labels(cfg.dataset, cfg.root, cfg.labels)))
     return 0

@@ -73,32 +73,57 @@ def live_mode(modes) -> str | None:
     return next((m for m in LIVE_MODES if m in modes), modes[0] if modes else None)
 
 
+def representation_of(path, meta: dict, model):
+    """The checkpoint's input representation, checked against the model's input; CheckpointError otherwise."""
+    from evstream.representations import from_config
+
+    try:
+        rep = from_config(meta["representation"])
+        channels, hw = int(rep.channels), tuple(int(v) for v in rep.out_hw)
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise CheckpointError(f"bad representation config ({exc})", where=path) from None
+    want = getattr(getattr(model, "config", None), "in_channels", channels)
+    if channels != want:
+        raise CheckpointError(f"the representation gives {channels} channels but the model takes {want}", where=path)
+    if len(hw) != 2 or not 0 < hw[0] * hw[1] <= MAX_PIXELS:
+        raise CheckpointError(f"bad representation output size {hw}", where=path)
+    return rep
+
+
+MAX_PIXELS = 1 << 24  # of one model input frame
+
+
 def load_model(path, sensor_size=None, mode: str | None = None, mask_ratio: float = 0.0, seed: int = 0,
                decay: float | None = None) -> LoadedModel:
     """Load a checkpoint for streaming; ``CheckpointError`` (one line naming the file) if it is unreadable,
-    has no representation, or was trained on another sensor size than ``sensor_size`` (w, h)."""
-    from evstream.representations import from_config
+    has no representation (or one the model cannot take), or was trained on another sensor size than
+    ``sensor_size`` (w, h)."""
     from evstream.snn import load_checkpoint
 
-    model, meta = load_checkpoint(path)
-    cfg = meta.get("representation")
-    if not cfg:
-        raise CheckpointError("checkpoint has no representation config", where=path)
-    try:
-        rep = from_config(cfg)
-    except (TypeError, ValueError) as exc:
-        raise CheckpointError(f"bad representation config ({exc})", where=path) from None
+    model, meta = load_checkpoint(path, need_representation=True)
+    rep = representation_of(path, meta, model)
     check_fit(path, rep, sensor_size)
     modes = tuple(getattr(model, "modes", ()) or ())
     if mode is not None and modes and mode not in modes:
         raise CheckpointError(f"mode {mode!r} not supported by this {getattr(model, 'arch', '?')} model "
                               f"(modes: {', '.join(modes)})", where=path)
     mode = mode or live_mode(modes)
-    classes = [str(c) for c in meta.get("classes", [])]
-    n_window = int(cfg.get("n_frames", 1) or 1)
-    lm = LoadedModel(str(path), model, meta, mode, rep, classes, n_window, ann_energy_uJ(model, rep),
-                     window_us=int(meta.get("window_us") or 0))
-    lm.runner = model.spiking(mode=mode, mask_ratio=mask_ratio, seed=seed, decay=decay)
+    try:
+        classes = [str(c) for c in meta.get("classes") or []]
+        n_window = int(meta["representation"].get("n_frames", 1) or 1)
+        window_us = int(meta.get("window_us") or 0)
+    except (TypeError, ValueError):
+        raise CheckpointError("malformed meta (classes, window_us or the representation's n_frames)",
+                              where=path) from None
+    try:
+        lm = LoadedModel(str(path), model, meta, mode, rep, classes, n_window, ann_energy_uJ(model, rep),
+                         window_us=window_us)
+        lm.runner = model.spiking(mode=mode, mask_ratio=mask_ratio, seed=seed, decay=decay)
+    except CheckpointError as exc:  # e.g. a calibration that does not fit: name the file
+        raise exc if exc.where else CheckpointError(exc.problem, where=path) from None
+    except RuntimeError as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise CheckpointError(f"the model does not run on its representation's input ({first})", where=path) from None
     lm.runner.reset()
     if not lm.classes:
         lm.classes = [str(i) for i in range(int(getattr(getattr(model, "config", None), "num_classes", 0) or 0))]

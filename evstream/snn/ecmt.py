@@ -3,8 +3,7 @@ High-performance Spiking Transformers from ANN to SNN Conversion"; supplement in
 
     snn = model.spiking(mode="ecmt")            # same checkpoint, same streaming API as mode "mst"
     cal = calibrate(model, x_train)             # base thresholds from training activations (deterministic)
-    calibrate_checkpoint("models/m.pt")         # the same, stored in the checkpoint's meta["ecmt"]
-    python -m evstream.snn.ecmt MODEL.pt [--limit 300] [--percentile 99] [--levels 8] [--out OUT.pt]
+    evstream calibrate MODEL.pt [--limit 300]   # the same, on its training split, stored in meta["ecmt"]
 
 What the conversion does to the MST (evstream/snn/mst.py), on a deep copy:
 
@@ -49,6 +48,7 @@ from evstream.errors import CheckpointError, EvstreamError
 from evstream.energy import pair_ops
 from evstream.snn.mst import WindowAttention
 from evstream.snn.neurons import NO_KEEP, QCFS
+from evstream.snn.registry import register_conversion
 from evstream.snn.streaming import SpikingRunner, StepResult
 
 DEFAULT_LEVELS = 8
@@ -360,26 +360,6 @@ def calibrate(model, x: torch.Tensor, percentile: float = DEFAULT_PERCENTILE, le
             "theta": theta, "top": top}
 
 
-def calibrate_checkpoint(path, out=None, limit: int = 300, percentile: float = DEFAULT_PERCENTILE,
-                         levels: int = DEFAULT_LEVELS, root=None, labels=None) -> dict:
-    """Calibrate a checkpoint on its own training split (``meta["dataset"]``, ``meta["split"]``) and store
-    the result in its meta["ecmt"] (written to ``out``, default: the checkpoint itself)."""
-    from evstream.evaluate import eval_inputs
-    from evstream.snn.checkpoint import load_checkpoint, save_checkpoint
-
-    model, meta = load_checkpoint(path)
-    ds = meta.get("dataset") or {}
-    if not ds.get("name") or not (root or ds.get("root")):
-        raise CheckpointError("no training dataset recorded in meta['dataset'] (give root=)", where=path)
-    x, _, _ = eval_inputs(meta, ds["name"], root or ds["root"], labels or ds.get("labels"), "train", limit)
-    cal = calibrate(model, x, percentile, levels)
-    cal["split"] = "train"
-    meta = dict(meta)
-    meta["ecmt"] = cal
-    save_checkpoint(out or path, model, meta)
-    return cal
-
-
 def thresholds_for(model, calibration: dict | None, levels: int | None = None) -> tuple[dict, int, str]:
     """({activation name: θ}, n levels, source) from a calibration dict, or from λ without one."""
     acts = model.activations()
@@ -428,6 +408,7 @@ def convert(model, calibration: dict | None = None, levels: int | None = None, d
     return snn.fuse(), n, source
 
 
+@register_conversion("ecmt")
 class ECMTRunner(SpikingRunner):
     """Streaming inference in mode "ecmt": ``reset()``, ``step(x_t)``, ``run(x, T)``, ``set_mask_ratio``.
 
@@ -482,31 +463,3 @@ class ECMTRunner(SpikingRunner):
         self._k += 1
         mean = self._sum / self._w
         return self._result(logits, mean, ECMTStepResult, spikes_per_level=SpikesPerLevel(self.neurons))
-
-
-def main(argv=None) -> int:
-    import argparse
-
-    ap = argparse.ArgumentParser(prog="python -m evstream.snn.ecmt",
-                                 description="calibrate a checkpoint's ECMT thresholds on its training split")
-    ap.add_argument("model")
-    ap.add_argument("--out", default=None, help="write here instead of updating MODEL")
-    ap.add_argument("--limit", type=int, default=300, help="training samples (0: all)")
-    ap.add_argument("--percentile", type=float, default=DEFAULT_PERCENTILE)
-    ap.add_argument("--levels", type=int, default=DEFAULT_LEVELS)
-    ap.add_argument("--root", default=None, help="dataset root (default: the one in the checkpoint)")
-    ap.add_argument("--labels", default=None)
-    args = ap.parse_args(argv)
-    try:
-        cal = calibrate_checkpoint(args.model, args.out, args.limit, args.percentile, args.levels, args.root,
-                                   args.labels)
-    except EvstreamError as exc:
-        print(f"error: {exc}")
-        return 2
-    print(f"calibrated {len(cal['theta'])} neuron layers on {cal['samples']} training samples "
-          f"(p{cal['percentile']:g}, {cal['levels']} levels) -> {args.out or args.model}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

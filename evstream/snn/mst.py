@@ -18,19 +18,22 @@ paper's Swin-T (BN).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from evstream.distributed import BatchNorm  # BN over the channel dim; global statistics under torchrun
 from evstream.energy import pair_ops
 from evstream.snn.base import SpikingModel
+from evstream.snn.config import ModelConfig
+from evstream.snn.layers import BatchNorm  # BN over the channel dim; global statistics under torchrun
 from evstream.snn.neurons import QCFS
+from evstream.snn.registry import register_arch
 
 
 @dataclass
-class MSTConfig:
+class MSTConfig(ModelConfig):
+    FAMILY = "mst"
     in_channels: int = 8  # n_frames x 2 polarities
     num_classes: int = 10
     img_size: int = 32
@@ -44,10 +47,15 @@ class MSTConfig:
     levels: int = 16  # QCFS quantisation levels L
     threshold: float = 3.0  # initial λ
 
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["depths"], d["heads"] = list(self.depths), list(self.heads)
-        return d
+    def check(self) -> None:
+        if len(self.depths) != len(self.heads) or not self.depths:
+            raise ValueError(f"mst config: depths {list(self.depths)} and heads {list(self.heads)} must have one "
+                             "entry per stage")
+        if self.img_size % self.patch_size:
+            raise ValueError(f"mst config: patch_size {self.patch_size} must divide img_size {self.img_size}")
+        for s, h in enumerate(self.heads):
+            if (self.dim << s) % h:
+                raise ValueError(f"mst config: stage {s} width {self.dim << s} is not divisible by {h} heads")
 
 
 PRESETS = {
@@ -60,14 +68,9 @@ PRESETS = {
 
 
 def make_config(cfg: dict | MSTConfig | None) -> MSTConfig:
-    """An :class:`MSTConfig` from a preset name (``{"preset": "tiny", ...overrides}``) or fields."""
-    if isinstance(cfg, MSTConfig):
-        return cfg
-    cfg = dict(cfg or {})
-    base = PRESETS[cfg.pop("preset", "tiny")]
-    d = base.to_dict() | cfg
-    d["depths"], d["heads"] = tuple(d["depths"]), tuple(d["heads"])
-    return MSTConfig(**d)
+    """An :class:`MSTConfig` from a preset name (``{"preset": "tiny", ...overrides}``) or fields, validated
+    (:mod:`evstream.snn.config`)."""
+    return MSTConfig.make(cfg, PRESETS)
 
 
 def window_partition(x, w):
@@ -249,10 +252,12 @@ class PatchMerging(nn.Module):
         self.norm = Affine(self.norm)
 
 
+@register_arch("mst")
 class MST(SpikingModel):
     """See the module docstring. ``forward(x)`` with ``x (B, in_channels, H, W)`` gives class scores."""
 
     arch = "mst"
+    CONFIG, PRESETS = MSTConfig, PRESETS
     modes = ("mst", "ecmt")  # the conversion modes (ANN -> SNN) this family supports; the first is the default
 
     def __init__(self, config: dict | MSTConfig | None = None):

@@ -29,21 +29,24 @@ Sizes are configs (``PRESETS``): "tiny" for 32x32 N-MNIST frames on 2 CPU cores;
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from spikingjelly.activation_based import neuron, surrogate
 from torch import nn
 
-from evstream.distributed import BatchNorm  # BN over the channel dim; global statistics under torchrun
 from evstream.energy import pair_ops
 from evstream.snn.base import SpikingModel
+from evstream.snn.config import ModelConfig
+from evstream.snn.layers import BatchNorm  # BN over the channel dim; global statistics under torchrun
 from evstream.snn.neurons import lif_step, run_kernel
+from evstream.snn.registry import register_arch, register_conversion
 from evstream.snn.streaming import SpikingRunner
 
 
 @dataclass
-class SpikformerConfig:
+class SpikformerConfig(ModelConfig):
+    FAMILY = "spikformer"
     in_channels: int = 8  # n_frames x 2 polarities
     num_classes: int = 10
     img_size: int = 32
@@ -62,10 +65,14 @@ class SpikformerConfig:
     attn_threshold: float = 0.5
     scale: float = 0.125  # s in SSA(Q, K, V) = SN(Q Kᵀ V · s)
 
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["stem_channels"] = list(self.stem_channels)
-        return d
+    def check(self) -> None:
+        if self.stem not in ("sps", "scs"):
+            raise ValueError(f"stem must be 'sps' or 'scs', got {self.stem!r}")
+        p = self.patch_size
+        if p & (p - 1) or self.img_size % p:
+            raise ValueError(f"patch_size must be a power of two dividing img_size ({p}, {self.img_size})")
+        if self.dim % self.heads:
+            raise ValueError(f"dim {self.dim} is not divisible by heads {self.heads}")
 
 
 PRESETS = {
@@ -84,26 +91,9 @@ PRESETS = {
 
 
 def make_config(cfg: dict | SpikformerConfig | None) -> SpikformerConfig:
-    """A :class:`SpikformerConfig` from a preset name (``{"preset": "tiny", ...overrides}``) or fields."""
-    if isinstance(cfg, SpikformerConfig):
-        return cfg
-    cfg = dict(cfg or {})
-    name = cfg.pop("preset", "tiny")
-    if name not in PRESETS:
-        raise ValueError(f"unknown spikformer preset {name!r} (known: {', '.join(PRESETS)})")
-    unknown = set(cfg) - set(SpikformerConfig.__dataclass_fields__)
-    if unknown:
-        raise ValueError(f"unknown spikformer config fields {sorted(unknown)}")
-    d = PRESETS[name].to_dict() | cfg
-    d["stem_channels"] = tuple(d["stem_channels"])
-    c = SpikformerConfig(**d)
-    if c.stem not in ("sps", "scs"):
-        raise ValueError(f"stem must be 'sps' or 'scs', got {c.stem!r}")
-    if c.patch_size < 1 or c.patch_size & (c.patch_size - 1) or c.img_size % c.patch_size:
-        raise ValueError(f"patch_size must be a power of two dividing img_size ({c.patch_size}, {c.img_size})")
-    if c.dim % c.heads:
-        raise ValueError(f"dim {c.dim} is not divisible by heads {c.heads}")
-    return c
+    """A :class:`SpikformerConfig` from a preset name (``{"preset": "tiny", ...overrides}``) or fields,
+    validated (:mod:`evstream.snn.config`)."""
+    return SpikformerConfig.make(cfg, PRESETS)
 
 
 class LIF(nn.Module):
@@ -310,11 +300,13 @@ class Block(nn.Module):
         return x + self.mlp(x)
 
 
+@register_arch("spikformer")
 class Spikformer(SpikingModel):
     """See the module docstring. ``forward(x)``: ``x (B, C, H, W)`` (repeated for ``config.timesteps``
     steps) or ``x (T, B, C, H, W)`` -> mean class scores over the steps ``(B, num_classes)``."""
 
     arch = "spikformer"
+    CONFIG, PRESETS = SpikformerConfig, PRESETS
     modes = ("spikformer",)  # the streaming views of this family; the first is the default
 
     def __init__(self, config: dict | SpikformerConfig | None = None):
@@ -403,6 +395,7 @@ def _masked(y, keep):
     return y * keep
 
 
+@register_conversion("spikformer")
 class SpikformerRunner(SpikingRunner):
     """Mode "spikformer": the directly trained SNN one timestep per ``step(x_t)``, the same API, monitors
     and energy rules as :class:`~evstream.snn.streaming.SpikingRunner` (no conversion: the weights are used

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 
 from evstream.energy import OpCounter, mst_power_alpha
+from evstream.snn.registry import register_conversion
 
 
 @dataclass
@@ -38,6 +39,7 @@ class StepResult:
     power_alpha: float
 
 
+@register_conversion("mst")
 class SpikingRunner:
     """Streaming inference over the SNN view of ``model`` (a deep copy: the ANN stays untouched)."""
 
