@@ -81,7 +81,7 @@ def oracle(stream: Stream, model: str, live: dict) -> list[dict]:
 
     cfg = LiveConfig(speed=None, **live)
     lm = load_model(model, stream.sensor_size, mode=cfg.mode, mask_ratio=cfg.mask_ratio, seed=cfg.seed)
-    span, every, steps = cfg.window_us_for(lm), int(cfg.decide_every_ms * 1000), cfg.steps_for(lm)
+    span, every, steps = cfg.window_us_for(lm), cfg.every_us_for(lm), cfg.steps_for(lm)
     smoother = DecisionSmoother.from_config(cfg)
     starts = [s.t_start for s in stream.segments]
     out, current = [], None

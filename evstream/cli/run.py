@@ -41,8 +41,9 @@ def add_live_arguments(p) -> None:
     p.add_argument("--state", default="reset", choices=["reset", "carry"],
                    help="reset (default): each decision starts from a reset SNN on the last --window-ms of "
                         "events; carry: membranes carry over from slice to slice (the former behaviour)")
-    p.add_argument("--decide-every-ms", type=float, default=100.0,
-                   help="state reset: a fresh decision this often, in stream time (default 100 ms)")
+    p.add_argument("--decide-every-ms", type=float, default=None,
+                   help="state reset: a fresh decision this often, in stream time (default: 50 ms for ecmt and "
+                        "spikformer, 100 ms for mst)")
     p.add_argument("--window-ms", type=float, default=None,
                    help="state reset: the span of events one decision summarises (default: the checkpoint's "
                         "window_us)")
@@ -54,9 +55,9 @@ def add_live_arguments(p) -> None:
                    help="decide as soon as the confidence reaches CONF (0..1; default: off)")
     p.add_argument("--smooth", type=float, default=0.5,
                    help="state reset: weight the previous decisions' mean keeps (0: none; default 0.5)")
-    p.add_argument("--switch-margin", type=float, default=0.1,
+    p.add_argument("--switch-margin", type=float, default=0.05,
                    help="state reset: switch the announced class only when the new one leads by this much "
-                        "(default 0.1)")
+                        "(default 0.05)")
     p.add_argument("--min-confidence", type=float, default=0.0,
                    help="state reset: below this smoothed confidence say 'undecided' (counted; default 0: never)")
     p.add_argument("--window-slices", type=int, default=None,

@@ -20,6 +20,8 @@ STATES = ("reset", "carry")
 # SNN timesteps per decision where neither the flag nor the checkpoint (meta["live"]["steps"]) says:
 # rate-coded IF neurons (mst) need tens of steps on one input, ECMT and the directly trained Spikformer a few.
 DEFAULT_STEPS = {"mst": 32, "ecmt": 4, "spikformer": 4}
+# decision period (ms of stream time) where the flag does not say: mst's 32 steps per decision cost 8x ecmt's
+DEFAULT_DECIDE_EVERY_MS = {"mst": 100.0, "ecmt": 50.0, "spikformer": 50.0}
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,7 @@ class LiveConfig:
     slices of ``slice_ms`` or, with ``slice_events > 0``, of that many events.
 
     ``state="reset"`` (the default, docs/model.md "Live streams"): every ``decide_every_ms`` of stream time
+    (None: ``DEFAULT_DECIDE_EVERY_MS`` for the mode)
     the model answers on the events of the last ``window_ms`` (None: the checkpoint's ``window_us``),
     starting from a reset SNN and running ``max_steps`` timesteps on that window (None: the checkpoint's
     ``meta["live"]["steps"]`` for the mode, else ``DEFAULT_STEPS``), fewer when ``early_exit`` is reached
@@ -56,10 +59,10 @@ class LiveConfig:
     seed: int = 0
     decay: float | None = None
     state: str = "reset"
-    decide_every_ms: float = 100.0
+    decide_every_ms: float | None = None
     window_ms: float | None = None
     smooth: float = 0.5
-    switch_margin: float = 0.1
+    switch_margin: float = 0.05
     min_confidence: float = 0.0
     max_queue: int = 16
     outbox: int = 4096
@@ -74,7 +77,8 @@ class LiveConfig:
         object.__setattr__(self, "slice_events", int(self.slice_events))
         if self.state not in STATES:
             raise EvstreamError(f"unknown state {self.state!r} (known: {', '.join(STATES)})")
-        if self.decide_every_ms <= 0 or (self.window_ms is not None and self.window_ms <= 0):
+        if (self.decide_every_ms is not None and self.decide_every_ms <= 0) or \
+                (self.window_ms is not None and self.window_ms <= 0):
             raise EvstreamError("decide_every_ms and window_ms must be positive")
         if not 0 <= self.smooth < 1:
             raise EvstreamError(f"smooth must be in [0, 1), not {self.smooth}")
@@ -88,6 +92,11 @@ class LiveConfig:
         if isinstance(steps, dict) and isinstance(steps.get(lm.mode), int) and steps[lm.mode] > 0:
             return int(steps[lm.mode])
         return DEFAULT_STEPS.get(lm.mode, 32)
+
+    def every_us_for(self, lm) -> int:
+        """Stream time between decisions (µs): ``decide_every_ms``, else the mode's default."""
+        ms = self.decide_every_ms or DEFAULT_DECIDE_EVERY_MS.get(getattr(lm, "mode", None), 100.0)
+        return max(1, int(round(ms * 1000)))
 
     def window_us_for(self, lm) -> int:
         """The span of events one decision summarises (µs)."""

@@ -202,7 +202,7 @@ class ModelStepper:
         while len(self.window) > 1 and self.window[0].t_end <= sl.t_end - span:
             self.window.popleft()
         t_rel = int(sl.t_end - (self.t_first() or 0))
-        every = max(1, int(round(cfg.decide_every_ms * 1000)))
+        every = cfg.every_us_for(lm)
         if self._next_t is None:
             self._next_t = (t_rel // every + 1) * every if t_rel >= every else every
         if t_rel < self._next_t:
