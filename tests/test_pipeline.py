@@ -58,7 +58,7 @@ def test_headless_decisions_fields_and_no_drops():
     assert len(decisions) == 3 and st["dropped_slices"] == 0
     for i, d in enumerate(decisions):
         assert d.decision == i and d.timesteps == 4 and d.reason == "max_steps"
-        assert d.t_us == 100_000 * (i + 1)  # every 100 ms, on the last window (bounded by the stream start)
+        assert d.t_us == 50_000 * (i + 1)  # every 50 ms (ecmt), on the last window (bounded by the stream start)
         assert d.window_us == min(pipe.lm.window_us, d.t_us)
         assert d.class_name in [str(k) for k in range(10)] and 0 < d.confidence <= 1
         assert d.energy_uJ > 0 and d.ann_energy_uJ > 0 and d.spikes > 0

@@ -43,7 +43,7 @@ def add_live_arguments(p) -> None:
                         "events; carry: membranes carry over from slice to slice (the former behaviour)")
     p.add_argument("--decide-every-ms", type=float, default=None,
                    help="state reset: a fresh decision this often, in stream time (default: 50 ms for ecmt and "
-                        "spikformer, 100 ms for mst)")
+                        "spikformer, 200 ms for mst)")
     p.add_argument("--window-ms", type=float, default=None,
                    help="state reset: the span of events one decision summarises (default: the checkpoint's "
                         "window_us)")

@@ -20,8 +20,8 @@ STATES = ("reset", "carry")
 # SNN timesteps per decision where neither the flag nor the checkpoint (meta["live"]["steps"]) says:
 # rate-coded IF neurons (mst) need tens of steps on one input, ECMT and the directly trained Spikformer a few.
 DEFAULT_STEPS = {"mst": 32, "ecmt": 4, "spikformer": 4}
-# decision period (ms of stream time) where the flag does not say: mst's 32 steps per decision cost 8x ecmt's
-DEFAULT_DECIDE_EVERY_MS = {"mst": 100.0, "ecmt": 50.0, "spikformer": 50.0}
+# decision period (ms of stream time) where the flag does not say: mst needs 64 steps per decision, 16x ecmt's 4
+DEFAULT_DECIDE_EVERY_MS = {"mst": 200.0, "ecmt": 50.0, "spikformer": 50.0}
 
 
 @dataclass(frozen=True)
