@@ -7,7 +7,7 @@ HELP = "stream a recording as a DV network event stream (binds 127.0.0.1 unless 
 
 def add_arguments(p):
     p.add_argument("file", help="a recording in any readable format")
-    p.add_argument("--port", type=int, default=7777)
+    p.add_argument("--port", type=int, default=7777, help="TCP port to listen on (default 7777)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--speed", type=float, default=1.0, help="replay speed x real time (0: as fast as possible)")
     p.add_argument("--loop", action="store_true", help="replay forever")
