@@ -4,8 +4,9 @@
 
 Each variant (tests/fuzz_corpus.py: truncations, byte flips, extreme int32 sizes, zeroed / random / inserted /
 deleted / duplicated runs, appended garbage) runs through both commands, each in its own subprocess, one at
-a time. A run passes when it ends within --limit-s seconds of CPU time (and 3x that wall time) with exit 0, or exit
-2 and exactly one line on stderr (no traceback), its peak memory (ru_maxrss) stays within 4 x the file size + 300 MB, and what
+a time. A run passes when it ends within --limit-s seconds of CPU time (wall time is reported, not judged: on a
+shared machine it measures the other jobs; a run still going after 300 s is killed and fails) with exit 0,
+or exit 2 and exactly one line on stderr (no traceback), its peak memory (ru_maxrss) stays within 4 x the file size + 300 MB, and what
 ``convert`` wrote is readable: for exit 0 the same event count as ``info``, for a truncated file exactly
 the events before the cut. Writes a JSON and, with --results, a table into benchmarks/RESULTS.md.
 """
@@ -33,8 +34,7 @@ from fuzz_corpus import FORMATS, SUFFIX, seed_bytes, variant  # noqa: E402
 
 from evstream.readers import read_events  # noqa: E402
 
-HARD_KILL_S = 60  # a run still going after this is killed (and failed)
-WALL_FACTOR = 3  # wall-clock allowance over the CPU limit: on a shared machine start-up alone can take seconds
+HARD_KILL_S = 300  # a run still going after this (wall clock) is killed and failed: a hang
 AS_LIMIT = 16 << 30  # address-space ceiling for each run: protects the machine, far above the memory check
 
 
@@ -74,8 +74,8 @@ def check(r: dict, size: int, limit_s: float, cmd: str) -> list[str]:
     bad = []
     if r["cpu_s"] > limit_s:
         bad.append(f"slow: {r['cpu_s']:.1f} s CPU")
-    if r["killed"] or r["wall_s"] > WALL_FACTOR * limit_s:
-        bad.append(f"slow: {r['wall_s']:.1f} s wall")
+    if r["killed"]:
+        bad.append(f"no end within {HARD_KILL_S} s")
     if r["rc"] not in (0, 2):
         bad.append(f"exit {r['rc']}")
     lines = r["err"].strip().splitlines()
@@ -205,8 +205,9 @@ def write_results(res: dict, text: str) -> None:
              f"each in its own subprocess, one at a time, on {res['cpu']} ({res['cores']} cores, load average "
              f"{res['load_avg_start'][0]:.1f} at the start, {res['load_avg_end'][0]:.1f} at the end; "
              f"{res['elapsed_s'] / 60:.0f} min). Pass = exit 0, or exit 2 with one line on stderr; at most "
-             f"{res['limit_s']:g} s of CPU time (start-up of ~1.5 s included) and {WALL_FACTOR * res['limit_s']:g} s "
-             f"wall (other jobs share the cores); peak RSS <= 4 x file size + 300 MB; the converted file readable, with info's count, and for truncations exactly the "
+             f"{res['limit_s']:g} s of CPU time (start-up of ~1.5 s included; wall time, shown, also counts "
+             f"the other jobs on the shared cores; none may run past {HARD_KILL_S} s); peak RSS <= 4 x file size + "
+             f"300 MB; the converted file readable, with info's count, and for truncations exactly the "
              f"events before the cut. **{n - failed:,} of {n:,} variants passed.**\n\n{text}\n{end}\n")
     old = path.read_text() if path.exists() else ""
     if start in old:

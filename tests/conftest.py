@@ -43,6 +43,25 @@ def tiny_model():
     return build
 
 
+def _skip_reason(report) -> str:
+    lr = report.longrepr
+    if isinstance(lr, tuple) and len(lr) == 3:
+        return str(lr[2])
+    return str(lr or "")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Say loudly how many tests did not run because the real recordings were not found."""
+    missing = [r for r in terminalreporter.stats.get("skipped", []) if "EVSTREAM_DATA" in _skip_reason(r)]
+    if not missing:
+        return
+    tr = terminalreporter
+    tr.section("REAL DATA NOT FOUND", sep="!", red=True, bold=True)
+    tr.line(f"{len(missing)} tests were SKIPPED: the real recordings are not at {DATA}.", red=True, bold=True)
+    tr.line("Set EVSTREAM_DATA to the shared/data folder (or check out next to ../shared) to run them.",
+            red=True, bold=True)
+
+
 def calibrated_mst(seed: int = 0, batch: int = 32):
     """A small random MST whose activations are in the QCFS range: BN running statistics from a random
     batch, then each λ set to the 99th percentile of its input, as a calibrated model would have.

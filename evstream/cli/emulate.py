@@ -16,7 +16,7 @@ def add_arguments(p):
     p.add_argument("--threshold", type=float, default=None, help="contrast threshold (log units)")
     p.add_argument("--max-seconds", type=float, default=None,
                    help="stop a webcam/video after this long (a webcam also stops, keeping the file, on Ctrl-C)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the emulator's random draws (same input and seed: same events)")
 
 
 def run(args) -> int:

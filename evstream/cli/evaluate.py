@@ -10,21 +10,29 @@ def add_arguments(p):
     from evstream.paths import DEMO_MODEL, data_root
 
     data = data_root()
-    p.add_argument("--dataset", default="nmnist", choices=["nmnist", "ncars", "cifar10dvs", "asl"])
-    p.add_argument("--root", default=str(data / "nmnist_small" / "train"))
-    p.add_argument("--labels", default=None)
-    p.add_argument("--model", default=str(DEMO_MODEL))
-    p.add_argument("--timesteps", default="8,16,32,64,128")
-    p.add_argument("--mask", default="0,0.5,0.75")
-    p.add_argument("--seeds", type=int, default=10)
+    p.add_argument("--dataset", default="nmnist", choices=["nmnist", "ncars", "cifar10dvs", "asl"],
+                   help="dataset layout of --root (default nmnist)")
+    p.add_argument("--root", default=str(data / "nmnist_small" / "train"),
+                   help="dataset folder (default: the shared N-MNIST sample, ../shared/data or $EVSTREAM_DATA)")
+    p.add_argument("--labels", default=None,
+                   help="labels file (default: ROOT/labels.txt for nmnist when present)")
+    p.add_argument("--model", default=str(DEMO_MODEL), help="checkpoint to evaluate")
+    p.add_argument("--timesteps", default="8,16,32,64,128",
+                   help="SNN timesteps T to report, comma-separated (one run of the largest covers all)")
+    p.add_argument("--mask", default="0,0.5,0.75", help="Random Spike Masking ratios, comma-separated")
+    p.add_argument("--seeds", type=int, default=10, help="runs per mask ratio above 0 (masks are random)")
     p.add_argument("--mode", default=None, help="conversion mode(s), comma-separated (default: the model's "
                    "first, e.g. mst); e.g. mst,ecmt")
-    p.add_argument("--split", default="val", choices=["val", "train", "test", "all"])
-    p.add_argument("--limit", type=int, default=0)
-    p.add_argument("--json", default=None)
-    p.add_argument("--plot", default=None)
-    p.add_argument("--cache", default=None)
-    p.add_argument("--no-progress", dest="progress", action="store_false")
+    p.add_argument("--split", default="val", choices=["val", "train", "test", "all"],
+                   help="which samples: val = the checkpoint's own validation split of ROOT (its stored "
+                        "fraction, 10%% unless it says otherwise), train = the rest of ROOT, test = the "
+                        "dataset's test split, all = every sample in ROOT (default val)")
+    p.add_argument("--limit", type=int, default=0, help="evaluate only the first N samples (0: all)")
+    p.add_argument("--json", default=None, help="write the results to this JSON file")
+    p.add_argument("--plot", default=None, help="write accuracy and energy against T to this image")
+    p.add_argument("--cache", default=None, help="folder for the decoded-dataset cache "
+                   "(default $EVSTREAM_CACHE or ~/.cache/evstream)")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
 
 def run(args) -> int:

@@ -203,6 +203,29 @@ def _lz4_block(src, ip, iend, dst, op, limit):
         token = np.int64(src[ip])
         ip += 1
         lit = token >> 4
+        ml = token & 15
+        if lit < 15 and ml < 15 and ip + 18 <= iend and op + 40 <= cap and op + lit + ml + 4 <= limit:
+            # the common short sequence: <= 14 literals and a match of <= 18 bytes, copied 8 bytes at a time
+            # without loops (reads stay inside this block, writes inside dst)
+            _store8(dst, op, _load8(src, ip))
+            _store8(dst, op + 8, _load8(src, ip + 8))
+            ip += lit
+            op += lit
+            off = np.int64(src[ip]) | (np.int64(src[ip + 1]) << 8)
+            ip += 2
+            ml += 4
+            if off == 0 or off > op:
+                return op, BAD_LZ4
+            m = op - off
+            if off >= 8:
+                _store8(dst, op, _load8(dst, m))
+                _store8(dst, op + 8, _load8(dst, m + 8))
+                _store8(dst, op + 16, _load8(dst, m + 16))
+            else:
+                for k in range(ml):
+                    dst[op + k] = dst[m + k]
+            op += ml
+            continue
         if lit == 15:
             lit, ip = _lz4_length(src, ip, iend, lit)
             if lit < 0:
@@ -225,7 +248,6 @@ def _lz4_block(src, ip, iend, dst, op, limit):
             return op, BAD_LZ4
         off = np.int64(src[ip]) | (np.int64(src[ip + 1]) << 8)
         ip += 2
-        ml = token & 15
         if ml == 15:
             ml, ip = _lz4_length(src, ip, iend, ml)
             if ml < 0:
