@@ -24,28 +24,9 @@ import numpy as np
 
 from evstream.errors import EvstreamError, StreamError
 from evstream.events import EVENT_DTYPE, EventChunk
+from evstream.stream import Source  # noqa: F401  (the contract every source keeps: evstream/stream.py)
 
 VIDEO_EXTENSIONS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
-
-
-class Source:
-    """Base: iterate ``EventChunk``s; ``sensor_size``; ``close()``; context manager."""
-
-    sensor_size: tuple[int, int] = (0, 0)
-    is_live: bool = True
-    meta: dict
-
-    def __iter__(self) -> Iterator[EventChunk]:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        self._closed = True
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 class FileSource(Source):
@@ -56,6 +37,7 @@ class FileSource(Source):
     """
 
     is_live = False
+    can_seek = True
 
     def __init__(self, path, speed: float | None = None, loop: bool = False, chunk_us: int = 10_000,
                  max_events: int = 200_000):

@@ -19,6 +19,7 @@ from evstream.live.reader import Pacer, Pause, Play, Reader, Seek, SetSlicing, S
 from evstream.live.records import ErrorRecord, StatusRecord
 from evstream.monitors import LatencyStats
 from evstream.slicing import EventSlice
+from evstream.stream import Source
 
 
 def out(conf):
@@ -105,10 +106,11 @@ def test_queue_blocking_put_gives_up_when_stopped():
 
 
 # ------------------------------------------------------------------------------------------ the reader
-class FakeRecording:
+class FakeRecording(Source):
     """Ten 10 ms chunks of 5 events each (t = 0..99 ms), seekable; ``loops`` replays once more."""
 
     is_live = False
+    can_seek = True
     sensor_size = (8, 8)
     duration_us = 99_000
 

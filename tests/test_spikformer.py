@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from evstream.errors import CheckpointError
 from evstream.snn import build_model, load_checkpoint, save_checkpoint
+from evstream.energy import OpCounter
 from evstream.snn.spikformer import SSA, make_config, ssa_product
 from tiny import tiny_model
 
@@ -74,9 +75,11 @@ def test_ssa_module_same_output_in_both_orders_and_cheaper_order_counts_fewer_op
         for m in ssa.modules():
             if hasattr(m, "node"):
                 m.reset()
-        ssa.kv_first, ssa.count_pairs = order, True
+        ssa.kv_first = order
+        counter = OpCounter(ssa, set(), spiking=True)  # counts the two SpikeMatmul products (and the layers)
         outs[order] = ssa(x)
-        ops[order] = ssa._qk_ops + ssa._av_ops
+        ops[order] = sum(v for k, v in counter.take().per_module.items() if k.endswith("_product"))
+        counter.remove()
     assert torch.equal(outs[True], outs[False]) and float(outs[True].sum()) > 0
     assert 0 < ops[True] < ops[False]  # O(N d²) < O(N² d) when tokens outnumber the head dimension
 

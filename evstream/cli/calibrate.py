@@ -5,14 +5,13 @@ from __future__ import annotations
 HELP = "calibrate a checkpoint's ECMT thresholds on its training split (stored in the checkpoint)"
 
 
-def add_arguments(p):
-    from evstream.snn.ecmt import DEFAULT_LEVELS, DEFAULT_PERCENTILE
-
+def add_arguments(p):  # no torch import here: the parser is built for every command
     p.add_argument("model")
     p.add_argument("--out", default=None, help="write here instead of updating MODEL")
     p.add_argument("--limit", type=int, default=300, help="training samples (0: all)")
-    p.add_argument("--percentile", type=float, default=DEFAULT_PERCENTILE)
-    p.add_argument("--levels", type=int, default=DEFAULT_LEVELS)
+    p.add_argument("--percentile", type=float, default=99.0,
+                   help="the top level is this percentile of a layer's ANN activations (default 99)")
+    p.add_argument("--levels", type=int, default=8, help="threshold levels per sign (default 8)")
     p.add_argument("--root", default=None, help="dataset root (default: the one in the checkpoint)")
     p.add_argument("--labels", default=None)
 

@@ -139,8 +139,7 @@ class Pipeline:
 
     def set_loop(self, loop: bool) -> None:
         self._update(loop=bool(loop))
-        if hasattr(self.source, "loop"):
-            self.source.loop = bool(loop)
+        self.source.loop = bool(loop)
 
     def set_slicing(self, slice_ms: float | None = None, slice_events: int | None = None) -> None:
         """Time slices of ``slice_ms`` or, with ``slice_events > 0``, slices of that many events."""

@@ -90,8 +90,8 @@ class Reader:
         self.source, self.slices, self.view = source, slices, view
         self.config, self.update, self.recorder, self.emit = config, update, recorder, emit
         self.latency, self._stop, self._wake, self.spec = latency, stop, wake, spec
-        self.is_live = bool(source.is_live)
-        self.duration_us = int(getattr(source, "duration_us", 0) or 0)
+        self.is_live = bool(source.is_live)  # the evstream.stream.Source contract
+        self.duration_us = int(source.duration_us or 0)
         self.pacer = Pacer()
         self._cmds: deque = deque()
         self.paused = False
@@ -168,7 +168,7 @@ class Reader:
             self.slices.put(Reset("slicing"), block=False)
         elif isinstance(cmd, Seek):
             seek_to = cmd.t_us
-        if seek_to is not None and getattr(self.source, "can_seek", hasattr(self.source, "seek")):
+        if seek_to is not None and self.source.can_seek:
             self._seek(seek_to)
 
     def _seek(self, t_us: int) -> None:
@@ -206,8 +206,9 @@ class Reader:
             self.slices.put(Reset("loop"), block=False)
             self.pacer.reset()
         self._last_t = end_t
+        pos = src.position_us  # None: the source does not know; positions come from event times
         if self.t_first is None:  # a recording knows its position; a live stream starts now
-            self.t_first = end_t - int(getattr(src, "position_us", 0) or 0) if not self.is_live else first_t
+            self.t_first = end_t - int(pos or 0) if not self.is_live else first_t
         rec = self.recorder()
         if rec is not None:
             rec.write_events(ev)
@@ -215,7 +216,7 @@ class Reader:
             self.pacer.anchor_at(first_t, time.perf_counter())
         self._pending.extend(self._slicer.push(ev))
         self._pending_t = end_t
-        self._pos_next = int(src.position_us) if hasattr(src, "position_us") else end_t - self.t_first
+        self._pos_next = int(pos) if pos is not None else end_t - self.t_first
         if not self._pending:
             self.position_us = self._pos_next
         # a recording's next() is decoding (pacing is separate); a live stream's is waiting for data

@@ -51,3 +51,21 @@ class BatchNorm(nn.BatchNorm1d):
             self.num_batches_tracked += 1
         y = (flat - mean) * torch.rsqrt(var + self.eps)
         return y * self.weight + self.bias if self.affine else y
+
+
+class SpikeMatmul(nn.Module):
+    """The product of two spike tensors (attention's Q·Kᵀ and A·V): ``a @ b``, or with ``bias``
+    ``bias + alpha · (a @ b)`` as one batched ``baddbmm`` over ``(..., n, d) @ (..., d, m)`` (returned as
+    ``(batch, n, m)``). ``nnz`` (the operands' non-zero counts, when known) is for stateful products.
+
+    The energy counter (:class:`evstream.energy.OpCounter`) hooks every module with ``spike_product``:
+    one accumulate per pair of non-zero entries that meet (the SNN view), the dense products as MACs (the
+    ANN view). Models therefore never count operations themselves."""
+
+    spike_product = True
+
+    def forward(self, a, b, bias=None, alpha: float = 1.0, nnz=None):
+        if bias is None:
+            return a @ b
+        n, d, m = a.shape[-2], a.shape[-1], b.shape[-1]
+        return torch.baddbmm(bias, a.reshape(-1, n, d), b.reshape(-1, d, m), alpha=alpha)

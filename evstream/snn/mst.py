@@ -23,10 +23,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from evstream.energy import pair_ops
 from evstream.snn.base import SpikingModel
 from evstream.snn.config import ModelConfig
-from evstream.snn.layers import BatchNorm  # BN over the channel dim; global statistics under torchrun
+from evstream.snn.layers import BatchNorm, SpikeMatmul  # BN: global statistics under torchrun
 from evstream.snn.neurons import QCFS
 from evstream.snn.registry import register_arch
 
@@ -80,7 +79,8 @@ def window_partition(x, w):
 
 
 class WindowAttention(nn.Module):
-    """Spiking self-attention in windows: Q, K, V, A and A·V each pass through QCFS (IF when spiking)."""
+    """Spiking self-attention in windows: Q, K, V, A and A·V each pass through QCFS (IF when spiking). The two
+    products are modules (``qk``, ``av``: :class:`SpikeMatmul`; a conversion mode may replace them)."""
 
     def __init__(self, dim, heads, window, levels, thr, name):
         super().__init__()
@@ -102,7 +102,7 @@ class WindowAttention(nn.Module):
         rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0) + window - 1
         self.register_buffer("bias_index", (rel[..., 0] * (2 * window - 1) + rel[..., 1]).view(n, n),
                              persistent=False)
-        self.count_pairs = False  # set by evstream.energy.OpCounter: count the spike-spike products
+        self.qk, self.av = SpikeMatmul(), SpikeMatmul()  # Q·Kᵀ (+ bias), A·V
         self.qkv_fused: nn.Linear | None = None  # set by fuse()
         self.frozen = False
         self._bias_cache = None
@@ -134,16 +134,12 @@ class WindowAttention(nn.Module):
 
     def forward(self, x, mask01=None):
         bw, n, c = x.shape
-        h, d = self.heads, c // self.heads
         q, k, v = self.qkv(x)
-        kt = k.transpose(-2, -1)
-        s = torch.baddbmm(self.bias(bw, mask01), q.reshape(-1, n, d), kt.reshape(-1, d, n), alpha=self.scale)
-        a = self.act_attn(s).view(bw, h, n, n)
-        if self.count_pairs:
-            dense = bw * h * n * n * d  # (the instance dict: nn.Module.__setattr__ is slow on a hot path)
-            self.__dict__.update(_qk_ops=pair_ops(q, kt), _av_ops=pair_ops(a, v), _qk_dense=dense, _av_dense=dense)
-        out = self.act_out(a @ v).transpose(1, 2).reshape(bw, n, c)
-        return self.proj(out)
+        s = self.qk(q, k.transpose(-2, -1), bias=self.bias(bw, mask01), alpha=self.scale,
+                    nnz=(self.act_q.last_spikes, self.act_k.last_spikes))
+        a = self.act_attn(s).view(bw, self.heads, n, n)
+        out = self.act_out(self.av(a, v, nnz=(self.act_attn.last_spikes, self.act_v.last_spikes)))
+        return self.proj(out.transpose(1, 2).reshape(bw, n, c))
 
     def fuse(self) -> None:
         """Inference: one linear layer for Q, K and V (the same weights, one matrix product), and the bias

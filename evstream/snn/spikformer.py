@@ -35,10 +35,9 @@ import torch
 from spikingjelly.activation_based import neuron, surrogate
 from torch import nn
 
-from evstream.energy import pair_ops
 from evstream.snn.base import SpikingModel
 from evstream.snn.config import ModelConfig
-from evstream.snn.layers import BatchNorm  # BN over the channel dim; global statistics under torchrun
+from evstream.snn.layers import BatchNorm, SpikeMatmul  # BN: global statistics under torchrun
 from evstream.snn.neurons import lif_step, run_kernel
 from evstream.snn.registry import register_arch, register_conversion
 from evstream.snn.streaming import SpikingRunner
@@ -222,11 +221,13 @@ class SCS(nn.Module):
         return self.rest(self.lif_in(x))
 
 
-def ssa_product(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kv_first: bool) -> torch.Tensor:
-    """Q Kᵀ V for ``(..., N, d)`` spike tensors in either association order (equal: no softmax between)."""
+def ssa_product(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kv_first: bool, first=torch.matmul,
+                second=torch.matmul) -> torch.Tensor:
+    """Q Kᵀ V for ``(..., N, d)`` spike tensors in either association order (equal: no softmax between);
+    ``first`` and ``second`` compute the two products (the SSA module passes its :class:`SpikeMatmul` s)."""
     if kv_first:
-        return q @ (k.transpose(-2, -1) @ v)
-    return (q @ k.transpose(-2, -1)) @ v
+        return second(q, first(k.transpose(-2, -1), v))
+    return second(first(q, k.transpose(-2, -1)), v)
 
 
 
@@ -247,7 +248,7 @@ class SSA(nn.Module):
         self.proj = _counts_input(nn.Linear(d, d))
         self.proj_bn = BatchNorm(d)
         self.proj_lif = LIF(f"{name}.out", cfg.tau, cfg.threshold)
-        self.count_pairs = False  # set by evstream.energy.OpCounter: count the spike-spike products
+        self.first_product, self.second_product = SpikeMatmul(), SpikeMatmul()
         self.kv_first: bool | None = None  # None: Kᵀ V first when N > d (decided per call)
 
     def forward(self, x):
@@ -261,15 +262,7 @@ class SSA(nn.Module):
         k = heads(self.k_lif(self.k_bn(self.k(x))))
         v = heads(self.v_lif(self.v_bn(self.v(x))))
         kv_first = n > d if self.kv_first is None else self.kv_first
-        y = ssa_product(q, k, v, kv_first) * self.scale
-        if self.count_pairs:  # OpCounter reads these after the call (first product, second product)
-            kt = k.transpose(-2, -1)
-            if kv_first:
-                self._qk_ops, self._av_ops = pair_ops(kt, v), pair_ops(q, kt @ v)
-                self._qk_dense = self._av_dense = tb * h * n * d * d
-            else:
-                self._qk_ops, self._av_ops = pair_ops(q, kt), pair_ops(q @ kt, v)
-                self._qk_dense = self._av_dense = tb * h * n * n * d
+        y = ssa_product(q, k, v, kv_first, self.first_product, self.second_product) * self.scale
         y = self.attn_lif(y.transpose(1, 2).reshape(tb, n, c))
         return self.proj_lif(self.proj_bn(self.proj(y)))
 
@@ -403,6 +396,7 @@ class SpikformerRunner(SpikingRunner):
 
     analog = {"stem.conv_in"}  # the first conv sees the analog frames: MACs; every other layer gets spikes
 
-    def __init__(self, model, mask_ratio=0.0, seed: int = 0, decay: float | None = None, count_ops: bool = True):
-        super().__init__(model, mask_ratio=mask_ratio, seed=seed, decay=decay, count_ops=count_ops)
-        self.model.streaming = True
+    def convert(self, model):
+        snn = super().convert(model)  # a copy, every LIF single-step
+        snn.streaming = True
+        return snn
