@@ -22,10 +22,11 @@ import torch
 import torch.nn.functional as F
 
 from evstream.augment import augment
-from evstream.errors import EvstreamError
 from evstream.datasets import EventDataset, emulated_mnist, open_dataset, stratified_split
+from evstream.loader import EpochBatches, InOrder, SampleSet, make_loader, to_device
 from evstream.representations import from_config
 from evstream.snn import build_model, save_checkpoint
+from evstream.workers import default_workers
 
 
 def default_representation(sensor_size, n_frames=4, out_size=(32, 32)) -> dict:
@@ -48,15 +49,22 @@ def inputs_of(ds: EventDataset, idx, rep) -> torch.Tensor:
 
 
 @torch.no_grad()
-def ann_accuracy(model, x: torch.Tensor, y: torch.Tensor, batch=256) -> float:
+def ann_accuracy(model, batches, device="cpu", amp=False) -> float:
+    """Accuracy over the ``(x, y)`` batches of a loader."""
+    from evstream import distributed as dist
+
     model.eval()
-    pred = torch.cat([model(x[i:i + batch]).argmax(1) for i in range(0, len(x), batch)])
-    return float((pred == y).float().mean())
+    correct = n = 0
+    for batch in batches:
+        x, y = to_device(batch, device)
+        correct += int((dist.autocast(model, device, amp)(x).argmax(1) == y).sum())
+        n += len(y)
+    return correct / max(n, 1)
 
 
 def sample_span_us(ds: EventDataset, idx) -> int:
     """Median time span of the training samples: a live stream's input window should span as much."""
-    spans = [int(e["t"][-1] - e["t"][0]) for e in (ds.events_of(int(i)) for i in idx) if len(e)]
+    spans = [int(s) for s in ds.spans[np.asarray(idx, np.int64)] if s >= 0]  # -1: no events
     return int(np.median(spans)) if spans else 0
 
 
@@ -82,16 +90,16 @@ def train(args, log=print) -> dict:
     """
     from evstream import distributed as dist
 
-    dist.init()
+    dist.init(getattr(args, "device", "cpu") or "cpu")
     main = dist.is_main()
     if not main:
         log = lambda *a, **k: None  # noqa: E731
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
-    device = torch.device(getattr(args, "device", "cpu") or "cpu")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise EvstreamError("--device cuda: this torch build has no CUDA device (CPU build); use --device cpu")
-    ds = open_dataset(args.dataset, args.root, args.labels, "train", args.cache)
+    device = dist.device(getattr(args, "device", "cpu") or "cpu")
+    amp = bool(getattr(args, "amp", False))
+    workers = getattr(args, "workers", None)
+    ds = open_dataset(args.dataset, args.root, args.labels, "train", args.cache, workers, args.progress and main)
     tr_idx, va_idx = stratified_split(ds.labels, args.val_fraction, args.seed)
     if args.limit:
         tr_idx = tr_idx[: args.limit]
@@ -99,11 +107,15 @@ def train(args, log=print) -> dict:
     rep = from_config(default_representation(ds.sensor_size, args.frames, (args.img_size, args.img_size)))
     sources = [(ds, tr_idx)]
     if args.emulated:
-        em = emulated_mnist(args.emulated_root, args.emulated, args.seed, args.cache, progress=args.progress)
+        em = emulated_mnist(args.emulated_root, args.emulated, args.seed, args.cache, progress=args.progress and main,
+                            workers=workers)
         sources.append((em, np.arange(len(em))))
-    pool = [(s, int(i)) for s, idx in sources for i in idx]
-    x_val = inputs_of(ds, va_idx, rep)
-    y_val = torch.from_numpy(ds.labels[va_idx])
+    pool = np.array([(s, int(i)) for s, (_, idx) in enumerate(sources) for i in idx], np.int64).reshape(-1, 2)
+    data = SampleSet([s for s, _ in sources], rep)
+    n_workers = default_workers() if workers is None else workers
+    batches = EpochBatches(pool, args.batch, args.seed, dist.shard)
+    loader = make_loader(data, batches, n_workers, device)  # representations built in the workers
+    val = make_loader(data, InOrder(va_idx, 256), n_workers, device)
     cfg = {"preset": args.preset, "in_channels": rep.channels, "num_classes": len(ds.classes),
            "img_size": args.img_size}
     if getattr(args, "levels", None):
@@ -116,7 +128,6 @@ def train(args, log=print) -> dict:
         model.load_state_dict(init_model.state_dict())
         log(f"initialised from {args.init}")
     model.to(device)
-    x_val, y_val = x_val.to(device), y_val.to(device)
     out = Path(args.out)
     partial = out.with_suffix(out.suffix + ".partial")
     finetune = mask_ratios(args.mask_finetune)
@@ -137,7 +148,7 @@ def train(args, log=print) -> dict:
             teacher = build_model(args.arch, cfg)
             teacher.load_state_dict(ck["teacher"])
             teacher.to(device).eval()
-    net = dist.wrap(model)
+    net = dist.autocast(dist.wrap(model), device, amp)  # --amp: bfloat16 autocast, float32 logits
     from tqdm import tqdm
 
     history = []
@@ -147,7 +158,7 @@ def train(args, log=print) -> dict:
         if name == "masked" and teacher is None:
             teacher = copy.deepcopy(model).eval()
             teacher.set_mask_ratio(0.0)
-        steps_per_epoch = math.ceil(len(pool) / args.batch)
+        steps_per_epoch = len(batches)
         total = epochs * steps_per_epoch
         for ep in range(state["epoch"] if ph == state["phase"] else 0, epochs):
             model.train()
@@ -155,20 +166,15 @@ def train(args, log=print) -> dict:
                 for m in model.modules():
                     if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
                         m.eval()
-            order = np.random.default_rng(args.seed * 1000 + ph * 100 + ep).permutation(len(pool))
+            # this process's share of every global batch, each sample augmented by its own generator
+            # (seeded by seed, phase, epoch, sample): the same whichever process or worker builds it
+            batches.set_epoch(ph, ep)
             bar = tqdm(range(steps_per_epoch), desc=f"{name} epoch {ep + 1}/{epochs}", leave=False,
                        disable=not (args.progress and main))
             t0 = time.time()
             losses = []
-            for b in bar:
-                ks = order[b * args.batch:(b + 1) * args.batch]
-                mine = dist.shard(ks)  # this process's share of the global batch
-                # one generator per sample: the same augmentation whichever process draws it
-                x = torch.from_numpy(np.stack([rep(augment(pool[k][0].events_of(pool[k][1]), pool[k][0].sensor_size,
-                                                           np.random.default_rng([args.seed, ph, ep, int(k)])))
-                                               for k in mine]))
-                y = torch.tensor([int(pool[k][0].labels[pool[k][1]]) for k in mine])
-                x, y = x.to(device), y.to(device)
+            for b, batch in zip(bar, loader):
+                x, y = to_device(batch, device)
                 ratio = ratios[np.random.default_rng([args.seed, ph, ep, b]).integers(len(ratios))]
                 model.set_mask_ratio(ratio, gen)
                 for g in opt.param_groups:
@@ -183,7 +189,7 @@ def train(args, log=print) -> dict:
                     loss = 0.5 * loss + 0.5 * tau * tau * F.kl_div(F.log_softmax(logits / tau, 1),
                                                                    F.softmax(tl / tau, 1), reduction="batchmean")
                 # the mean over the global batch: weight this share by its size (DDP averages over processes)
-                loss = loss * (len(mine) * dist.world_size() / len(ks))
+                loss = loss * (len(y) * dist.world_size() / batches.global_batch(b))
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -192,7 +198,7 @@ def train(args, log=print) -> dict:
             accs = {}
             for r in sorted(set(ratios)):
                 model.set_mask_ratio(r, torch.Generator(device=device).manual_seed(args.seed))
-                accs[r] = ann_accuracy(model, x_val, y_val)
+                accs[r] = ann_accuracy(model, val, device, amp)
             model.set_mask_ratio(0.0)
             row = {"phase": name, "epoch": ep + 1, "loss": float(dist.all_sum([np.mean(losses)])[0] / dist.world_size()),
                    "val_accuracy": accs[min(accs)]}
@@ -209,7 +215,7 @@ def train(args, log=print) -> dict:
         state = {"phase": ph + 1, "epoch": 0}
     model.set_mask_ratio(0.0)
     model.eval()
-    acc = ann_accuracy(model, x_val, y_val)
+    acc = ann_accuracy(model, val, device, amp)
     meta = {
         "arch": args.arch, "representation": rep.config, "classes": ds.classes,
         "dataset": {"name": args.dataset, "root": str(args.root), "labels": str(args.labels) if args.labels else None,

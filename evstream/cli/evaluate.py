@@ -21,11 +21,16 @@ def add_arguments(p):
     p.add_argument("--seeds", type=int, default=10)
     p.add_argument("--mode", default=None, help="conversion mode(s), comma-separated (default: the model's "
                    "first, e.g. mst); e.g. mst,ecmt")
-    p.add_argument("--split", default="val", choices=["val", "train", "test", "all"])
+    p.add_argument("--split", default=None, choices=["val", "train", "test", "all"],
+                   help="val: the checkpoint's validation split; default: the dataset's test split where it has "
+                   "one, else every labelled file")
     p.add_argument("--limit", type=int, default=0)
     p.add_argument("--json", default=None)
     p.add_argument("--plot", default=None)
     p.add_argument("--cache", default=None)
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="processes decoding into the cache and building the inputs (default: the machine's cores)")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--no-progress", dest="progress", action="store_false")
 
 
@@ -34,19 +39,37 @@ def run(args) -> int:
 
     if args.labels is None and args.dataset == "nmnist" and (Path(args.root) / "labels.txt").exists():
         args.labels = str(Path(args.root) / "labels.txt")
+    from evstream import distributed as dist
+    from evstream.datasets import default_split
+
+    if args.split is None:
+        args.split = default_split(args.dataset, args.labels)
+        if int(os.environ.get("RANK", "0")) == 0:
+            why = ("the dataset's test split" if args.split == "test" else
+                   "every labelled file: this layout has no test split (--split val: the checkpoint's validation split)")
+            print(f"evaluating on split '{args.split}' ({why})", flush=True)
     res = evaluate(args.model, args.dataset, args.root, args.labels,
                    [int(t) for t in args.timesteps.split(",")], [float(m) for m in args.mask.split(",")],
                    args.seeds, args.mode.split(",") if args.mode else None, args.split, args.limit, args.cache,
-                   args.progress)
-    from evstream import distributed as dist
-
+                   args.progress, args.workers, args.device)
     if not dist.is_main():
         dist.finish()
         return 0
     write(res, args.json, args.plot)
+    if res["split"] in ("all", "train") and _trained_on(args.model, args.root):
+        print(f"note: {args.model} was trained on files of {args.root}: split '{res['split']}' includes its training "
+              "files (--split val: its held-out validation split)")
     print(f"ANN accuracy {res['ann']['accuracy']:.4f}, {res['ann']['energy_uJ']:.3f} uJ/sample ({res['samples']} samples)")
     for r in res["snn"]:
         print(f"{r['mode']:5} T={r['timesteps']:4d} mask={r['mask_ratio']:.2f}: accuracy {r['accuracy_mean']:.4f}"
               f" ± {r['accuracy_std']:.4f}, {r['spikes_per_sample']:.0f} spikes, {r['energy_uJ']:.3f} uJ")
     dist.finish()
     return 0
+
+
+def _trained_on(model_path, root) -> bool:
+    from evstream.snn import load_checkpoint
+
+    _, meta = load_checkpoint(model_path)
+    trained = (meta.get("dataset") or {}).get("root")
+    return bool(trained) and Path(trained).resolve() == Path(root).resolve()
