@@ -7,22 +7,22 @@ Layouts (``open_dataset(name, root, labels=None, split=...)``):
 - ``cifar10dvs``: one folder per class of ``.aedat`` (AEDAT 2.0 DVS128) or ``.aedat4``; the usual 90/10
   split per class (first 90% of the sorted files train, the rest test).
 - ``asl``: one folder per letter of ASL-DVS ``.mat`` files.
-Events of every file are decoded once and cached (``--cache DIR``, default ``~/.cache/evstream``), keyed by
-the file list and sizes; a validation split is a seeded stratified split of the training files.
+``split="all"``: every labelled file of the layout (train and test). Events of every file are decoded once,
+in parallel worker processes, into the event cache (``--cache DIR``, default ``~/.cache/evstream``; one
+``.npy`` per recording keyed by its path, size and mtime, see :mod:`evstream.cache`), so every split and
+every later run reads them from there; a validation split is a seeded stratified split of the training files.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from evstream.cache import EventCache, file_key, make_key
 from evstream.errors import EvstreamError
 from evstream.events import EVENT_DTYPE
-from evstream.readers import read_events
 
 DATASETS = {"nmnist": (34, 34), "ncars": (120, 100), "cifar10dvs": (128, 128), "asl": (240, 180)}
 
@@ -34,16 +34,32 @@ class Sample:
 
 
 def _class_folders(root: Path, pattern: str) -> tuple[list[Sample], list[str]]:
-    classes = sorted(d.name for d in root.iterdir() if d.is_dir())
-    samples = [Sample(f, i) for i, c in enumerate(classes) for f in sorted((root / c).glob(pattern))]
+    if not root.is_dir():
+        raise EvstreamError("dataset folder not found", where=root)
+    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    samples = [Sample(f, i) for i, c in enumerate(classes) for f in sorted((root / c).glob(pattern))
+               if not f.name.startswith(".")]  # hidden: temporaries, macOS metadata
     return samples, classes
 
 
+SPLITS = ("train", "test", "all")
+
+
+def has_test_split(name: str, labels=None) -> bool:
+    """Whether the layout has its own test split (a label-list folder of N-MNIST and ASL-DVS have none)."""
+    return name in ("ncars", "cifar10dvs") or (name == "nmnist" and labels is None)
+
+
 def list_samples(name: str, root, labels=None, split: str = "train") -> tuple[list[Sample], list[str]]:
-    """The (file, label) list of a dataset split, and its class names."""
+    """The (file, label) list of a dataset split (``train``, ``test`` or ``all``), and its class names.
+    Layouts without a test split (a label list, ASL-DVS) list every file as ``train`` and as ``all``."""
     root = Path(root)
     if not root.is_dir():
         raise EvstreamError("dataset folder not found", where=root)
+    if split not in SPLITS:
+        raise EvstreamError(f"unknown split {split!r} (known: {', '.join(SPLITS)})")
+    if split == "test" and not has_test_split(name, labels):
+        raise EvstreamError(f"this {name} layout has no test split (use 'all', or the checkpoint's 'val')", where=root)
     if name == "nmnist":
         if labels is not None:
             lines = [ln.split() for ln in Path(labels).read_text().splitlines() if ln.strip() and not ln.startswith("#")]
@@ -54,16 +70,13 @@ def list_samples(name: str, root, labels=None, split: str = "train") -> tuple[li
                     raise EvstreamError(f"sample {sid} listed in {labels} has no .bs2/.bin file", where=root)
                 samples.append(Sample(f, int(cls)))
             return samples, [str(i) for i in range(10)]
-        sub = root / ("Train" if split == "train" else "Test")
-        return _class_folders(sub, "*.bin")
+        return _two_folders(root, "Train", "Test", "*.bin", split)
     if name == "ncars":
-        sub = root / ("n-cars_train" if split == "train" else "n-cars_test")
-        samples, classes = _class_folders(sub, "*.dat")
-        return samples, classes
+        return _two_folders(root, "n-cars_train", "n-cars_test", "*.dat", split)
     if name in ("cifar10dvs", "asl"):
         pattern = "*.mat" if name == "asl" else "*.aedat*"
         samples, classes = _class_folders(root, pattern)
-        if name == "cifar10dvs":  # the usual split: first 90% of each class trains, the last 10% tests
+        if name == "cifar10dvs" and split != "all":  # the usual split: first 90% of each class trains, the rest tests
             out = []
             for c in range(len(classes)):
                 files = [s for s in samples if s.label == c]
@@ -72,6 +85,16 @@ def list_samples(name: str, root, labels=None, split: str = "train") -> tuple[li
             samples = out
         return samples, classes
     raise EvstreamError(f"unknown dataset {name!r} (known: {', '.join(DATASETS)})")
+
+
+def _two_folders(root: Path, train: str, test: str, pattern: str, split: str):
+    if split != "all":
+        return _class_folders(root / (train if split == "train" else test), pattern)
+    a, classes = _class_folders(root / train, pattern)
+    b, classes_b = _class_folders(root / test, pattern)
+    if classes_b != classes:
+        raise EvstreamError(f"{test} has classes {classes_b}, {train} has {classes}", where=root)
+    return a + b, classes
 
 
 def stratified_split(labels: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -87,36 +110,30 @@ def stratified_split(labels: np.ndarray, val_fraction: float, seed: int) -> tupl
 
 
 class EventDataset:
-    """All samples' events in one array with offsets (cached), labels, classes and sensor size."""
+    """Samples' events (read from the event cache, or held in memory), labels, classes and sensor size.
 
-    def __init__(self, samples: list[Sample], classes: list[str], sensor_size, cache_dir=None, name=""):
+    ``events_of(i)`` returns sample ``i``'s events as a fresh array; ``spans`` holds each sample's time
+    span in µs (-1 when it has no events) and ``counts`` its number of events, known without reading it.
+    """
+
+    def __init__(self, samples: list[Sample], classes: list[str], sensor_size, cache_dir=None, name="",
+                 workers: int | None = None, progress: bool = True):
         self.samples, self.classes, self.sensor_size, self.name = samples, classes, tuple(sensor_size), name
         self.labels = np.array([s.label for s in samples], np.int64)
-        key = hashlib.sha1("".join(f"{s.path}:{s.path.stat().st_size};" for s in samples).encode()).hexdigest()[:16]
-        cache = Path(cache_dir or os.environ.get("EVSTREAM_CACHE", Path.home() / ".cache" / "evstream"))
-        cache.mkdir(parents=True, exist_ok=True)
-        f = cache / f"events-{name}-{key}.npz"
-        if f.exists():
-            z = np.load(f)
-            self.events, self.offsets = z["events"], z["offsets"]
-        else:
-            parts = []
-            from tqdm import tqdm
-
-            for s in tqdm(samples, desc=f"decoding {name}", unit="file", leave=False, disable=len(samples) < 50):
-                ev = read_events(s.path).events
-                ev = ev.copy()
-                ev["t"] -= ev["t"][0] if len(ev) else 0
-                parts.append(ev)
-            self.offsets = np.cumsum([0] + [len(p) for p in parts])
-            self.events = np.concatenate(parts) if parts else np.zeros(0, EVENT_DTYPE)
-            np.savez(f, events=self.events, offsets=self.offsets)
+        self._cache = EventCache(cache_dir)
+        keys = [file_key(s.path) for s in samples]
+        idx = self._cache.fill(name, keys, [s.path for s in samples], decode_file, workers, progress)
+        self._keys, self.counts, self.spans = keys, idx.counts, idx.spans
+        self._memory = None
 
     def __len__(self):
         return len(self.samples)
 
     def events_of(self, i: int) -> np.ndarray:
-        return self.events[self.offsets[i]:self.offsets[i + 1]]
+        if self._memory is not None:
+            events, offsets = self._memory
+            return events[offsets[i]:offsets[i + 1]]
+        return self._cache.read(self._keys[i])
 
     @classmethod
     def from_events(cls, events_list, labels, classes, sensor_size, name="memory"):
@@ -124,34 +141,66 @@ class EventDataset:
         self.samples = [Sample(Path(f"{name}:{i}"), int(l)) for i, l in enumerate(labels)]
         self.classes, self.sensor_size, self.name = classes, tuple(sensor_size), name
         self.labels = np.asarray(labels, np.int64)
-        self.offsets = np.cumsum([0] + [len(e) for e in events_list])
-        self.events = np.concatenate(events_list) if events_list else np.zeros(0, EVENT_DTYPE)
+        offsets = np.cumsum([0] + [len(e) for e in events_list])
+        self._memory = (np.concatenate(events_list) if events_list else np.zeros(0, EVENT_DTYPE), offsets)
+        self.counts = np.diff(offsets)
+        self.spans = np.array([int(e["t"][-1] - e["t"][0]) if len(e) else -1 for e in events_list], np.int64)
+        return self
+
+    @classmethod
+    def _from_cache(cls, cache: EventCache, keys, counts, spans, labels, classes, sensor_size, name):
+        self = cls.__new__(cls)
+        self.samples = [Sample(Path(f"{name}:{i}"), int(l)) for i, l in enumerate(labels)]
+        self.classes, self.sensor_size, self.name = classes, tuple(sensor_size), name
+        self.labels = np.asarray(labels, np.int64)
+        self._cache, self._keys, self.counts, self.spans, self._memory = cache, list(keys), counts, spans, None
         return self
 
 
-def open_dataset(name, root, labels=None, split="train", cache_dir=None) -> EventDataset:
+def decode_file(path) -> np.ndarray:
+    """A recording's events with time counted from its first event (what the cache stores)."""
+    from evstream.readers import read_events
+
+    ev = read_events(path).events.copy()
+    ev["t"] -= ev["t"][0] if len(ev) else 0
+    return ev
+
+
+def default_split(name: str, labels=None) -> str:
+    """``evstream eval``'s split when none is given: the dataset's test split, else every labelled file."""
+    return "test" if has_test_split(name, labels) else "all"
+
+
+def open_dataset(name, root, labels=None, split="train", cache_dir=None, workers: int | None = None,
+                 progress: bool = True) -> EventDataset:
+    """A dataset split through the event cache (decoding what is not cached yet with ``workers`` processes)."""
     samples, classes = list_samples(name, root, labels, split)
     if not samples:
         raise EvstreamError(f"no {name} samples found for split {split!r}", where=root)
-    return EventDataset(samples, classes, DATASETS[name], cache_dir, name=f"{name}-{split}")
+    return EventDataset(samples, classes, DATASETS[name], cache_dir, name=f"{name}-{split}", workers=workers,
+                        progress=progress)
 
 
-def emulated_mnist(folder, n: int, seed: int = 0, cache_dir=None, progress: bool = True) -> EventDataset:
-    """``n`` MNIST images from ``folder`` moved through the three saccades by the emulator (cached)."""
-    from evstream.emulator import emulate_saccades, read_mnist_idx
+def _emulate(task) -> np.ndarray:
+    from evstream.emulator import emulate_saccades
 
-    cache = Path(cache_dir or os.environ.get("EVSTREAM_CACHE", Path.home() / ".cache" / "evstream"))
-    cache.mkdir(parents=True, exist_ok=True)
-    f = cache / f"emulated-mnist-{n}-{seed}.npz"
+    image, i = task
+    return emulate_saccades(image, seed=int(i))
+
+
+def emulated_mnist(folder, n: int, seed: int = 0, cache_dir=None, progress: bool = True,
+                   workers: int | None = None) -> EventDataset:
+    """``n`` MNIST images from ``folder`` moved through the three saccades by the emulator (cached; emulated
+    in ``workers`` processes). Image ``i`` always gets emulator seed ``i``, so a sample never depends on
+    ``n`` or on which process emulated it."""
+    from evstream.emulator import read_mnist_idx
+
     images, labels = read_mnist_idx(folder)
     idx = np.random.default_rng(seed).permutation(len(images))[:n]
-    if f.exists():
-        z = np.load(f)
-        evs = np.split(z["events"], z["offsets"][1:-1])
-    else:
-        from tqdm import tqdm
-
-        evs = [emulate_saccades(images[i], seed=int(i)) for i in tqdm(idx, desc="emulating MNIST saccades", unit="img",
-                                                                        disable=not progress)]
-        np.savez(f, events=np.concatenate(evs), offsets=np.cumsum([0] + [len(e) for e in evs]))
-    return EventDataset.from_events(evs, labels[idx], [str(i) for i in range(10)], (34, 34), name="emulated-mnist")
+    src = ",".join(file_key(f) for f in sorted(Path(folder).glob("*images*idx3*")))
+    keys = [make_key("emulated-mnist-v1", src, int(i)) for i in idx]
+    cache = EventCache(cache_dir)
+    index = cache.fill(f"emulated-mnist-{n}-{seed}", keys, [(images[i], int(i)) for i in idx], _emulate, workers,
+                       progress)
+    return EventDataset._from_cache(cache, keys, index.counts, index.spans, labels[idx],
+                                    [str(i) for i in range(10)], (34, 34), "emulated-mnist")

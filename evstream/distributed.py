@@ -1,7 +1,8 @@
-"""Data parallelism over processes with ``torch.distributed`` (``torchrun``; gloo on CPU).
+"""Data parallelism over processes with ``torch.distributed`` (``torchrun``; gloo on CPU, NCCL on CUDA).
 
     torchrun --nproc_per_node 2 -m evstream train ...     # the same result as one process
     torchrun --nproc_per_node 2 -m evstream eval ...
+    torchrun --nproc_per_node 8 -m evstream train --device cuda ...   # one GPU per process (LOCAL_RANK)
 
 Each process takes a fixed share of every global batch (``shard``); gradients are averaged by
 ``DistributedDataParallel``; BatchNorm statistics are taken over the global batch (``evstream.snn.layers.BatchNorm``,
@@ -18,13 +19,40 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from evstream.errors import EvstreamError
 
-def init() -> tuple[int, int]:
-    """(rank, world size); joins the process group when started by torchrun (``WORLD_SIZE`` > 1)."""
+
+def init(device: str = "cpu") -> tuple[int, int]:
+    """(rank, world size); joins the process group when started by torchrun (``WORLD_SIZE`` > 1): NCCL for
+    ``device="cuda"`` (each process on GPU ``LOCAL_RANK``), gloo otherwise."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group("gloo")
+        if torch.device(device).type == "cuda":
+            torch.cuda.set_device(local_rank())
+            dist.init_process_group("nccl")
+        else:
+            dist.init_process_group("gloo")
     return rank(), world_size()
+
+
+def local_rank() -> int:
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def device(kind: str = "cpu") -> torch.device:
+    """This process's device: ``cuda`` is GPU ``LOCAL_RANK`` (one per torchrun process)."""
+    d = torch.device(kind)
+    if d.type != "cuda":
+        return d
+    if not torch.cuda.is_available():
+        raise EvstreamError("--device cuda: no CUDA device (this torch build or machine has none); use --device cpu")
+    if d.index is None:
+        d = torch.device("cuda", local_rank() % torch.cuda.device_count())
+    return d
+
+
+def _collective_device() -> torch.device:
+    return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
 
 
 def active() -> bool:
@@ -52,7 +80,7 @@ def all_sum(values):
     """Element-wise sum over processes of a list of numbers (unchanged in one process)."""
     if not active():
         return list(values)
-    t = torch.tensor([float(v) for v in values], dtype=torch.float64)
+    t = torch.tensor([float(v) for v in values], dtype=torch.float64, device=_collective_device())
     dist.all_reduce(t)
     return t.tolist()
 
@@ -61,7 +89,28 @@ def wrap(model: nn.Module) -> nn.Module:
     """``DistributedDataParallel`` around ``model`` when distributed, else ``model``."""
     if not active():
         return model
+    p = next(model.parameters(), None)
+    if p is not None and p.device.type == "cuda":
+        return nn.parallel.DistributedDataParallel(model, device_ids=[p.device.index])
     return nn.parallel.DistributedDataParallel(model)
+
+
+class Autocast(nn.Module):
+    """``module`` run under ``torch.autocast`` (bfloat16: no loss scaling needed); outputs in float32."""
+
+    def __init__(self, module: nn.Module, device_type: str):
+        super().__init__()
+        self.module, self.device_type = module, device_type
+
+    def forward(self, *args, **kw):
+        with torch.autocast(self.device_type, dtype=torch.bfloat16):
+            out = self.module(*args, **kw)
+        return out.float()
+
+
+def autocast(module: nn.Module, device, enabled: bool) -> nn.Module:
+    """Mixed precision (``--amp``): ``module`` under bfloat16 autocast when ``enabled``, else ``module``."""
+    return Autocast(module, torch.device(device).type) if enabled else module
 
 
 def finish() -> None:
@@ -69,4 +118,3 @@ def finish() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()
-

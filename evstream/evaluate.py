@@ -20,35 +20,49 @@ import numpy as np
 import torch
 
 from evstream import distributed as dist
+from evstream.datasets import default_split
 from evstream.energy import OpCounter
+from evstream.inputs import eval_samples
+from evstream.loader import InOrder, SampleSet, make_loader, to_device
+from evstream.representations import from_config
 from evstream.snn import load_checkpoint
-from evstream.inputs import eval_inputs
+from evstream.workers import default_workers
 
 
 @torch.no_grad()
-def ann_metrics(model, x, y, batch=200) -> dict:
-    """Accuracy and energy of the ANN view (every operation a MAC); sums over processes under torchrun."""
+def ann_metrics(model, batches, device="cpu") -> dict:
+    """Accuracy and energy of the ANN view (every operation a MAC) over the ``(x, y)`` batches of a loader;
+    sums over processes under torchrun."""
     model.eval()
     counter = OpCounter(model, set(), spiking=False)
-    correct = 0
-    for i in range(0, len(x), batch):
-        correct += int((model(x[i:i + batch]).argmax(1) == y[i:i + batch]).sum())
+    correct = n = 0
+    for batch in batches:
+        x, y = to_device(batch, device)
+        correct += int((model(x).argmax(1) == y).sum())
+        n += len(y)
     ops = counter.take()
     counter.remove()
-    correct, n, energy, macs = dist.all_sum([correct, len(x), ops.energy_uJ, ops.macs])
+    correct, n, energy, macs = dist.all_sum([correct, n, ops.energy_uJ, ops.macs])
     return {"accuracy": correct / n, "energy_uJ": energy / n, "macs_per_sample": macs / n}
 
 
 @torch.no_grad()
-def snn_curve(model, x, y, timesteps, mode="mst", mask_ratio=0.0, seed=0, batch=200, progress=None) -> dict:
-    """Accuracy, cumulative spikes and energy per sample at each T (one run of max(T) steps)."""
+def snn_curve(model, batches, timesteps, mode="mst", mask_ratio=0.0, seed=0, progress=None, device="cpu") -> dict:
+    """Accuracy, cumulative spikes and energy per sample at each T (one run of max(T) steps per batch of
+    ``batches``, a loader of ``(x, y)``)."""
     T = max(timesteps)
     correct = {t: 0 for t in timesteps}
     spikes = {t: 0.0 for t in timesteps}
     energy = {t: 0.0 for t in timesteps}
     runner = model.spiking(mode=mode, mask_ratio=mask_ratio, seed=seed)
-    for i in range(0, len(x), batch):
-        xb, yb = x[i:i + batch], y[i:i + batch]
+    if torch.device(device).type != "cpu":  # masks drawn on the device (the runner's generator is a CPU one)
+        runner.model.to(device)
+        runner.generator = torch.Generator(device=device)
+        runner.set_mask_ratio(runner.mask_ratios)
+    n = 0
+    for batch in batches:
+        xb, yb = to_device(batch, device)
+        n += len(yb)
         runner.reset()
         s = e = 0.0
         for t in range(1, T + 1):
@@ -61,7 +75,7 @@ def snn_curve(model, x, y, timesteps, mode="mst", mask_ratio=0.0, seed=0, batch=
                 energy[t] += e
             if progress:
                 progress()
-    n = dist.all_sum([len(x)])[0]
+    n = dist.all_sum([n])[0]
     sums = dist.all_sum([v for t in timesteps for v in (correct[t], spikes[t], energy[t])])
     return {t: {"accuracy": sums[3 * i] / n, "spikes_per_sample": sums[3 * i + 1] / n,
                 "energy_uJ": sums[3 * i + 2] / n} for i, t in enumerate(timesteps)}
@@ -70,8 +84,9 @@ def snn_curve(model, x, y, timesteps, mode="mst", mask_ratio=0.0, seed=0, batch=
 @dataclass(frozen=True)
 class EvalConfig:
     """What ``evstream eval`` takes: the checkpoint, the data (``split`` "val" is the checkpoint's own
-    validation split), the timesteps T, mask ratios and seeds per ratio, the conversion modes (None: the
-    model's first)."""
+    validation split; None: the dataset's test split where it has one, else every labelled file), the
+    timesteps T, mask ratios and seeds per ratio, the conversion modes (None: the model's first), the
+    processes building the inputs (None: the machine's cores) and the device."""
 
     model: str
     root: str
@@ -81,37 +96,46 @@ class EvalConfig:
     masks: tuple = (0.0, 0.5, 0.75)
     seeds: int = 10
     modes: tuple | None = None
-    split: str = "val"
+    split: str | None = None
     limit: int = 0
     cache: str | None = None
     progress: bool = True
+    workers: int | None = None
+    device: str = "cpu"
 
 
 def evaluate(cfg: EvalConfig) -> dict:
     """Under torchrun each process evaluates its share of the samples (every world-th); the sums are
     added over processes, so the numbers equal one process's (masked runs: equal in distribution, since
-    masks are drawn per process)."""
-    dist.init()
+    masks are drawn per process). The inputs are built by ``workers`` DataLoader processes, batch by batch
+    (memory does not grow with the split). ``split=None``: :func:`~evstream.datasets.default_split`."""
+    dist.init(cfg.device)
+    split = cfg.split or default_split(cfg.dataset, cfg.labels)
+    device = dist.device(cfg.device)
     model, meta = load_checkpoint(cfg.model, need_representation=True)
+    model.to(device)
     modes = list(cfg.modes or [model.modes[0]])
     timesteps, masks, seeds = list(cfg.timesteps), list(cfg.masks), cfg.seeds
-    x, y, ds = eval_inputs(meta, cfg.dataset, cfg.root, cfg.labels, cfg.split, cfg.limit, cfg.cache)
-    n_total = len(x)
-    x, y = dist.shard(x), dist.shard(y)
-    torch.set_num_threads(max(1, 2 // dist.world_size()))
     progress = cfg.progress and dist.is_main()
-    ann = ann_metrics(model, x, y)
+    ds, idx = eval_samples(meta, cfg.dataset, cfg.root, cfg.labels, split, cfg.limit, cfg.cache, cfg.workers,
+                           progress)
+    n_total = len(idx)
+    workers = default_workers() if cfg.workers is None else cfg.workers
+    batches = make_loader(SampleSet([ds], from_config(meta["representation"])), InOrder(dist.shard(idx), 200),
+                          workers, device)
+    torch.set_num_threads(max(1, 2 // dist.world_size()))
+    ann = ann_metrics(model, batches, device)
     rows = []
     from tqdm import tqdm
 
     T = max(timesteps)
     # without masks a run draws nothing at random: one run stands for every seed
     runs = {r: seeds if r > 0 else 1 for r in masks}
-    total = len(modes) * sum(runs.values()) * T * ((len(x) + 199) // 200)
+    total = len(modes) * sum(runs.values()) * T * len(batches)
     bar = tqdm(total=total, desc="SNN steps", disable=not progress, unit="step")
     for mode in modes:
         for r in masks:
-            per_seed = [snn_curve(model, x, y, timesteps, mode, r, seed * 1000, progress=lambda: bar.update(1))
+            per_seed = [snn_curve(model, batches, timesteps, mode, r, seed * 1000, lambda: bar.update(1), device)
                         for seed in range(runs[r])]
             for t in timesteps:
                 accs = [c[t]["accuracy"] for c in per_seed]
@@ -120,7 +144,7 @@ def evaluate(cfg: EvalConfig) -> dict:
                              "spikes_per_sample": float(np.mean([c[t]["spikes_per_sample"] for c in per_seed])),
                              "energy_uJ": float(np.mean([c[t]["energy_uJ"] for c in per_seed]))})
     bar.close()
-    return {"dataset": cfg.dataset, "split": cfg.split, "model": str(cfg.model), "samples": n_total,
+    return {"dataset": cfg.dataset, "split": split, "model": str(cfg.model), "samples": n_total,
             "processes": dist.world_size(),
             "ann": {"accuracy": ann["accuracy"], "energy_uJ": ann["energy_uJ"]}, "snn": rows}
 

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from evstream.augment import augment
-from evstream.datasets import EventDataset, open_dataset, stratified_split
+from evstream.datasets import EventDataset, default_split, open_dataset, stratified_split
 from evstream.representations import from_config
 
 
@@ -53,23 +53,34 @@ def window_range(spec) -> tuple[int, int]:
 
 def sample_span_us(ds: EventDataset, idx) -> int:
     """Median time span of the training samples: a live stream's input window should span as much."""
-    spans = [int(e["t"][-1] - e["t"][0]) for e in (ds.events_of(int(i)) for i in idx) if len(e)]
+    if isinstance(ds, EventDataset):  # known from the event cache's index, without reading the events
+        spans = [int(s) for s in ds.spans[np.asarray(idx, np.int64)] if s >= 0]  # -1: no events
+    else:
+        spans = [int(e["t"][-1] - e["t"][0]) for e in (ds.events_of(int(i)) for i in idx) if len(e)]
     return int(np.median(spans)) if spans else 0
 
 
-def eval_inputs(meta: dict, dataset, root, labels, split, limit, cache=None):
-    """(inputs, labels, dataset) for evaluating a checkpoint with ``meta``; ``split="val"`` (or ``"train"``)
+def eval_samples(meta: dict, dataset, root, labels, split, limit, cache=None, workers=None, progress=True):
+    """(dataset, indices) of a split for evaluating a checkpoint with ``meta``: ``split="val"`` (or ``"train"``)
     is the checkpoint's own stratified split of the training files, ``"test"`` a dataset's test split,
-    ``"all"`` every file listed."""
-    rep = from_config(meta["representation"])
+    ``"all"`` every labelled file, ``None`` the test split where the dataset has one, else all
+    (:func:`~evstream.datasets.default_split`)."""
+    split = split or default_split(dataset, labels)
     if split in ("val", "train"):
-        ds = open_dataset(dataset, root, labels, "train", cache)
+        ds = open_dataset(dataset, root, labels, "train", cache, workers, progress)
         s = meta.get("split", {})
         tr, va = stratified_split(ds.labels, s.get("val_fraction", 0.1), s.get("seed", 0))
         idx = va if split == "val" else tr
-    else:
-        ds = open_dataset(dataset, root, labels, "test" if split == "test" else "train", cache)
+    else:  # "test" (a dataset's own test split) or "all" files listed
+        ds = open_dataset(dataset, root, labels, split, cache, workers, progress)
         idx = np.arange(len(ds))
     if limit:
         idx = idx[:limit]
-    return batch_inputs(ds, idx, rep), torch.from_numpy(ds.labels[idx]), ds
+    return ds, idx
+
+
+def eval_inputs(meta: dict, dataset, root, labels, split, limit, cache=None):
+    """(inputs, labels, dataset) in memory for evaluating a checkpoint with ``meta`` (small splits;
+    ``evstream eval`` streams them through a loader); splits as :func:`eval_samples`."""
+    ds, idx = eval_samples(meta, dataset, root, labels, split, limit, cache, progress=False)
+    return batch_inputs(ds, idx, from_config(meta["representation"])), torch.from_numpy(ds.labels[idx]), ds

@@ -44,7 +44,7 @@ def split_recordings(cfg: StreamEvalConfig):
         tr, va = stratified_split(ds.labels, cfg.val_fraction, cfg.split_seed)
         idx = va if cfg.split == "val" else tr
     else:
-        ds = open_dataset(cfg.dataset, cfg.root, cfg.labels, "test" if cfg.split == "test" else "train", cfg.cache)
+        ds = open_dataset(cfg.dataset, cfg.root, cfg.labels, cfg.split, cfg.cache)  # "test" or "all" files
         idx = np.arange(len(ds))
     if cfg.limit:
         idx = idx[: cfg.limit]

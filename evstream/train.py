@@ -7,7 +7,9 @@ neuromorphic augmentations (translation, event drop, polarity-preserving noise),
 is fine-tuned with knowledge distillation from a frozen copy of the phase-1 model, with BatchNorm statistics
 frozen (docs/model.md says why). The checkpoint records the dataset, split, representation config, class
 names and validation metrics. Resumable: the state after every epoch is kept in ``OUT.partial`` and picked
-up by the same command (a resume file that does not fit is one ``CheckpointError`` line).
+up by the same command (a resume file that does not fit is one ``CheckpointError`` line). The inputs are
+built batch by batch in DataLoader worker processes (``workers``; :mod:`evstream.loader`) from the event
+cache; ``device="cuda"`` trains on a GPU (one per process under torchrun, NCCL), ``amp`` in bfloat16 autocast.
 
     cfg = TrainConfig(root="../shared/data/nmnist_small/train", epochs=30, out="model.pt")
     meta = train(cfg)
@@ -27,19 +29,26 @@ import torch
 import torch.nn.functional as F
 
 from evstream import distributed as dist
-from evstream.errors import CheckpointError, EvstreamError
+from evstream.errors import CheckpointError
 from evstream.datasets import emulated_mnist, open_dataset, stratified_split
-from evstream.inputs import batch_inputs, default_representation, sample_input, sample_span_us, window_range
+from evstream.inputs import batch_inputs, default_representation, sample_span_us, window_range
+from evstream.loader import EpochBatches, InOrder, SampleSet, make_loader, to_device
 from evstream.representations import from_config
 from evstream.snn import build_model, load_checkpoint, save_checkpoint
 from evstream.snn.checkpoint import check_state_dict, read_file
+from evstream.workers import default_workers
 
 
 @torch.no_grad()
-def ann_accuracy(model, x: torch.Tensor, y: torch.Tensor, batch=256) -> float:
+def ann_accuracy(model, batches, device="cpu", amp=False) -> float:
+    """Accuracy over the ``(x, y)`` batches of a loader (or a list of tensor pairs)."""
     model.eval()
-    pred = torch.cat([model(x[i:i + batch]).argmax(1) for i in range(0, len(x), batch)])
-    return float((pred == y).float().mean())
+    correct = n = 0
+    for batch in batches:
+        x, y = to_device(batch, device)
+        correct += int((dist.autocast(model, device, amp)(x).argmax(1) == y).sum())
+        n += len(y)
+    return correct / max(n, 1)
 
 
 def cosine_lr(step, total, warmup, base):
@@ -86,7 +95,9 @@ class TrainConfig:
     cache: str | None = None
     seed: int = 0
     threads: int = 2
-    device: str = "cpu"
+    device: str = "cpu"  # or "cuda" (under torchrun: GPU LOCAL_RANK of each process)
+    amp: bool = False  # bfloat16 autocast (for device "cuda")
+    workers: int | None = None  # DataLoader / cache-filling processes (0: in this process; None: the cores)
     progress: bool = True
 
     @classmethod
@@ -103,7 +114,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
     augmentations are seeded per sample and BatchNorm uses global statistics, so N processes give the
     same weights as one, to float rounding. Only rank 0 logs and writes files.
     """
-    dist.init()
+    dist.init(cfg.device or "cpu")
     trainer = Trainer(cfg, log if dist.is_main() else (lambda *a, **k: None))
     meta = trainer.run()
     dist.finish()
@@ -117,9 +128,7 @@ class Trainer:
         self.cfg, self.log = cfg, log
         torch.manual_seed(cfg.seed)
         torch.set_num_threads(cfg.threads)
-        self.device = torch.device(cfg.device or "cpu")
-        if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise EvstreamError("--device cuda: this torch build has no CUDA device (CPU build); use --device cpu")
+        self.device = dist.device(cfg.device or "cpu")
         self._data()
         self._model()
         out = Path(cfg.out)
@@ -132,13 +141,14 @@ class Trainer:
         self.teacher = None
         if self.partial.exists():
             self._resume()
-        self.net = dist.wrap(self.model)
+        self.net = dist.autocast(dist.wrap(self.model), self.device, cfg.amp)  # amp: bfloat16, float32 logits
         self.history = []
         self.gen = torch.Generator(device=self.device).manual_seed(cfg.seed * 31 + dist.rank())
 
     def _data(self) -> None:
         cfg = self.cfg
-        ds = self.ds = open_dataset(cfg.dataset, cfg.root, cfg.labels, "train", cfg.cache)
+        progress = cfg.progress and dist.is_main()
+        ds = self.ds = open_dataset(cfg.dataset, cfg.root, cfg.labels, "train", cfg.cache, cfg.workers, progress)
         self.tr_idx, self.va_idx = stratified_split(ds.labels, cfg.val_fraction, cfg.seed)
         if cfg.limit:
             self.tr_idx = self.tr_idx[: cfg.limit]
@@ -146,14 +156,19 @@ class Trainer:
         self.rep = from_config(default_representation(ds.sensor_size, cfg.frames, (cfg.img_size, cfg.img_size)))
         sources = [(ds, self.tr_idx)]
         if cfg.emulated:
-            em = emulated_mnist(cfg.emulated_root, cfg.emulated, cfg.seed, cfg.cache, progress=cfg.progress)
+            em = emulated_mnist(cfg.emulated_root, cfg.emulated, cfg.seed, cfg.cache, progress=progress,
+                                workers=cfg.workers)
             sources.append((em, np.arange(len(em))))
-        self.wset = self.x_valw = self.y_valw = None
+        self.wset = self.val_windows = None
         if cfg.stream_windows:
             self._stream_windows(sources)
-        self.pool = [(s, int(i)) for s, idx in sources for i in idx]
-        self.x_val = batch_inputs(ds, self.va_idx, self.rep)
-        self.y_val = torch.from_numpy(ds.labels[self.va_idx])
+        # rows (source, index); each sample built (and augmented by its own seeded generator) in the workers
+        pool = np.array([(s, int(i)) for s, (_, idx) in enumerate(sources) for i in idx], np.int64).reshape(-1, 2)
+        data = SampleSet([s for s, _ in sources], self.rep)
+        workers = default_workers() if cfg.workers is None else cfg.workers
+        self.batches = EpochBatches(pool, cfg.batch, cfg.seed, dist.shard)
+        self.loader = make_loader(data, self.batches, workers, self.device)
+        self.val = make_loader(data, InOrder(self.va_idx, 256), workers, self.device)  # source 0: real recordings
 
     def _stream_windows(self, sources) -> None:
         """Windows at random offsets of continuous streams of the training recordings join the pool
@@ -170,7 +185,8 @@ class Trainer:
         sources.append((self.wset, np.arange(len(self.wset))))
         vset = WindowSet([ds.events_of(int(i)) for i in self.va_idx], ds.labels[self.va_idx], ds.sensor_size,
                          4 * len(self.va_idx), (hi, hi), seed=10_000 + cfg.seed, gap_us=gaps)
-        self.x_valw, self.y_valw = batch_inputs(vset, np.arange(len(vset)), self.rep), torch.from_numpy(vset.labels)
+        x, y = batch_inputs(vset, np.arange(len(vset)), self.rep), torch.from_numpy(vset.labels)
+        self.val_windows = list(zip(x.split(256), y.split(256)))
         self.log(f"{len(self.wset)} stream windows of {lo / 1e3:g}-{hi / 1e3:g} ms added; validating on "
                  f"{len(vset)} windows of held-out streams")
 
@@ -186,7 +202,6 @@ class Trainer:
             self._load_weights(self.model, init_model.state_dict(), cfg.init, "init")
             self.log(f"initialised from {cfg.init}")
         self.model.to(self.device)
-        self.x_val, self.y_val = self.x_val.to(self.device), self.y_val.to(self.device)
 
     @staticmethod
     def _load_weights(model, state, where, key) -> None:
@@ -239,7 +254,7 @@ class Trainer:
     def _epoch(self, ph: int, ep: int) -> None:
         cfg, model = self.cfg, self.model
         name, epochs, ratios = self.phases[ph]
-        steps_per_epoch = math.ceil(len(self.pool) / cfg.batch)
+        steps_per_epoch = len(self.batches)
         model.train()
         if name == "masked":  # keep the unmasked BN statistics: masks are a run-time choice, not the norm
             for m in model.modules():
@@ -247,30 +262,31 @@ class Trainer:
                     m.eval()
         from tqdm import tqdm
 
-        order = np.random.default_rng(cfg.seed * 1000 + ph * 100 + ep).permutation(len(self.pool))
+        # this process's share of every global batch, each sample augmented by its own generator (seeded by
+        # seed, phase, epoch, sample): the same whichever process or worker builds it
+        self.batches.set_epoch(ph, ep)
         bar = tqdm(range(steps_per_epoch), desc=f"{name} epoch {ep + 1}/{epochs}", leave=False,
                    disable=not (cfg.progress and dist.is_main()))
         t0 = time.time()
         losses = []
-        for b in bar:
-            losses.append(self._batch(ph, ep, b, order[b * cfg.batch:(b + 1) * cfg.batch], epochs * steps_per_epoch,
-                                      steps_per_epoch))
+        for b, batch in zip(bar, self.loader):
+            losses.append(self._batch(ph, ep, b, batch, epochs * steps_per_epoch, steps_per_epoch))
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
         accs = {}
         for r in sorted(set(ratios)):
             model.set_mask_ratio(r, torch.Generator(device=self.device).manual_seed(cfg.seed))
-            accs[r] = ann_accuracy(model, self.x_val, self.y_val)
+            accs[r] = ann_accuracy(model, self.val, self.device, cfg.amp)
         model.set_mask_ratio(0.0)
         row = {"phase": name, "epoch": ep + 1, "loss": float(dist.all_sum([np.mean(losses)])[0] / dist.world_size()),
                "val_accuracy": accs[min(accs)]}
         if len(accs) > 1 or name == "masked":
             row["val_accuracy_by_mask"] = {str(r): a for r, a in accs.items()}
-        if self.x_valw is not None:
-            row["val_window_accuracy"] = ann_accuracy(model, self.x_valw.to(self.device), self.y_valw.to(self.device))
+        if self.val_windows is not None:
+            row["val_window_accuracy"] = ann_accuracy(model, self.val_windows, self.device, cfg.amp)
         self.history.append(row)
         self.log(f"{name} epoch {ep + 1}/{epochs}: loss {row['loss']:.4f}, val accuracy "
                  + ", ".join(f"{a:.4f} (mask {r:g})" for r, a in accs.items())
-                 + (f", stream windows {row['val_window_accuracy']:.4f}" if self.x_valw is not None else "")
+                 + (f", stream windows {row['val_window_accuracy']:.4f}" if self.val_windows is not None else "")
                  + f" ({time.time() - t0:.1f} s)")
         if dist.is_main():
             ck = {"model": model.state_dict(), "opt": self.opt.state_dict(), "phase": ph, "epoch": ep + 1}
@@ -278,17 +294,11 @@ class Trainer:
                 ck["teacher"] = self.teacher.state_dict()
             torch.save(ck, self.partial)
 
-    def _batch(self, ph, ep, b, ks, total, steps_per_epoch) -> float:
-        """One optimiser step on this process's share of global batch ``b``; returns its loss."""
-        cfg, pool = self.cfg, self.pool
+    def _batch(self, ph, ep, b, batch, total, steps_per_epoch) -> float:
+        """One optimiser step on ``batch``, this process's share of global batch ``b``; returns its loss."""
+        cfg = self.cfg
         name, _, ratios = self.phases[ph]
-        mine = dist.shard(ks)  # this process's share of the global batch
-        # one generator per sample: the same augmentation whichever process draws it
-        x = torch.from_numpy(np.stack([sample_input(pool[k][0], pool[k][1], self.rep,
-                                                    np.random.default_rng([cfg.seed, ph, ep, int(k)]))
-                                       for k in mine]))
-        y = torch.tensor([int(pool[k][0].labels[pool[k][1]]) for k in mine])
-        x, y = x.to(self.device), y.to(self.device)
+        x, y = to_device(batch, self.device)
         ratio = ratios[np.random.default_rng([cfg.seed, ph, ep, b]).integers(len(ratios))]
         self.model.set_mask_ratio(ratio, self.gen)
         for g in self.opt.param_groups:
@@ -303,7 +313,7 @@ class Trainer:
             loss = 0.5 * loss + 0.5 * tau * tau * F.kl_div(F.log_softmax(logits / tau, 1),
                                                            F.softmax(tl / tau, 1), reduction="batchmean")
         # the mean over the global batch: weight this share by its size (DDP averages over processes)
-        loss = loss * (len(mine) * dist.world_size() / len(ks))
+        loss = loss * (len(y) * dist.world_size() / self.batches.global_batch(b))
         self.opt.zero_grad()
         loss.backward()
         self.opt.step()
@@ -313,11 +323,10 @@ class Trainer:
         cfg, model, ds = self.cfg, self.model, self.ds
         model.set_mask_ratio(0.0)
         model.eval()
-        acc = ann_accuracy(model, self.x_val, self.y_val)
+        acc = ann_accuracy(model, self.val, self.device, cfg.amp)
         metrics = {"val_ann_accuracy": acc}
-        if self.x_valw is not None:
-            metrics["val_window_ann_accuracy"] = ann_accuracy(model, self.x_valw.to(self.device),
-                                                              self.y_valw.to(self.device))
+        if self.val_windows is not None:
+            metrics["val_window_ann_accuracy"] = ann_accuracy(model, self.val_windows, self.device, cfg.amp)
         meta = {
             "arch": cfg.arch, "representation": self.rep.config, "classes": ds.classes,
             "dataset": {"name": cfg.dataset, "root": str(cfg.root), "labels": str(cfg.labels) if cfg.labels else None,

@@ -13,12 +13,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 # lowest first; a module may import its own layer (without a circle) and the layers below
 LAYERS = [
-    ["evstream.errors", "evstream.paths", "evstream.events", "evstream.fileio", "evstream.stream"],
+    ["evstream.errors", "evstream.paths", "evstream.events", "evstream.fileio", "evstream.stream",
+     "evstream.workers"],
     ["evstream.readers", "evstream.writers", "evstream.filters", "evstream.slicing", "evstream.augment",
-     "evstream.representations", "evstream.emulator", "evstream.energy", "evstream.monitors", "evstream.streams"],
-    ["evstream.sources", "evstream.datasets", "evstream.serve"],
+     "evstream.representations", "evstream.emulator", "evstream.energy", "evstream.monitors", "evstream.streams",
+     "evstream.cache"],
+    ["evstream.sources", "evstream.datasets", "evstream.serve", "evstream.synth"],
     ["evstream.snn"],
-    ["evstream.inputs", "evstream.distributed"],
+    ["evstream.inputs", "evstream.distributed", "evstream.loader"],
     ["evstream.train", "evstream.evaluate", "evstream.pretrain", "evstream.calibrate", "evstream.live",
      "evstream.stream_eval"],
     ["evstream.pipeline", "evstream.cli", "evstream.__main__", "evstream", "app"],

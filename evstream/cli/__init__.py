@@ -22,6 +22,7 @@ COMMANDS = {
     "convert": "convert",
     "serve": "serve",
     "emulate": "emulate",
+    "synth": "synth",
     "train": "train",
     "pretrain": "pretrain",
     "calibrate": "calibrate",

@@ -45,6 +45,10 @@ def add_arguments(p):
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
                    help="cpu, or cuda where the torch build has it (data-parallel over processes: torchrun)")
+    p.add_argument("--amp", action="store_true", help="mixed precision: bfloat16 autocast (for --device cuda)")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="processes decoding the dataset into the cache and building the inputs (DataLoader workers; "
+                   "0: none, in this process; default: the machine's cores, shared by torchrun's processes)")
     p.add_argument("--no-progress", dest="progress", action="store_false")
 
 

@@ -29,7 +29,7 @@ class BatchNorm(nn.BatchNorm1d):
         moved = x.movedim(self.channel_dim, -1) if self.channel_dim not in (-1, x.dim() - 1) else x
         flat = moved.reshape(-1, moved.shape[-1])
         if self.training and _distributed():
-            y = self._global_batch_norm(flat)
+            y = self._global_batch_norm(flat.float()).to(flat.dtype)  # statistics in float32 (under --amp too)
         else:
             y = super().forward(flat)
         y = y.reshape(moved.shape)
@@ -38,7 +38,7 @@ class BatchNorm(nn.BatchNorm1d):
     def _global_batch_norm(self, flat):
         from torch.distributed.nn.functional import all_reduce
 
-        n_local = torch.tensor([float(flat.shape[0])], dtype=flat.dtype)
+        n_local = torch.tensor([float(flat.shape[0])], dtype=flat.dtype, device=flat.device)
         stats = all_reduce(torch.cat([flat.sum(0), (flat * flat).sum(0), n_local]))
         c = flat.shape[1]
         n = stats[-1]
