@@ -48,7 +48,9 @@ def test_interrupted_convert_keeps_the_old_output(tmp_path, sig, rc):
         time.sleep(0.02)
     time.sleep(0.3)
     p.send_signal(sig)
-    assert p.wait(timeout=60) == rc
+    # SIGINT is KeyboardInterrupt (exit 130) unless it lands inside native code that then returns into
+    # interpreter shutdown, where Python ends by re-raising the signal (-2): either way the old output stays
+    assert p.wait(timeout=60) in ((rc, -2) if sig == signal.SIGINT else (rc,))
     err = p.stderr.read()
     assert "Traceback" not in err
     assert out.read_bytes() == before  # the old output, untouched
