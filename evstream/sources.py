@@ -57,11 +57,22 @@ class FileSource(Source):
         self._closed = False
 
     def _time_range(self) -> tuple[int, int]:
+        """First and last event time, from one pass. A file damaged after some good events still opens:
+        those events play, and its FormatError comes when playback reaches the damage (``damage`` says it
+        now); a file with no readable event fails here."""
+        from evstream.errors import FormatError
+
         first = last = None
-        for c in self._reader.chunks(self.max_events * 5):
+        self.damage = None
+        try:
+            for c in self._reader.chunks(self.max_events * 5):
+                if first is None:
+                    first = c.t_start
+                last = c.t_end
+        except FormatError as exc:
             if first is None:
-                first = c.t_start
-            last = c.t_end
+                raise
+            self.damage = str(exc)
         return (first or 0, last or 0)
 
     @property

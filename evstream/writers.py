@@ -86,9 +86,11 @@ class Writer:
         self._done = True
         try:
             self._finish()
-        except BaseException:
+        except BaseException as exc:
             self._release()
             discard(self._tmp)
+            if isinstance(exc, OSError):  # a full disk while the file is completed
+                raise EvstreamError(f"cannot write ({exc.strerror or exc})", where=self.path) from None
             raise
         commit(self._tmp, self.path)
 

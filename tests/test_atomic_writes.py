@@ -86,16 +86,17 @@ def test_interrupted_npz_leaves_no_spill(tmp_path):
     assert {q.name for q in tmpdir.glob("evstream-npz-*")} == old_spill
 
 
-def test_convert_refuses_same_input_and_output(tmp_path):
+def test_convert_refuses_same_input_and_output(tmp_path, capsys):
+    from evstream.cli import main
+
     src = tmp_path / "a.npz"
     synthetic_npz(src, 1000)
     data = src.read_bytes()
     os.link(src, tmp_path / "b.npz")
     for out in (src, tmp_path / "b.npz", tmp_path / "." / "a.npz"):
-        r = subprocess.run([sys.executable, "-m", "evstream", "convert", str(src), str(out)], capture_output=True,
-                           text=True, timeout=120)
-        assert r.returncode == 2 and "is both input and output" in r.stderr
-        assert len(r.stderr.strip().splitlines()) == 1
+        assert main(["convert", str(src), str(out)]) == 2
+        err = capsys.readouterr().err
+        assert "is both input and output" in err and len(err.strip().splitlines()) == 1
     assert src.read_bytes() == data
 
 

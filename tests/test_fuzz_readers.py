@@ -179,3 +179,27 @@ def test_fifo_named_as_such(tmp_path):
     f = tmp_path / "pipe.bin"
     os.mkfifo(f)
     _expect_error(f, "FIFO")
+
+
+def test_file_source_plays_the_good_part_of_a_damaged_file(tmp_path, data_dir):
+    """`run`, `serve` and `gui` open recordings through FileSource: a damaged file opens quickly, its
+    intact events play, then its one-line error comes."""
+    from evstream.sources import FileSource
+
+    src = data_dir / "tonic_samples/sample.aedat4"
+    whole = read_events(src).events
+    data = bytearray(src.read_bytes())
+    data[742223] ^= 0xFF
+    f = tmp_path / "flip.aedat4"
+    f.write_bytes(bytes(data))
+    t0 = time.monotonic()
+    fs = FileSource(f)
+    assert fs.damage and "corrupt" in fs.damage
+    got = []
+    with pytest.raises(FormatError, match="corrupt"):
+        for c in fs:
+            got.append(c.events)
+    assert time.monotonic() - t0 < LIMIT_S
+    got = np.concatenate(got)
+    assert 0.5 * len(whole) < len(got) < len(whole)
+    np.testing.assert_array_equal(got, whole[:len(got)])
