@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 
 from evstream.live.records import StepRecord
+from evstream.stream import Closeable
 
 
-class Recorder:
+class Recorder(Closeable):
     """Records a session: every event the source delivers to ``<base>.aedat4`` (``evstream.writers``) and per
     model step the prediction, class probabilities, energy and spike rate per module to ``<base>.csv``.
 
@@ -81,7 +82,7 @@ class Recorder:
             if self.rows % 50 == 0:
                 self._csv_file.flush()
 
-    def close(self) -> None:
+    def _close(self) -> None:
         with self._lock:
             if self._writer is not None:
                 self._count = self._writer.count

@@ -17,24 +17,24 @@ ARCHS: dict[str, type] = {}
 CONVERSIONS: dict[str, type] = {}
 
 
-def register_arch(name: str):
+def _register(table: dict, what: str, attr: str, name: str):
     def add(cls):
-        if name in ARCHS and ARCHS[name] is not cls:
-            raise ValueError(f"architecture {name!r} registered twice")
-        cls.arch = name
-        ARCHS[name] = cls
+        if name in table and table[name] is not cls:
+            raise ValueError(f"{what} {name!r} registered twice")
+        setattr(cls, attr, name)
+        table[name] = cls
         return cls
     return add
+
+
+def register_arch(name: str):
+    """Class decorator: a model family (a ``SpikingModel``) as ``ARCHS[name]``; sets ``cls.arch``."""
+    return _register(ARCHS, "architecture", "arch", name)
 
 
 def register_conversion(name: str):
-    def add(cls):
-        if name in CONVERSIONS and CONVERSIONS[name] is not cls:
-            raise ValueError(f"conversion mode {name!r} registered twice")
-        cls.mode = name
-        CONVERSIONS[name] = cls
-        return cls
-    return add
+    """Class decorator: a streaming runner (a ``SpikingRunner``) as ``CONVERSIONS[name]``; sets ``cls.mode``."""
+    return _register(CONVERSIONS, "conversion mode", "mode", name)
 
 
 def model_class(arch) -> type:
