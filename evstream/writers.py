@@ -13,6 +13,7 @@ Every writer works on a temporary name and renames it into place on ``close()`` 
 from __future__ import annotations
 
 import tempfile
+import weakref
 import zipfile
 from pathlib import Path
 
@@ -58,6 +59,9 @@ class Writer:
         sweep_stale(self.path)
         self._tmp = temp_name(self.path)
         self._done = False
+        # a writer dropped without close()/abort() -- an exception in a subclass's __init__, a signal before
+        # its `with` block began -- still removes its temporary file (when collected, or at exit)
+        self._cleanup = weakref.finalize(self, discard, self._tmp)
 
     def write(self, data) -> None:
         events = data.events if isinstance(data, EventChunk) else as_events(np.asarray(data))
@@ -92,6 +96,7 @@ class Writer:
             if isinstance(exc, OSError):  # a full disk while the file is completed
                 raise EvstreamError(f"cannot write ({exc.strerror or exc})", where=self.path) from None
             raise
+        self._cleanup.detach()
         commit(self._tmp, self.path)
 
     def abort(self) -> None:

@@ -32,7 +32,7 @@ def temps(folder: Path) -> list[str]:
 @pytest.mark.parametrize("sig,rc", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGKILL, -9)])
 def test_interrupted_convert_keeps_the_old_output(tmp_path, sig, rc):
     src = tmp_path / "big.npz"
-    synthetic_npz(src, 3_000_000)  # a few seconds of dv-processing's per-event EventStore building
+    synthetic_npz(src, 6_000_000)  # seconds of dv-processing's per-event EventStore building
     out = tmp_path / "out.aedat4"
     small = tmp_path / "small.npz"
     synthetic_npz(small, 100)
@@ -45,9 +45,8 @@ def test_interrupted_convert_keeps_the_old_output(tmp_path, sig, rc):
     t_end = time.monotonic() + 120
     while not temps(tmp_path):  # it is writing
         assert p.poll() is None and time.monotonic() < t_end, p.stderr.read() if p.poll() is not None else ""
-        time.sleep(0.02)
-    time.sleep(0.3)
-    p.send_signal(sig)
+        time.sleep(0.01)
+    p.send_signal(sig)  # while it writes: 6 M events take seconds, the temporary file is there from the start
     # SIGINT is KeyboardInterrupt (exit 130) unless it lands inside native code that then returns into
     # interpreter shutdown, where Python ends by re-raising the signal (-2): either way the old output stays
     assert p.wait(timeout=60) in ((rc, -2) if sig == signal.SIGINT else (rc,))
@@ -144,3 +143,27 @@ def test_sweep_removes_only_dead_writers_temporaries(tmp_path):
     live.write_bytes(b"x")
     assert sweep_stale(tmp_path / "out.npz") == 1
     assert not stale.exists() and live.exists()
+
+
+def test_full_disk_is_one_line(tmp_path, monkeypatch):
+    """ENOSPC while spilling or while completing the file: one EvstreamError line, no file, no temporary."""
+    from evstream.events import EVENT_DTYPE
+
+    ev = np.zeros(10, EVENT_DTYPE)
+
+    def full(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    out = tmp_path / "x.npz"
+    w = open_writer(out, (10, 10))
+    w.write(ev)
+    monkeypatch.setattr(np.lib.format, "write_array", full)
+    with pytest.raises(EvstreamError, match="No space left on device"):
+        w.close()
+    monkeypatch.undo()
+    w = open_writer(out, (10, 10))
+    monkeypatch.setattr(w._files["t"], "write", full)
+    with pytest.raises(EvstreamError, match="No space left on device"):
+        with w:
+            w.write(ev)
+    assert sorted(os.listdir(tmp_path)) == []

@@ -203,3 +203,30 @@ def test_file_source_plays_the_good_part_of_a_damaged_file(tmp_path, data_dir):
     got = np.concatenate(got)
     assert 0.5 * len(whole) < len(got) < len(whole)
     np.testing.assert_array_equal(got, whole[:len(got)])
+
+
+def test_aedat4_large_file_path_equals_small_file_path(tmp_path, data_dir, monkeypatch):
+    """Files above base.SMALL_FILE are read in windows of aedat4.WINDOW bytes: the same events, the same
+    salvage of a damaged file (forced here with tiny windows)."""
+    import evstream.readers.aedat4 as aedat4
+    import evstream.readers.base as base
+
+    src = data_dir / "tonic_samples/sample.aedat4"
+    whole = read_events(src).events
+    damaged = bytearray(src.read_bytes())
+    damaged[742223] ^= 0xFF
+    f = tmp_path / "flip.aedat4"
+    f.write_bytes(bytes(damaged))
+    monkeypatch.setattr(base, "SMALL_FILE", 1000)
+    monkeypatch.setattr(aedat4, "WINDOW", 5000)
+    with aedat4.Aedat4Reader(src) as r:
+        assert not r._small()
+        np.testing.assert_array_equal(np.concatenate([c.events for c in r.chunks(7777)]), whole)
+    got = []
+    with pytest.raises(FormatError, match="byte 741905"):
+        with aedat4.Aedat4Reader(f) as r:
+            for c in r.chunks(7777):
+                got.append(c.events)
+    got = np.concatenate(got)
+    np.testing.assert_array_equal(got, whole[:len(got)])
+    assert len(got) > 0.5 * len(whole)

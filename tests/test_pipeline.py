@@ -200,9 +200,11 @@ def test_bad_inputs_one_line(tmp_path):
     bad = tmp_path / "truncated.aedat4"
     data = DEMO_RECORDING.read_bytes()
     bad.write_bytes(data[:len(data) // 2])
+    pipe = Pipeline(bad, DEMO_MODEL, speed=None)  # it opens: the intact first half plays, then the error
     with pytest.raises(EvstreamError) as info:
-        Pipeline(bad, DEMO_MODEL).run(max_decisions=1)
+        pipe.run()
     assert "\n" not in str(info.value) and "truncated.aedat4" in str(info.value)
+    assert pipe.decisions > 0
 
 
 def test_outbox_and_monitors_stay_bounded():

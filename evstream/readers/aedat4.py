@@ -91,36 +91,38 @@ class Aedat4Reader(Reader):
             yield from self._walk(f, max_events)
 
     def _window(self, f, pos: int, need: int):
-        """(uint8 array, its file offset) holding at least ``need`` bytes from ``pos``."""
+        """(uint8 array, its file offset) holding at least ``need`` bytes from ``pos``; None if the file no
+        longer has them (shortened while it was read)."""
         if f is None:
-            blob = self._load_blob()
-            data, base = np.frombuffer(blob, np.uint8), 0
+            data, base = np.frombuffer(self._load_blob(), np.uint8), 0
         else:
             f.seek(pos)
             data, base = np.frombuffer(f.read(max(WINDOW, need)), np.uint8), pos
-        if base + len(data) < pos + need:
-            raise FormatError("the file ended while it was read (shortened by another program?)",
-                              where=self.path, offset=base + len(data))
-        return data, base
+        return (data, base) if base + len(data) >= pos + need else None
 
     def _walk(self, f, max_events):
         """Decode the packets of the event stream from ``f`` (None: from the blob)."""
         sid = self._stream_id
         pos, end = self._data_start, self._end
-        data, base = self._window(f, pos, min(8, end - pos))
+        data, base = self._window(f, pos, 0)
         scratch = np.empty(1 << 18, np.uint32)
         cap = max(1, min(max_events, self._size // 4 + 4096, 1 << 26))
         out, n = np.empty(cap, EVENT_DTYPE), 0
         w, h = self._limits()
         lz4 = self._compression in (1, 2)
         while True:
-            p, n, code, need = dvp.decode_packets(data, pos - base, end - base, sid, self._known, lz4, scratch, self._state,
-                                                  out, n, w, h)
+            p, n, code, need = dvp.decode_packets(data, pos - base, end - base, sid, self._known, lz4, scratch,
+                                                  self._state, out, n, w, h)
             pos = base + p
             if code == dvp.OK:
                 break
-            if code == dvp.NEED_DATA:
-                data, base = self._window(f, pos, need)
+            if code == dvp.NEED_DATA and (more := self._window(f, pos, need)) is not None:
+                data, base = more
+            elif code == dvp.NEED_DATA:
+                yield from _pieces(out[:n], max_events)
+                yield out[:0], f"the file ended while it was read (shortened by another program?); the " \
+                               f"{self._n_read} events before it were read", pos
+                return
             elif code == dvp.OUT_FULL:
                 if n + need <= max_events:
                     out = _grown(out, n, min(max_events, max(2 * len(out), n + need)))

@@ -362,6 +362,8 @@ def decode_packets(data, pos, end, stream_id, known, lz4, scratch, state, out, n
     while pos < end:
         if end - pos < 8:
             return pos, n, BAD_SIZE, end - pos
+        if pos + 8 > data.shape[0]:
+            return pos, n, NEED_DATA, 8
         sid = _le32(data, pos)
         size = _le32(data, pos + 4)
         if size >= 1 << 31:
