@@ -254,28 +254,53 @@ def test_dv_processing_reads_our_server(tmp_path):
         proc.kill()
 
 
+DV_SERVER = """
+import os, sys, time
+import dv_processing as dv
+from evstream.readers import read_events
+from evstream.writers import to_dv_store
+port, path = int(sys.argv[1]), sys.argv[2]
+ev = read_events(path).events
+writer = dv.io.NetworkWriter("127.0.0.1", port, dv.io.Stream.EventStream(0, "events", "dvcam", (34, 34)))
+print("ready", flush=True)
+t_end = time.monotonic() + 20
+while writer.getClientCount() == 0 and time.monotonic() < t_end:
+    time.sleep(0.01)
+for s in range(0, len(ev), 1000):
+    writer.writeEvents(to_dv_store(ev[s:s + 1000]))
+time.sleep(3)
+os._exit(0)  # dv's NetworkWriter destructor can wait for ever (seen in CI): leave without it
+"""
+
+
 def test_we_read_dv_processing_server():
-    import dv_processing as dv
-
-    from evstream.writers import to_dv_store
-
-    ev = read_events(data_file("tonic_samples/sample_nmnist.bin")).events
+    # dv-processing's writer runs in a child process: its destructor can block in C++ beyond any timeout
+    path = data_file("tonic_samples/sample_nmnist.bin")
+    ev = read_events(path).events
     port = free_port()
-    writer = dv.io.NetworkWriter("127.0.0.1", port, dv.io.Stream.EventStream(0, "events", "dvcam", (34, 34)))
-    src = NetworkSource("127.0.0.1", port, **QUICK)
-    assert src.sensor_size == (34, 34) and src.meta["camera"] == "dvcam"
-    t_end = time.monotonic() + 2
-    while writer.getClientCount() == 0 and time.monotonic() < t_end:
-        time.sleep(0.01)
-    for s in range(0, len(ev), 1000):
-        writer.writeEvents(to_dv_store(ev[s:s + 1000]))
-    got = []
-    for c in src:
-        got.append(c.events)
-        if sum(map(len, got)) >= len(ev):
-            break
-    src.close()
-    np.testing.assert_array_equal(np.concatenate(got), ev)
+    proc = subprocess.Popen([sys.executable, "-c", DV_SERVER, str(port), str(path)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready", proc.stderr.read()[-2000:]
+        t_end = time.monotonic() + 20
+        src = None
+        while src is None:
+            try:
+                src = NetworkSource("127.0.0.1", port, **QUICK)
+            except StreamError:
+                assert time.monotonic() < t_end
+                time.sleep(0.05)
+        assert src.sensor_size == (34, 34) and src.meta["camera"] == "dvcam"
+        got = []
+        for c in src:
+            got.append(c.events)
+            if sum(map(len, got)) >= len(ev):
+                break
+        src.close()
+        np.testing.assert_array_equal(np.concatenate(got), ev)
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
 
 
 def test_ctrl_c_stops_serve_after_clients_were_turned_away():
