@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from evstream.augment import augment
 from evstream.datasets import EventDataset, emulated_mnist, open_dataset, stratified_split
-from evstream.loader import EpochBatches, InOrder, SampleSet, make_loader, to_device
+from evstream.loader import EpochBatches, InOrder, Pass, Plan, SampleSet, make_loader, to_device
 from evstream.representations import from_config
 from evstream.snn import build_model, save_checkpoint
 from evstream.workers import default_workers
@@ -59,7 +59,7 @@ def ann_accuracy(model, batches, device="cpu", amp=False) -> float:
         x, y = to_device(batch, device)
         correct += int((dist.autocast(model, device, amp)(x).argmax(1) == y).sum())
         n += len(y)
-    return correct / max(n, 1)
+    return float(torch.tensor(float(correct)) / max(n, 1))  # float32, as the mean of a boolean tensor
 
 
 def sample_span_us(ds: EventDataset, idx) -> int:
@@ -114,8 +114,8 @@ def train(args, log=print) -> dict:
     data = SampleSet([s for s, _ in sources], rep)
     n_workers = default_workers() if workers is None else workers
     batches = EpochBatches(pool, args.batch, args.seed, dist.shard)
-    loader = make_loader(data, batches, n_workers, device)  # representations built in the workers
-    val = make_loader(data, InOrder(va_idx, 256), n_workers, device)
+    loader = make_loader(data, Plan(batches), n_workers, device)  # representations built in the workers
+    val = Pass(loader, InOrder(va_idx, 256))  # validation passes by the same workers
     cfg = {"preset": args.preset, "in_channels": rep.channels, "num_classes": len(ds.classes),
            "img_size": args.img_size}
     if getattr(args, "levels", None):
