@@ -1,4 +1,4 @@
-"""evstream's live GUI (PyQt6 + pyqtgraph): a thin view over :mod:`evstream.pipeline`.
+"""evstream's live GUI (PyQt6 + pyqtgraph): a thin view over :mod:`evstream.live`.
 
     evstream gui                                   # the demo recording with the shipped model
     evstream gui tcp://127.0.0.1:7777 --model models/mst-nmnist.pt
@@ -17,20 +17,20 @@ def create_app():
     return QtWidgets.QApplication.instance() or QtWidgets.QApplication(["evstream"])
 
 
-def main(source=None, model=None, options: dict | None = None, record_dir="recordings",
+def main(source=None, model=None, config=None, record_dir="recordings",
          duration_s: float | None = None) -> int:
     """Open the window on ``source`` (default: the demo recording with the shipped model) and run the Qt
-    event loop until it is closed (or ``duration_s`` has passed)."""
+    event loop until it is closed (or ``duration_s`` has passed). ``config``: a :class:`evstream.live.LiveConfig`."""
     from PyQt6 import QtCore
 
     from app.main_window import MainWindow
-    from evstream.pipeline import DEMO_MODEL, DEMO_RECORDING
+    from evstream.paths import DEMO_MODEL, DEMO_RECORDING
 
     qapp = create_app()
     if source is None:
         source = str(DEMO_RECORDING)
         model = model or str(DEMO_MODEL)
-    win = MainWindow(source, model, options, record_dir=record_dir)
+    win = MainWindow(source, model, config, record_dir=record_dir)
     win.show()
     if duration_s:
         QtCore.QTimer.singleShot(int(duration_s * 1000), win.close)

@@ -1,7 +1,7 @@
 """The control column: sources, transport (play / pause / step / seek / speed / loop), slicing and view,
 the model (checkpoint picker, conversion mode, timesteps, early exit, mask ratio) and session recording.
 
-Every control calls one method of the running :class:`evstream.pipeline.Pipeline` (through the window's
+Every control calls one method of the running :class:`evstream.live.Pipeline` (through the window's
 worker); none of them waits for the worker thread.
 """
 
@@ -12,7 +12,8 @@ from pathlib import Path
 
 from PyQt6 import QtCore, QtWidgets
 
-from evstream.pipeline import REPO, VIEWS
+from evstream.live import VIEWS
+from evstream.paths import MODELS
 
 SPEEDS = [("0.25x", 0.25), ("0.5x", 0.5), ("1x (real time)", 1.0), ("2x", 2.0), ("4x", 4.0), ("max", None)]
 
@@ -23,8 +24,17 @@ class ControlPanel(QtWidgets.QWidget):
         self.window = window
         lay = QtWidgets.QVBoxLayout(self)
         lay.setContentsMargins(6, 6, 6, 6)
+        for build in (self._source_box, self._playback_box, self._slicing_box, self._model_box):
+            lay.addWidget(build())
+        self.record_btn = QtWidgets.QPushButton("● Record session")
+        self.record_btn.setCheckable(True)
+        lay.addWidget(self.record_btn)
+        lay.addStretch(1)
+        self._populate_models()
+        self._connect()
 
-        # --- source
+    # ------------------------------------------------------------------ the boxes
+    def _source_box(self):
         box = QtWidgets.QGroupBox("source")
         g = QtWidgets.QGridLayout(box)
         self.source_label = QtWidgets.QLabel("–")
@@ -38,9 +48,9 @@ class ControlPanel(QtWidgets.QWidget):
         g.addWidget(self.connect_btn, 1, 1)
         g.addWidget(self.camera_btn, 2, 0)
         g.addWidget(self.webcam_btn, 2, 1)
-        lay.addWidget(box)
+        return box
 
-        # --- transport
+    def _playback_box(self):
         box = QtWidgets.QGroupBox("playback")
         g = QtWidgets.QGridLayout(box)
         self.play_btn = QtWidgets.QPushButton("Pause")
@@ -60,9 +70,9 @@ class ControlPanel(QtWidgets.QWidget):
             self.speed.addItem(name)
         self.speed.setCurrentIndex(2)
         g.addWidget(self.speed, 3, 1)
-        lay.addWidget(box)
+        return box
 
-        # --- slicing and view
+    def _slicing_box(self):
         box = QtWidgets.QGroupBox("slicing and view")
         g = QtWidgets.QGridLayout(box)
         g.addWidget(QtWidgets.QLabel("slice (ms)"), 0, 0)
@@ -77,9 +87,9 @@ class ControlPanel(QtWidgets.QWidget):
         for v in VIEWS:
             self.view.addItem(v)
         g.addWidget(self.view, 1, 1)
-        lay.addWidget(box)
+        return box
 
-        # --- model
+    def _model_box(self):
         box = QtWidgets.QGroupBox("model")
         g = QtWidgets.QGridLayout(box)
         self.model = QtWidgets.QComboBox()
@@ -97,8 +107,10 @@ class ControlPanel(QtWidgets.QWidget):
         g.addWidget(self.steps, 2, 1)
         g.addWidget(QtWidgets.QLabel("max steps / decision"), 3, 0)
         self.max_steps = QtWidgets.QSpinBox()
-        self.max_steps.setRange(1, 1024)
-        self.max_steps.setValue(32)
+        self.max_steps.setRange(0, 1024)
+        self.max_steps.setSpecialValueText("auto")  # 0: the checkpoint's steps for the mode
+        self.max_steps.setToolTip("SNN timesteps per decision (auto: the checkpoint's for the mode)")
+        self.max_steps.setValue(0)
         g.addWidget(self.max_steps, 3, 1)
         self.early = QtWidgets.QCheckBox("early exit at conf.")
         g.addWidget(self.early, 4, 0)
@@ -113,16 +125,7 @@ class ControlPanel(QtWidgets.QWidget):
         self.mask = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
         self.mask.setRange(0, 95)
         g.addWidget(self.mask, 6, 0, 1, 2)
-        lay.addWidget(box)
-
-        # --- record
-        self.record_btn = QtWidgets.QPushButton("● Record session")
-        self.record_btn.setCheckable(True)
-        lay.addWidget(self.record_btn)
-        lay.addStretch(1)
-
-        self._populate_models()
-        self._connect()
+        return box
 
     # ------------------------------------------------------------------ wiring
     def _connect(self):
@@ -142,7 +145,7 @@ class ControlPanel(QtWidgets.QWidget):
         self.model_browse.clicked.connect(w.open_model_dialog)
         self.mode.activated.connect(lambda i: w.pipe and w.pipe.set_mode(self.mode.itemText(i)))
         self.steps.valueChanged.connect(lambda v: w.pipe and w.pipe.set(steps_per_slice=v))
-        self.max_steps.valueChanged.connect(lambda v: w.pipe and w.pipe.set(max_steps=v))
+        self.max_steps.valueChanged.connect(lambda v: w.pipe and w.pipe.set(max_steps=v or None))
         self.early.toggled.connect(self._early_changed)
         self.early_thr.valueChanged.connect(self._early_changed)
         self.mask.valueChanged.connect(self._mask_changed)
@@ -175,21 +178,22 @@ class ControlPanel(QtWidgets.QWidget):
 
     def _populate_models(self):
         self.model.clear()
-        for p in sorted((REPO / "models").glob("*.pt")):
+        for p in sorted(MODELS.glob("*.pt")):
             self.model.addItem(p.name, str(p))
 
     # ------------------------------------------------------------------ state from the pipeline
-    def show_model(self, info: dict):
-        path = info.get("path")
+    def show_model(self, info):
+        """``info``: the pipeline's :class:`~evstream.live.ModelRecord`."""
+        path = info.path
         i = self.model.findData(path)
         if i < 0 and path:
             self.model.addItem(Path(path).name, path)
             i = self.model.count() - 1
         self.model.setCurrentIndex(i)
         self.mode.clear()
-        for m in info.get("modes", []):
+        for m in info.modes:
             self.mode.addItem(m)
-        self.mode.setCurrentText(info.get("mode") or "")
+        self.mode.setCurrentText(info.mode or "")
 
     def show_source(self, pipe):
         self.source_label.setText(f"{pipe.spec}  ({pipe.sensor_size[0]}x{pipe.sensor_size[1]})")
@@ -197,12 +201,12 @@ class ControlPanel(QtWidgets.QWidget):
         for wdg in (self.seek, self.step_btn, self.loop, self.speed):
             wdg.setEnabled(not live)
         self.seek.setRange(0, int(pipe.duration_us // 1000))
-        self.loop.setChecked(pipe.loop)
+        self.loop.setChecked(pipe.config.loop)
         self.play_btn.setText("Play" if pipe.paused else "Pause")
 
     def apply_to(self, pipe):
         """Push the current settings to a newly opened pipeline."""
-        pipe.set(steps_per_slice=self.steps.value(), max_steps=self.max_steps.value(),
+        pipe.set(steps_per_slice=self.steps.value(), max_steps=self.max_steps.value() or None,
                  early_exit=self.early_thr.value() if self.early.isChecked() else None,
                  mask_ratio=self.mask.value() / 100)
         pipe.set_view(self.view.currentText())

@@ -1,7 +1,7 @@
 """The main window: controls on the left, the event view and the model's panels on the right, status bar.
 
 A frame timer (``FRAME_MS``) drains the pipeline's records into the panels and redraws them; the pipeline
-itself runs in its own threads (``evstream.pipeline``), so nothing here waits for the model.
+itself runs in its own threads (``evstream.live``), so nothing here waits for the model.
 """
 
 from __future__ import annotations
@@ -15,17 +15,18 @@ from PyQt6 import QtCore, QtWidgets
 from app.controls import ControlPanel
 from app.panels import (METER, EnergyPanel, EventPanel, PredictionPanel, SpikePanel, StatsPanel, StepsPanel)
 from app.worker import PipelineWorker
+from evstream.live import LiveConfig
 
 FRAME_MS = 30  # frame timer: up to 33 frames per second (the target is 30)
 
 
 class MainWindow(QtWidgets.QMainWindow):
-    def __init__(self, source, model=None, options: dict | None = None, record_dir="recordings"):
+    def __init__(self, source, model=None, config: LiveConfig | None = None, record_dir="recordings"):
         super().__init__()
         self.setWindowTitle("evstream — spiking transformer, live")
         self.resize(1400, 860)
         self.record_dir = Path(record_dir)
-        self.worker = PipelineWorker(options)
+        self.worker = PipelineWorker(config)
         self.worker.opened.connect(self._opened)
         self.worker.failed.connect(self.show_error)
         self.dialog: QtWidgets.QMessageBox | None = None
@@ -63,7 +64,7 @@ class MainWindow(QtWidgets.QMainWindow):
         scroll.setWidgetResizable(True)
         dock.setWidget(scroll)
         self.addDockWidget(QtCore.Qt.DockWidgetArea.LeftDockWidgetArea, dock)
-        self._init_controls(options or {})
+        self._init_controls(self.worker.config)
 
         self.frames = 0
         self._last_tick = None
@@ -74,21 +75,18 @@ class MainWindow(QtWidgets.QMainWindow):
         self.statusBar().showMessage(f"opening {source}…")
         self.worker.open(source, model)
 
-    def _init_controls(self, o: dict):
+    def _init_controls(self, cfg: LiveConfig):
         c = self.controls
-        for wdg, value in ((c.slice_ms, o.get("slice_ms")), (c.steps, o.get("steps_per_slice")),
-                           (c.max_steps, o.get("max_steps"))):
-            if value is not None:
-                wdg.setValue(value)
-        if o.get("early_exit") is not None:
+        c.slice_ms.setValue(cfg.slice_ms)
+        c.steps.setValue(cfg.steps_per_slice)
+        c.max_steps.setValue(cfg.max_steps or 0)
+        if cfg.early_exit is not None:
             c.early.setChecked(True)
-            c.early_thr.setValue(o["early_exit"])
-        if o.get("mask_ratio"):
-            c.mask.setValue(int(round(o["mask_ratio"] * 100)))
-        if "loop" in o:
-            c.loop.setChecked(bool(o["loop"]))
-        if o.get("view"):
-            c.view.setCurrentText(o["view"])
+            c.early_thr.setValue(cfg.early_exit)
+        if cfg.mask_ratio:
+            c.mask.setValue(int(round(cfg.mask_ratio * 100)))
+        c.loop.setChecked(bool(cfg.loop))
+        c.view.setCurrentText(cfg.view)
 
     @property
     def pipe(self):
@@ -168,22 +166,22 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _handle(self, records):
         for r in records:
-            kind = r["kind"]
+            kind = r.kind
             if kind == "model":
-                self.prediction.set_classes(r["classes"])
+                self.prediction.set_classes(r.classes)
                 self.spikes.set_modules([])
                 self.controls.show_model(r)
                 self.steps.reset()
                 self.energy.reset()
             elif kind == "error":
-                self.show_error(r["text"])
+                self.show_error(r.text)
             elif kind == "status":
-                self.statusBar().showMessage(r["text"], 8000)
+                self.statusBar().showMessage(r.text, 8000)
             elif kind == "reset":
                 self.prediction.reset()
                 self.spikes.reset()
             elif kind == "end":
-                self.statusBar().showMessage(f"end of {self.pipe.spec}" + (" (looping)" if self.pipe.loop else ""))
+                self.statusBar().showMessage(f"end of {self.pipe.spec}" + (" (looping)" if self.pipe.config.loop else ""))
 
     # ------------------------------------------------------------------ frames
     def tick(self):

@@ -2,19 +2,20 @@
 worker threads, and hands the window the result (or a one-line error) through Qt signals.
 
 Opening a recording scans it once for its time range and a network source may wait for its server, so
-``open()`` builds the :class:`~evstream.pipeline.Pipeline` in a short-lived thread; the window keeps
+``open()`` builds the :class:`~evstream.live.Pipeline` in a short-lived thread; the window keeps
 drawing meanwhile. A checkpoint that does not fit the new source leaves the source open without a model
 and reports why (``failed``): the app stays up.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 
 from PyQt6 import QtCore
 
 from evstream.errors import CheckpointError, EvstreamError
-from evstream.pipeline import Pipeline
+from evstream.live import LiveConfig, Pipeline
 
 
 class PipelineWorker(QtCore.QObject):
@@ -22,9 +23,9 @@ class PipelineWorker(QtCore.QObject):
     failed = QtCore.pyqtSignal(str)  # one line for the status bar and the dialog
     _built = QtCore.pyqtSignal(object, object, str)  # (pipeline or None, token, warning) from the opener thread
 
-    def __init__(self, options: dict | None = None, parent=None):
+    def __init__(self, config: LiveConfig | None = None, parent=None):
         super().__init__(parent)
-        self.options = dict(options or {})
+        self.config = config or LiveConfig()
         self.pipe: Pipeline | None = None
         self.model_path: str | None = None
         self._token = 0
@@ -39,23 +40,21 @@ class PipelineWorker(QtCore.QObject):
         model = self.model_path
         self._token += 1
         token = self._token
-        opts = dict(self.options)
+        cfg = self.config
         if self.pipe is not None:  # carry the live settings over to the new source
             p = self.pipe
-            opts.update(slice_ms=p.slice_ms, slice_events=p.slice_events, steps_per_slice=p.steps_per_slice,
-                        max_steps=p.max_steps, min_steps=p.min_steps, early_exit=p.early_exit,
-                        mask_ratio=p.mask_ratio, speed=p.speed, loop=p.loop, view=p.view.kind,
-                        mode=p.lm.mode if p.lm and p.lm.path == model else opts.get("mode"))
+            cfg = dataclasses.replace(p.config, view=p.view.kind,
+                                      mode=p.lm.mode if p.lm and p.lm.path == model else cfg.mode)
         self.opening = True
 
         def build():
             warning = ""
             try:
                 try:
-                    pipe = Pipeline(spec, model, **opts)
+                    pipe = Pipeline(spec, model, cfg)
                 except CheckpointError as exc:  # keep the source, show events without a model
                     warning = str(exc)
-                    pipe = Pipeline(spec, None, **{k: v for k, v in opts.items() if k != "mode"})
+                    pipe = Pipeline(spec, None, dataclasses.replace(cfg, mode=None))
             except EvstreamError as exc:
                 self._built.emit(None, token, str(exc))
                 return

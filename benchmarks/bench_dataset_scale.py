@@ -113,7 +113,7 @@ def make_checkpoint(path: Path, root: Path) -> None:
     import torch
 
     from evstream.snn import build_model, save_checkpoint
-    from evstream.train import default_representation
+    from evstream.inputs import default_representation
 
     torch.manual_seed(0)
     rep = default_representation((128, 128))
@@ -152,7 +152,7 @@ def data_path_speed(root: Path, cache: Path, workers: int, n: int, rounds: int, 
     from evstream.datasets import open_dataset
     from evstream.loader import InOrder, SampleSet, make_loader
     from evstream.representations import from_config
-    from evstream.train import default_representation
+    from evstream.inputs import default_representation
 
     torch.set_num_threads(1)
     ds = open_dataset("cifar10dvs", root, split="all", cache_dir=cache, workers=workers, progress=False)

@@ -45,7 +45,8 @@ def summarise(pipe, seconds, extra=None):
 
 
 def headless(args):
-    from evstream.pipeline import DEMO_MODEL, DEMO_RECORDING, Pipeline
+    from evstream.live import Pipeline
+    from evstream.paths import DEMO_MODEL, DEMO_RECORDING
 
     pipe = Pipeline(DEMO_RECORDING, DEMO_MODEL, speed=1.0, loop=True, slice_ms=args.slice_ms,
                     steps_per_slice=args.steps_per_slice)
@@ -61,11 +62,12 @@ def gui(args):
     from app import create_app
     from app.main_window import MainWindow
     from app.panels import METER
-    from evstream.pipeline import DEMO_MODEL, DEMO_RECORDING
+    from evstream.live import LiveConfig
+    from evstream.paths import DEMO_MODEL, DEMO_RECORDING
 
     qapp = create_app()
     win = MainWindow(str(DEMO_RECORDING), str(DEMO_MODEL),
-                     {"loop": True, "slice_ms": args.slice_ms, "steps_per_slice": args.steps_per_slice},
+                     LiveConfig(loop=True, slice_ms=args.slice_ms, steps_per_slice=args.steps_per_slice),
                      record_dir="/tmp")
     win.resize(1500, 900)
     win.show()

@@ -22,7 +22,7 @@ sys.path.insert(0, str(REPO))
 from evstream.datasets import open_dataset, stratified_split  # noqa: E402
 from evstream.representations import from_config  # noqa: E402
 from evstream.snn import load_checkpoint  # noqa: E402
-from evstream.train import inputs_of  # noqa: E402
+from evstream.inputs import batch_inputs  # noqa: E402
 
 
 def main():
@@ -43,7 +43,7 @@ def main():
         ds = open_dataset("nmnist", args.root, str(Path(args.root) / "labels.txt"), "train")
         s = meta.get("split", {})
         _, va = stratified_split(ds.labels, s.get("val_fraction", 0.1), s.get("seed", 0))
-        x = inputs_of(ds, va[:1], rep)  # one real validation sample
+        x = batch_inputs(ds, va[:1], rep)  # one real validation sample
         snn = model.spiking()
         snn.reset()
         out = snn.step(x)

@@ -109,6 +109,23 @@ def dv_alone(path):
     return run
 
 
+def tiled_aedat4(src: Path, path: Path, times: int) -> Path:
+    """The real AEDAT4 sample ``times`` times after itself (time shifted), written by dv-processing in
+    5,000-event packets: a larger file of real event statistics."""
+    from evstream.readers import read_events
+    from evstream.writers import open_writer
+
+    ev = read_events(src).events
+    span = int(ev["t"][-1] - ev["t"][0]) + 1
+    with open_writer(path, (320, 240)) as w:
+        for k in range(times):
+            e = ev.copy()
+            e["t"] += k * span
+            for s in range(0, len(e), 5000):
+                w.write(e[s:s + 5000])
+    return path
+
+
 def synthetic_evt2(path: Path, target_bytes: int, sensor=(640, 480)) -> int:
     """Write an EVT 2.0 file of about ``target_bytes``: blocks of one TIME_HIGH word and 63 CD events with
     random pixels, time rising monotonically (a repeated real recording would repeat its timestamps)."""
@@ -165,6 +182,7 @@ def main():
     ap.add_argument("--cpu", type=int, help="pin this process to one CPU (less noise on a shared machine)")
     ap.add_argument("--json")
     ap.add_argument("--no-big", action="store_true")
+    ap.add_argument("--only", help="run only the cases whose name contains this (e.g. 'AEDAT 4')")
     args = ap.parse_args()
     if args.cpu is not None:
         os.sched_setaffinity(0, {args.cpu})
@@ -180,7 +198,14 @@ def main():
         ("AEDAT 4.0", "dv-processing alone", d / "tonic_samples/sample.aedat4", dv_alone),
         # N-MNIST: 200 files of the tonic sample's format (.bs2 = .bin layout, no overflow events)
         ("N-MNIST (200 files)", "tonic read_mnist_file", nm, tonic_nmnist),
+        ("AEDAT 4.0 (2 M events)", "dv-processing alone", "big-aedat4", dv_alone),
     ]
+    cases = [c for c in cases if args.only is None or args.only in c[0]]
+    tmp = tempfile.TemporaryDirectory(prefix="evstream-bench-")
+    for i, c in enumerate(cases):
+        if c[2] == "big-aedat4":
+            cases[i] = (*c[:2], tiled_aedat4(d / "tonic_samples/sample.aedat4", Path(tmp.name) / "big.aedat4", 18),
+                        c[3])
     CORE = {f"expelliarmus {e}": (lambda p, e=e: expelliarmus_core(p, e)) for e in ("dat", "evt2", "evt3")}
     rows = {}
     for name, peer_name, path, peer in cases:

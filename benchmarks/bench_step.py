@@ -23,7 +23,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from evstream.pipeline import Pipeline  # noqa: E402
+from evstream.live import Pipeline  # noqa: E402
 from evstream.representations import from_config  # noqa: E402
 from evstream.snn import load_checkpoint  # noqa: E402
 

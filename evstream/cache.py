@@ -103,20 +103,15 @@ def write_npy(path, events: np.ndarray) -> None:
         f.write(memoryview(events.view(np.uint8)))
 
 
-def _checked_length(f, path) -> int:
-    """Events in the entry open as ``f`` (positioned after its header), from its header and size."""
-    head = f.read(_HEAD)
-    n, rest = divmod(os.fstat(f.fileno()).st_size - _HEAD, EVENT_DTYPE.itemsize)
-    if len(head) < _HEAD or not head.startswith(_MAGIC) or rest or f"'shape': ({n},)".encode() not in head:
-        raise EvstreamError("corrupt event-cache entry (delete it; the next run decodes the recording again)",
-                            where=path)
-    return n
-
-
 def read_npy(path) -> np.ndarray:
     """The events of an entry written by :func:`write_npy` (a fresh writable array; one read)."""
     with open(path, "rb", buffering=0) as f:
-        n = _checked_length(f, path)
+        head = f.read(_HEAD)
+        size = os.fstat(f.fileno()).st_size
+        n, rest = divmod(size - _HEAD, EVENT_DTYPE.itemsize)
+        if len(head) < _HEAD or not head.startswith(_MAGIC) or rest or f"'shape': ({n},)".encode() not in head:
+            raise EvstreamError("corrupt event-cache entry (delete it; the next run decodes the recording again)",
+                                where=path)
         out = np.empty(n, EVENT_DTYPE)
         got = f.readinto(memoryview(out.view(np.uint8))) if n else 0
         if got != n * EVENT_DTYPE.itemsize:
@@ -246,7 +241,11 @@ class EventCache:
         """Event count and span of an existing entry (header, first and last record only)."""
         p = self.entry(key)
         with open(p, "rb", buffering=0) as f:
-            n = _checked_length(f, p)
+            head = f.read(_HEAD)
+            size = os.fstat(f.fileno()).st_size
+            n, rest = divmod(size - _HEAD, EVENT_DTYPE.itemsize)
+            if len(head) < _HEAD or not head.startswith(_MAGIC) or rest or f"'shape': ({n},)".encode() not in head:
+                raise EvstreamError("corrupt event-cache entry", where=p)
             if n == 0:
                 return 0, -1
             first = np.frombuffer(f.read(EVENT_DTYPE.itemsize), EVENT_DTYPE)

@@ -5,7 +5,7 @@
     torchrun --nproc_per_node 8 -m evstream train --device cuda ...   # one GPU per process (LOCAL_RANK)
 
 Each process takes a fixed share of every global batch (``shard``); gradients are averaged by
-``DistributedDataParallel``; BatchNorm statistics are taken over the global batch (:class:`BatchNorm`,
+``DistributedDataParallel``; BatchNorm statistics are taken over the global batch (``evstream.snn.layers.BatchNorm``,
 because PyTorch's ``SyncBatchNorm`` refuses CPU tensors), so two processes compute what one computes on
 the whole batch, to float rounding. Sums (correct answers, spikes, energy) are added with ``all_sum``.
 Only rank 0 writes files and prints progress.
@@ -118,43 +118,3 @@ def finish() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()
-
-
-class BatchNorm(nn.BatchNorm1d):
-    """BatchNorm over dimension ``channel_dim`` of any tensor (tokens ``(..., C)`` or images ``(B, C, H, W)``).
-
-    Under ``torch.distributed`` in training mode the batch statistics are summed over all processes
-    (autograd flows through the reduction), so sharded training equals one process on the whole batch.
-    Its parameters and buffers are those of ``nn.BatchNorm1d`` (checkpoints are interchangeable).
-    """
-
-    def __init__(self, num_features: int, channel_dim: int = -1, **kw):
-        super().__init__(num_features, **kw)
-        self.channel_dim = channel_dim
-
-    def forward(self, x):
-        moved = x.movedim(self.channel_dim, -1) if self.channel_dim not in (-1, x.dim() - 1) else x
-        flat = moved.reshape(-1, moved.shape[-1])
-        if self.training and active():
-            y = self._global_batch_norm(flat.float()).to(flat.dtype)  # statistics in float32 (under --amp too)
-        else:
-            y = super().forward(flat)
-        y = y.reshape(moved.shape)
-        return y.movedim(-1, self.channel_dim) if moved is not x else y
-
-    def _global_batch_norm(self, flat):
-        from torch.distributed.nn.functional import all_reduce
-
-        n_local = torch.tensor([float(flat.shape[0])], dtype=flat.dtype, device=flat.device)
-        stats = all_reduce(torch.cat([flat.sum(0), (flat * flat).sum(0), n_local]))
-        c = flat.shape[1]
-        n = stats[-1]
-        mean = stats[:c] / n
-        var = (stats[c:2 * c] / n - mean * mean).clamp(min=0)
-        with torch.no_grad():
-            m = self.momentum if self.momentum is not None else 0.1
-            self.running_mean.mul_(1 - m).add_(m * mean.detach())
-            self.running_var.mul_(1 - m).add_(m * var.detach() * n / max(float(n) - 1, 1.0))
-            self.num_batches_tracked += 1
-        y = (flat - mean) * torch.rsqrt(var + self.eps)
-        return y * self.weight + self.bias if self.affine else y

@@ -30,6 +30,7 @@ import numpy as np
 
 from evstream.errors import EvstreamError, StreamError
 from evstream.events import EVENT_DTYPE, EventChunk
+from evstream.stream import Source
 
 # ---------------------------------------------------------------------------------------------------
 # the pixel model
@@ -274,9 +275,9 @@ def read_mnist_idx(folder) -> tuple[np.ndarray, np.ndarray]:
 # sources
 
 
-class EmulatorSource:
-    """Events from a video file or a webcam through the emulator; the source interface of
-    :mod:`evstream.sources` (iterate ``EventChunk``s, ``sensor_size``, ``close()``, context manager)."""
+class EmulatorSource(Source):
+    """Events from a video file or a webcam through the emulator: a :class:`~evstream.stream.Source`
+    (live for a webcam; a video is a recording that cannot seek)."""
 
     def __init__(self, capture, name: str, live: bool, config: EmulatorConfig | None = None,
                  size: tuple[int, int] | None = None, speed: float | None = None, **_ignored):
@@ -352,21 +353,15 @@ class EmulatorSource:
                 if delay > 0:
                     time.sleep(delay)
 
-    def close(self) -> None:
-        self._closed = True
+    def _close(self) -> None:
         if self._cap is not None:
             self._cap.release()
             self._cap = None
 
-    def __enter__(self):
-        return self
 
-    def __exit__(self, *exc):
-        self.close()
-
-
-class SaccadeSource:
-    """Still images, each moved through the three saccades, one after another as one event stream."""
+class SaccadeSource(Source):
+    """Still images, each moved through the three saccades, one after another as one event stream (a
+    :class:`~evstream.stream.Source`, not live)."""
 
     is_live = False
 
@@ -394,12 +389,3 @@ class SaccadeSource:
             if len(ev):
                 yield EventChunk(ev, self.sensor_size, self.meta)
             t0 += sample_us + self.gap_us
-
-    def close(self):
-        self._closed = True
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()

@@ -82,6 +82,12 @@ def _pairs(a, b):
     return total
 
 
+def product_macs(a: torch.Tensor, b: torch.Tensor) -> int:
+    """Multiply-adds of the (batched, broadcast) matrix product ``a @ b``."""
+    batch = torch.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    return int(torch.Size(batch).numel() * a.shape[-2] * a.shape[-1] * b.shape[-1])
+
+
 def fan_out(module: nn.Module) -> float:
     if isinstance(module, nn.Linear):
         return module.out_features
@@ -108,7 +114,9 @@ class OpCounter:
 
     ``analog`` names the modules whose input is analog (MACs); all other Linear/Conv2d layers receive
     spikes (SOPs = non-zero inputs x fan-out) when ``spiking``, else everything is MACs (the ANN).
-    Models can add spike-spike products through ``pair_ops`` attributes (``_qk_ops``, ``_av_ops``).
+    Products of two spike tensors are modules marked ``spike_product`` (``evstream.snn.layers.SpikeMatmul``):
+    one accumulate per pair of non-zero entries that meet (``pair_ops`` of the two operands), or the dense
+    product as MACs in the ANN view.
     Modules with a ``count_extra`` attribute (ECMT's expectation compensation) report their own
     operations of the last call as ``_extra_ops = (sops, macs)`` (SNN view only).
     """
@@ -130,8 +138,7 @@ class OpCounter:
         for name, m in model.named_modules():
             if isinstance(m, (nn.Linear, nn.Conv2d)) and name not in counted_by_source:
                 self._handles.append(m.register_forward_hook(self._hook(name)))
-            if hasattr(m, "count_pairs"):
-                m.count_pairs = True
+            if getattr(m, "spike_product", False):
                 self._handles.append(m.register_forward_hook(self._pair_hook(name)))
             if hasattr(m, "count_extra"):
                 m.count_extra = True
@@ -162,13 +169,14 @@ class OpCounter:
 
     def _pair_hook(self, name):
         def hook(module, args, out):
+            a, b = args[0], args[1]
             if self.spiking:
-                ops = float(module._qk_ops + module._av_ops)
+                ops = float(pair_ops(a, b))
                 self.count.sops += ops
             else:
-                ops = float(module._qk_dense + module._av_dense)
+                ops = float(product_macs(a, b))
                 self.count.macs += ops
-            self.count.per_module[name + ".products"] = self.count.per_module.get(name + ".products", 0.0) + ops
+            self.count.per_module[name] = self.count.per_module.get(name, 0.0) + ops
         return hook
 
     def _extra_hook(self, name):
@@ -190,7 +198,5 @@ class OpCounter:
             h.remove()
         self._handles = []
         for m in self.model.modules():
-            if hasattr(m, "count_pairs"):
-                m.count_pairs = False
             if hasattr(m, "count_extra"):
                 m.count_extra = False

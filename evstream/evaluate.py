@@ -6,47 +6,27 @@ to T. Output JSON (read by other tools):
 {"dataset", "samples", "ann": {"accuracy", "energy_uJ"},
  "snn": [{"mode", "timesteps", "mask_ratio", "accuracy_mean", "accuracy_std", "spikes_per_sample",
           "energy_uJ"}]}
+
+    res = evaluate(EvalConfig(model="models/mst-nmnist.pt", root=..., timesteps=(8, 32), modes=("mst", "ecmt")))
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from evstream import distributed as dist
-from evstream.datasets import default_split, open_dataset, stratified_split
+from evstream.datasets import default_split
 from evstream.energy import OpCounter
+from evstream.inputs import eval_samples
 from evstream.loader import InOrder, SampleSet, make_loader, to_device
 from evstream.representations import from_config
 from evstream.snn import load_checkpoint
-from evstream.train import inputs_of
 from evstream.workers import default_workers
-
-
-def eval_samples(meta: dict, dataset, root, labels, split, limit, cache=None, workers=None, progress=True):
-    """(dataset, indices) of a split; ``split="val"`` is the checkpoint's own validation split, ``None``
-    the dataset's test split where it has one, else every labelled file (:func:`default_split`)."""
-    split = split or default_split(dataset, labels)
-    if split in ("val", "train"):
-        ds = open_dataset(dataset, root, labels, "train", cache, workers, progress)
-        s = meta.get("split", {})
-        tr, va = stratified_split(ds.labels, s.get("val_fraction", 0.1), s.get("seed", 0))
-        idx = va if split == "val" else tr
-    else:  # "test" (a dataset's own test split) or "all" files listed
-        ds = open_dataset(dataset, root, labels, split, cache, workers, progress)
-        idx = np.arange(len(ds))
-    if limit:
-        idx = idx[:limit]
-    return ds, idx
-
-
-def eval_inputs(meta: dict, dataset, root, labels, split, limit, cache=None):
-    """The evaluation inputs and labels in memory (small splits; ``evstream eval`` streams them)."""
-    ds, idx = eval_samples(meta, dataset, root, labels, split, limit, cache, progress=False)
-    return inputs_of(ds, idx, from_config(meta["representation"])), torch.from_numpy(ds.labels[idx]), ds
 
 
 @torch.no_grad()
@@ -101,22 +81,46 @@ def snn_curve(model, batches, timesteps, mode="mst", mask_ratio=0.0, seed=0, pro
                 "energy_uJ": sums[3 * i + 2] / n} for i, t in enumerate(timesteps)}
 
 
-def evaluate(model_path, dataset, root, labels, timesteps, masks, seeds, modes=None, split=None, limit=0,
-             cache=None, progress=True, workers=None, device="cpu") -> dict:
+@dataclass(frozen=True)
+class EvalConfig:
+    """What ``evstream eval`` takes: the checkpoint, the data (``split`` "val" is the checkpoint's own
+    validation split; None: the dataset's test split where it has one, else every labelled file), the
+    timesteps T, mask ratios and seeds per ratio, the conversion modes (None: the model's first), the
+    processes building the inputs (None: the machine's cores) and the device."""
+
+    model: str
+    root: str
+    dataset: str = "nmnist"
+    labels: str | None = None
+    timesteps: tuple = (8, 16, 32, 64, 128)
+    masks: tuple = (0.0, 0.5, 0.75)
+    seeds: int = 10
+    modes: tuple | None = None
+    split: str | None = None
+    limit: int = 0
+    cache: str | None = None
+    progress: bool = True
+    workers: int | None = None
+    device: str = "cpu"
+
+
+def evaluate(cfg: EvalConfig) -> dict:
     """Under torchrun each process evaluates its share of the samples (every world-th); the sums are
     added over processes, so the numbers equal one process's (masked runs: equal in distribution, since
     masks are drawn per process). The inputs are built by ``workers`` DataLoader processes, batch by batch
     (memory does not grow with the split). ``split=None``: :func:`~evstream.datasets.default_split`."""
-    dist.init()
-    split = split or default_split(dataset, labels)
-    device = dist.device(device)
-    model, meta = load_checkpoint(model_path)
+    dist.init(cfg.device)
+    split = cfg.split or default_split(cfg.dataset, cfg.labels)
+    device = dist.device(cfg.device)
+    model, meta = load_checkpoint(cfg.model, need_representation=True)
     model.to(device)
-    modes = modes or [model.modes[0]]
-    progress = progress and dist.is_main()
-    ds, idx = eval_samples(meta, dataset, root, labels, split, limit, cache, workers, progress)
+    modes = list(cfg.modes or [model.modes[0]])
+    timesteps, masks, seeds = list(cfg.timesteps), list(cfg.masks), cfg.seeds
+    progress = cfg.progress and dist.is_main()
+    ds, idx = eval_samples(meta, cfg.dataset, cfg.root, cfg.labels, split, cfg.limit, cfg.cache, cfg.workers,
+                           progress)
     n_total = len(idx)
-    workers = default_workers() if workers is None else workers
+    workers = default_workers() if cfg.workers is None else cfg.workers
     batches = make_loader(SampleSet([ds], from_config(meta["representation"])), InOrder(dist.shard(idx), 200),
                           workers, device)
     torch.set_num_threads(max(1, 2 // dist.world_size()))
@@ -140,7 +144,7 @@ def evaluate(model_path, dataset, root, labels, timesteps, masks, seeds, modes=N
                              "spikes_per_sample": float(np.mean([c[t]["spikes_per_sample"] for c in per_seed])),
                              "energy_uJ": float(np.mean([c[t]["energy_uJ"] for c in per_seed]))})
     bar.close()
-    return {"dataset": dataset, "split": split, "model": str(model_path), "samples": n_total,
+    return {"dataset": cfg.dataset, "split": split, "model": str(cfg.model), "samples": n_total,
             "processes": dist.world_size(),
             "ann": {"accuracy": ann["accuracy"], "energy_uJ": ann["energy_uJ"]}, "snn": rows}
 

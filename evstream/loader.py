@@ -1,12 +1,9 @@
 """Batches of representations built in ``torch.utils.data.DataLoader`` worker processes.
 
     data = SampleSet([ds, emulated], rep)                  # items: (source, index[, augmentation seed])
-    batches = EpochBatches(pool, 64, seed)
-    loader = make_loader(data, Plan(batches), workers=4, device=device)
-    batches.set_epoch(phase, epoch)
+    loader = make_loader(data, EpochBatches(pool, 64, seed), workers=4, device=device)
+    loader.batch_sampler.set_epoch(phase, epoch)
     for x, y in loader:                                    # x (B, C, H, W) float32, y (B,) int64
-        ...
-    for x, y in Pass(loader, InOrder(val_indices, 256)):   # the same workers, another plan
         ...
 
 Every item names its sample and, when augmented, the seed of its own generator, so a sample's input is
@@ -23,13 +20,15 @@ import math
 import numpy as np
 import torch
 
-from evstream.augment import augment
+from evstream.inputs import sample_input
 
 
 class SampleSet(torch.utils.data.Dataset):
     """Map-style dataset over several event datasets; ``self[(s, i)]`` is sample ``i`` of source ``s``
     through ``rep``, ``self[(s, i, seed)]`` the same after :func:`~evstream.augment.augment` with
-    ``np.random.default_rng(seed)``. Returns ``(x float32 tensor (C, H, W), label int)``."""
+    ``np.random.default_rng(seed)`` (:func:`~evstream.inputs.sample_input`: a stream window, a source with
+    ``span_of``, over its exact time span). Sources are pickled into spawned workers (forked ones share
+    them). Returns ``(x float32 tensor (C, H, W), label int)``."""
 
     def __init__(self, sources, rep):
         self.sources, self.rep = list(sources), rep
@@ -40,10 +39,8 @@ class SampleSet(torch.utils.data.Dataset):
     def __getitem__(self, item):
         s, i, *seed = item
         ds = self.sources[s]
-        ev = ds.events_of(int(i))
-        if seed:
-            ev = augment(ev, ds.sensor_size, np.random.default_rng(seed[0]))
-        return torch.from_numpy(self.rep(ev)), int(ds.labels[int(i)])
+        x = sample_input(ds, int(i), self.rep, np.random.default_rng(seed[0]) if seed else None)
+        return torch.from_numpy(x), int(ds.labels[int(i)])
 
 
 class EpochBatches:
@@ -91,38 +88,6 @@ class InOrder:
     def __iter__(self):
         for b in range(len(self)):
             yield [(self.source, int(i)) for i in self.indices[b * self.batch:(b + 1) * self.batch]]
-
-
-class Plan:
-    """A batch sampler standing for a replaceable plan (:class:`EpochBatches`, :class:`InOrder`), so one
-    DataLoader, one set of persistent workers, serves training and validation passes in turn."""
-
-    def __init__(self, plan):
-        self.plan = plan
-
-    def __iter__(self):
-        return iter(self.plan)
-
-    def __len__(self):
-        return len(self.plan)
-
-
-class Pass:
-    """Iterating this iterates ``loader`` (made with a :class:`Plan`) over ``plan``, then restores its plan."""
-
-    def __init__(self, loader, plan):
-        self.loader, self.plan = loader, plan
-
-    def __len__(self):
-        return len(self.plan)
-
-    def __iter__(self):
-        switch = self.loader.batch_sampler
-        before, switch.plan = switch.plan, self.plan
-        try:
-            yield from self.loader
-        finally:
-            switch.plan = before
 
 
 def _worker_init(_):

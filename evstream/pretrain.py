@@ -30,7 +30,8 @@ from evstream.datasets import EventDataset, emulated_mnist, open_dataset
 from evstream.errors import EvstreamError
 from evstream.representations import from_config
 from evstream.snn import build_model, save_checkpoint
-from evstream.train import cosine_lr, default_representation
+from evstream.inputs import default_representation
+from evstream.train import cosine_lr
 
 
 class MAEDecoder(nn.Module):

@@ -7,12 +7,13 @@
 
 ``.npz`` holds arrays ``t``, ``x``, ``y``, ``p`` and scalars ``width``, ``height``. Streaming ``.npz`` writes
 spill each chunk to a temporary file so memory stays bounded, and the archive is assembled on close.
+Every writer works on a temporary name and renames it into place on ``close()`` (see :mod:`evstream.fileio`).
 """
 
 from __future__ import annotations
 
-import os
 import tempfile
+import weakref
 import zipfile
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import numpy as np
 
 from evstream.errors import EvstreamError
 from evstream.events import EVENT_DTYPE, EventChunk, as_events, check_in_sensor
+from evstream.fileio import check_folder, commit, discard, sweep_stale, temp_name
 
 
 def to_dv_store(events: np.ndarray):
@@ -44,36 +46,75 @@ def from_dv_store(store) -> np.ndarray:
 
 
 class Writer:
-    """Base: ``write(chunk_or_events)``, ``close()``, context manager; checks events fit the sensor."""
+    """Base: ``write(chunk_or_events)``, ``close()``, context manager; checks events fit the sensor.
+
+    Everything goes to a temporary file next to ``path`` (:mod:`evstream.fileio`); :meth:`close` renames it
+    to ``path``, :meth:`abort` removes it. Leaving a ``with`` block by an exception (Ctrl-C included)
+    aborts: ``path`` never holds a half-written file, and an existing file there is left as it was."""
 
     def __init__(self, path, sensor_size):
-        self.path = Path(path)
+        self.path = check_folder(path)
         self.sensor_size = (int(sensor_size[0]), int(sensor_size[1]))
         self.count = 0
-        self._last_t = None
-        parent = self.path.parent
-        if not parent.is_dir():
-            raise EvstreamError("cannot write: folder does not exist", where=parent)
+        sweep_stale(self.path)
+        self._tmp = temp_name(self.path)
+        self._done = False
+        # a writer dropped without close()/abort() -- an exception in a subclass's __init__, a signal before
+        # its `with` block began -- still removes its temporary file (when collected, or at exit)
+        self._cleanup = weakref.finalize(self, discard, self._tmp)
 
     def write(self, data) -> None:
         events = data.events if isinstance(data, EventChunk) else as_events(np.asarray(data))
         if len(events) == 0:
             return
         check_in_sensor(events, self.sensor_size, where=str(self.path))
-        self._write(events)
+        try:
+            self._write(events)
+        except OSError as exc:  # a full disk, a removed folder
+            raise EvstreamError(f"cannot write ({exc.strerror or exc})", where=self.path) from None
         self.count += len(events)
 
     def _write(self, events):
         raise NotImplementedError
 
+    def _finish(self) -> None:
+        """Complete the temporary file."""
+
+    def _release(self) -> None:
+        """Let go of everything without completing the file."""
+
     def close(self) -> None:
-        pass
+        """Complete the file and move it to ``path``."""
+        if self._done:
+            return
+        self._done = True
+        try:
+            self._finish()
+        except BaseException as exc:
+            self._release()
+            discard(self._tmp)
+            if isinstance(exc, OSError):  # a full disk while the file is completed
+                raise EvstreamError(f"cannot write ({exc.strerror or exc})", where=self.path) from None
+            raise
+        self._cleanup.detach()
+        commit(self._tmp, self.path)
+
+    def abort(self) -> None:
+        """Drop what was written; ``path`` stays as it was."""
+        if self._done:
+            return
+        self._done = True
+        self._release()
+        discard(self._tmp)
 
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
-        self.close()
+    def __exit__(self, exc_type, *exc):
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
 
 
 class Aedat4Writer(Writer):
@@ -85,49 +126,60 @@ class Aedat4Writer(Writer):
         super().__init__(path, sensor_size)
         cfg = dv.io.MonoCameraWriter.EventOnlyConfig(camera_name, self.sensor_size)
         try:
-            self._w = dv.io.MonoCameraWriter(str(self.path), cfg)
+            self._w = dv.io.MonoCameraWriter(str(self._tmp), cfg)
         except Exception as exc:
-            raise EvstreamError(f"cannot create AEDAT4 file ({str(exc).splitlines()[0]})", where=self.path) from None
+            discard(self._tmp)
+            raise EvstreamError(f"cannot create AEDAT4 file ({_first_line(exc)})", where=self.path) from None
 
     def _write(self, events):
         self._w.writeEvents(to_dv_store(events))
 
-    def close(self):
+    def _finish(self):
+        self._release()
+
+    def _release(self):
         if getattr(self, "_w", None) is not None:
             del self._w  # MonoCameraWriter flushes and closes on destruction
             self._w = None
 
 
 class NpzWriter(Writer):
-    """evstream ``.npz``: chunks go to temporary raw files, the archive is built on :meth:`close`."""
+    """evstream ``.npz``: chunks go to anonymous temporary files (in the output's folder, gone on any exit,
+    even SIGKILL), the archive is built from them on :meth:`close`."""
 
     def __init__(self, path, sensor_size):
         super().__init__(path, sensor_size)
-        self._tmp = tempfile.TemporaryDirectory(prefix="evstream-npz-")
-        self._files = {k: open(os.path.join(self._tmp.name, k), "wb") for k in "txyp"}
+        self._files = {}
+        try:
+            for k in "txyp":
+                self._files[k] = tempfile.TemporaryFile(dir=self.path.parent, prefix=".evstream-spill-")
+        except OSError as exc:
+            self._release()
+            raise EvstreamError(f"cannot write ({exc.strerror or exc})", where=self.path) from None
 
     def _write(self, events):
         for k in "txyp":
             self._files[k].write(np.ascontiguousarray(events[k]).tobytes())
 
-    def close(self):
-        if self._files is None:
-            return
-        for f in self._files.values():
-            f.close()
+    def _finish(self):
         dtypes = {k: EVENT_DTYPE[k] for k in "txyp"}
-        with zipfile.ZipFile(self.path, "w", zipfile.ZIP_DEFLATED) as z:
+        with zipfile.ZipFile(self._tmp, "w", zipfile.ZIP_DEFLATED) as z:
             for k in "txyp":
-                arr = np.memmap(os.path.join(self._tmp.name, k), dtype=dtypes[k], mode="r") \
-                    if self.count else np.zeros(0, dtypes[k])
-                with z.open(f"{k}.npy", "w", force_zip64=True) as f:
-                    np.lib.format.write_array(f, np.asarray(arr))
+                f = self._files[k]
+                f.flush()
+                arr = np.memmap(f, dtype=dtypes[k], mode="r") if self.count else np.zeros(0, dtypes[k])
+                with z.open(f"{k}.npy", "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, np.asarray(arr))
                 del arr
             for k, v in (("width", self.sensor_size[0]), ("height", self.sensor_size[1])):
-                with z.open(f"{k}.npy", "w") as f:
-                    np.lib.format.write_array(f, np.asarray(v, dtype=np.int64))
-        self._files = None
-        self._tmp.cleanup()
+                with z.open(f"{k}.npy", "w") as member:
+                    np.lib.format.write_array(member, np.asarray(v, dtype=np.int64))
+        self._release()
+
+    def _release(self):
+        for f in self._files.values():
+            f.close()
+        self._files = {}
 
 
 WRITERS = {".aedat4": Aedat4Writer, ".npz": NpzWriter}
@@ -140,6 +192,12 @@ def open_writer(path, sensor_size, **options) -> Writer:
         raise EvstreamError(f"cannot write {ext or 'files without extension'}: "
                             f"known outputs are {', '.join(WRITERS)}", where=path)
     return WRITERS[ext](path, sensor_size, **options)
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of an exception's text, without dv-processing's source locations (``[file:line]``)."""
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return text.split(" [")[0].strip() or type(exc).__name__
 
 
 def write_events(path, chunk: EventChunk) -> int:

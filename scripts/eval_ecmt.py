@@ -62,7 +62,7 @@ def detail(path, meta, limit, T=8) -> dict:
     """ECMT's agreement with the ANN's predictions and its SOP / MAC split, T = 1..T, on the validation split."""
     import torch
 
-    from evstream.evaluate import eval_inputs
+    from evstream.inputs import eval_inputs
     from evstream.snn import load_checkpoint
 
     model, _ = load_checkpoint(path)
@@ -94,8 +94,8 @@ def main():
     args = ap.parse_args()
     os.environ.setdefault("EVSTREAM_DATA", str(REPO.parent / "shared" / "data"))
 
-    from evstream.evaluate import evaluate, write
-    from evstream.snn.ecmt import calibrate_checkpoint
+    from evstream.evaluate import EvalConfig, evaluate, write
+    from evstream.calibrate import calibrate_checkpoint
     from evstream.snn import load_checkpoint
 
     out = Path(args.out_dir)
@@ -106,8 +106,9 @@ def main():
     print(f"calibrated on {cal['samples']} training samples (p{cal['percentile']:g}, {cal['levels']} levels)")
     _, meta = load_checkpoint(cal_path)
     ds = meta["dataset"]
-    res = evaluate(cal_path, ds["name"], ds["root"], ds.get("labels"), [int(t) for t in args.timesteps.split(",")],
-                   [0.0], 1, ["mst", "ecmt"], "val", args.limit)
+    res = evaluate(EvalConfig(str(cal_path), ds["root"], ds["name"], ds.get("labels"),
+                              tuple(int(t) for t in args.timesteps.split(",")), (0.0,), 1, ("mst", "ecmt"), "val",
+                              args.limit))
     res["model"] = str(args.model)
     res["ecmt_calibration"] = {k: cal[k] for k in ("percentile", "levels", "samples")}
     res["ecmt_detail"] = detail(cal_path, meta, args.limit)

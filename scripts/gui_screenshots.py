@@ -28,11 +28,12 @@ def main():
 
     from app import create_app
     from app.main_window import MainWindow
-    from evstream.pipeline import DEMO_MODEL, DEMO_RECORDING
+    from evstream.live import LiveConfig
+    from evstream.paths import DEMO_MODEL, DEMO_RECORDING
 
     qapp = create_app()
     win = MainWindow(str(DEMO_RECORDING), str(DEMO_MODEL),
-                     {"loop": True, "early_exit": args.early_exit, "speed": 1.0}, record_dir="/tmp")
+                     LiveConfig(loop=True, early_exit=args.early_exit, speed=1.0), record_dir="/tmp")
     win.resize(1500, 900)
     win.show()
     t_end = time.monotonic() + args.seconds

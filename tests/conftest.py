@@ -9,8 +9,9 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("EVSTREAM_DATA", REPO.parent / "shared" / "data")).resolve()
+from evstream.paths import REPO, data_root  # noqa: E402,F401
+
+DATA = data_root().resolve()
 
 
 @pytest.fixture(scope="session")
@@ -34,17 +35,41 @@ def shared_file():
     return data_file
 
 
+@pytest.fixture
+def tiny_model():
+    """``tiny_model(arch, seed=0, **overrides)``: a small untrained model (tests/tiny.py holds the configs)."""
+    from tiny import tiny_model as build
+
+    return build
+
+
+def _skip_reason(report) -> str:
+    lr = report.longrepr
+    if isinstance(lr, tuple) and len(lr) == 3:
+        return str(lr[2])
+    return str(lr or "")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Say loudly how many tests did not run because the real recordings were not found."""
+    missing = [r for r in terminalreporter.stats.get("skipped", []) if "EVSTREAM_DATA" in _skip_reason(r)]
+    if not missing:
+        return
+    tr = terminalreporter
+    tr.section("REAL DATA NOT FOUND", sep="!", red=True, bold=True)
+    tr.line(f"{len(missing)} tests were SKIPPED: the real recordings are not at {DATA}.", red=True, bold=True)
+    tr.line("Set EVSTREAM_DATA to the shared/data folder (or check out next to ../shared) to run them.",
+            red=True, bold=True)
+
+
 def calibrated_mst(seed: int = 0, batch: int = 32):
     """A small random MST whose activations are in the QCFS range: BN running statistics from a random
     batch, then each λ set to the 99th percentile of its input, as a calibrated model would have.
     Returns the model (eval mode) and that batch."""
     import torch
+    from tiny import tiny_model
 
-    from evstream.snn import build_model
-
-    torch.manual_seed(seed)
-    m = build_model("mst", {"preset": "tiny", "in_channels": 4, "num_classes": 5, "img_size": 16, "dim": 16,
-                            "depths": [2, 2], "heads": [2, 2], "window": 4})
+    m = tiny_model("mst", seed)
     x = torch.rand(batch, 4, 16, 16)
     m.train()
     with torch.no_grad():

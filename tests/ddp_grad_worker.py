@@ -7,14 +7,12 @@ import warnings
 import torch
 
 from evstream import distributed as dist
-from evstream.snn import build_model
+from tiny import tiny_model
 
 warnings.filterwarnings("ignore")
 torch.set_num_threads(1)
 dist.init()
-torch.manual_seed(0)
-model = build_model("mst", {"in_channels": 4, "num_classes": 5, "img_size": 16, "dim": 16, "depths": [2, 2],
-                            "heads": [2, 2], "window": 4})
+model = tiny_model("mst", seed=0)
 x, y = torch.rand(8, 4, 16, 16), torch.arange(8) % 5
 net = dist.wrap(model)
 model.train()

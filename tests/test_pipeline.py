@@ -1,4 +1,4 @@
-"""The live pipeline (evstream/pipeline.py) headless: decisions, early exit, whole-slice drops when the model
+"""The live pipeline (evstream/live/) headless: decisions, early exit, whole-slice drops when the model
 is slower than a paced stream (and none when unpaced), recording, controls from another thread, model
 swaps, bad checkpoints, and ``evstream run``."""
 
@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from evstream.errors import CheckpointError, EvstreamError
-from evstream.pipeline import DEMO_MODEL, DEMO_RECORDING, Pipeline
+from evstream.live import Pipeline
+from evstream.paths import DEMO_MODEL, DEMO_RECORDING
 from evstream.readers import read_events
 
 torch.set_num_threads(1)
@@ -33,10 +34,10 @@ def other_checkpoint(path):
 
 def small_checkpoint(path, sensor=(16, 16)):
     """A tiny untrained MST checkpoint for a sensor the demo does not have."""
-    from evstream.snn import build_model, save_checkpoint
+    from evstream.snn import save_checkpoint
+    from tiny import tiny_model
 
-    m = build_model("mst", {"preset": "tiny", "in_channels": 4, "num_classes": 3, "img_size": 16, "dim": 16,
-                            "depths": [2], "heads": [2], "window": 4})
+    m = tiny_model("mst", num_classes=3, depths=[2], heads=[2])
     rep = {"kind": "frames", "sensor_size": list(sensor), "n_frames": 2, "out_size": [16, 16]}
     save_checkpoint(path, m, {"representation": rep, "classes": ["a", "b", "c"]})
     return path
@@ -52,37 +53,49 @@ def wait_for(cond, timeout=15.0):
 
 def test_headless_decisions_fields_and_no_drops():
     steps, decisions = [], []
-    pipe = Pipeline(DEMO_RECORDING, DEMO_MODEL, speed=None, max_steps=4)
+    pipe = Pipeline(DEMO_RECORDING, DEMO_MODEL, speed=None, max_steps=4, smooth=0.0, switch_margin=0.0)
     st = pipe.run(on_step=steps.append, on_decision=decisions.append, max_decisions=3)
     assert len(decisions) == 3 and st["dropped_slices"] == 0
     for i, d in enumerate(decisions):
-        assert d["decision"] == i and d["timesteps"] == 4 and d["reason"] == "max_steps"
-        assert d["class"] in [str(k) for k in range(10)] and 0 < d["confidence"] <= 1
-        assert d["energy_uJ"] > 0 and d["ann_energy_uJ"] > 0 and d["spikes"] > 0
-        assert len(d["top"]) == 3 and d["top"][0][0] == d["class"]
+        assert d.decision == i and d.timesteps == 4 and d.reason == "max_steps"
+        assert d.t_us == 50_000 * (i + 1)  # every 50 ms (ecmt), on the last window (bounded by the stream start)
+        assert d.window_us == min(pipe.lm.window_us, d.t_us)
+        assert d.class_name in [str(k) for k in range(10)] and 0 < d.confidence <= 1
+        assert d.energy_uJ > 0 and d.ann_energy_uJ > 0 and d.spikes > 0
+        assert len(d.top) == 3 and d.top[0][0] == d.class_name
     # a decision's energy and spikes are the sum over its steps
-    first = [s for s in steps if s["decision"] == 0]
-    assert len(first) == 4
-    assert decisions[0]["energy_uJ"] == pytest.approx(sum(s["energy_uJ"] for s in first))
-    assert decisions[0]["spikes"] == sum(s["total_spikes"] for s in first)
+    first = [s for s in steps if s.decision == 0]
+    assert len(first) == 4 and [s.decision_step for s in first] == [1, 2, 3, 4]
+    assert decisions[0].energy_uJ == pytest.approx(sum(s.energy_uJ for s in first))
+    assert decisions[0].spikes == sum(s.total_spikes for s in first)
     s = steps[-1]
-    assert s["probs"].shape == (10,) and abs(float(s["probs"].sum()) - 1) < 1e-4
-    assert len(s["rates"]) == len(s["spikes"]) > 10 and np.all(np.asarray(s["rates"]) <= 1.0)
+    assert s.probs.shape == (10,) and abs(float(s.probs.sum()) - 1) < 1e-4
+    assert len(s.rates) == len(s.spikes) > 10 and np.all(np.asarray(s.rates) <= 1.0)
     assert {"read", "queue", "represent", "step", "slice", "total"} <= set(st["latency"])
     # time moves forward, one step per 10 ms slice
-    ts = [s["t_us"] for s in steps]
+    # every decision starts from a reset SNN on its own window: the same steps at the decision's time
+    assert {s.t_us for s in first} == {decisions[0].t_us}
+
+
+def test_carry_state_steps_once_per_slice_and_reports_its_window():
+    steps, decisions = [], []
+    pipe = Pipeline(DEMO_RECORDING, DEMO_MODEL, speed=None, state="carry", max_steps=4, window_slices=5)
+    pipe.run(on_step=steps.append, on_decision=decisions.append, max_decisions=2)
+    ts = [s.t_us for s in steps]
     assert ts == sorted(ts) and ts[1] - ts[0] == 10_000
+    assert [d.timesteps for d in decisions] == [4, 4] and decisions[0].top[0][0] == decisions[0].class_name
+    assert decisions[1].window_us == 50_000  # the last 5 slices of 10 ms
 
 
 def test_early_exit_and_min_steps():
     out = []
     Pipeline(DEMO_RECORDING, DEMO_MODEL, speed=None, max_steps=50, early_exit=0.0,
              steps_per_slice=4).run(on_decision=out.append, max_decisions=3)
-    assert [d["timesteps"] for d in out] == [1, 1, 1] and {d["reason"] for d in out} == {"confident"}
+    assert [d.timesteps for d in out] == [1, 1, 1] and {d.reason for d in out} == {"confident"}
     out = []
     Pipeline(DEMO_RECORDING, DEMO_MODEL, speed=None, max_steps=50, early_exit=0.0, min_steps=3).run(
         on_decision=out.append, max_decisions=2)
-    assert [d["timesteps"] for d in out] == [3, 3]
+    assert [d.timesteps for d in out] == [3, 3]
 
 
 class SlowRunner:
@@ -103,8 +116,8 @@ def test_slow_model_drops_whole_slices_on_a_paced_stream():
     pipe = Pipeline(DEMO_RECORDING, DEMO_MODEL, speed=4.0, max_queue=4)
     pipe.lm.runner = SlowRunner(pipe.lm.runner, 0.03)  # 40 slices/s of stream vs ~30 steps/s
     seen = []
-    orig = pipe._process
-    pipe._process = lambda sl, *a: (seen.append(sl), orig(sl, *a))
+    orig = pipe.stepper.process
+    pipe.stepper.process = lambda sl, *a: (seen.append(sl), orig(sl, *a))
     st = pipe.run(duration_s=1.5)
     assert st["dropped_slices"] > 0
     assert st["slices_done"] + st["dropped_slices"] + st["queued"] <= st["slices_in"] + 1
@@ -139,7 +152,7 @@ def test_recording_events_and_steps(tmp_path):
 
 def test_controls_from_another_thread_pause_step_seek_mask_swap(tmp_path):
     other = other_checkpoint(tmp_path / "other.pt")
-    pipe = Pipeline(DEMO_RECORDING, DEMO_MODEL, speed=2.0, max_steps=8)
+    pipe = Pipeline(DEMO_RECORDING, DEMO_MODEL, speed=1.0, max_steps=8)
     pipe.start()
     try:
         wait_for(lambda: pipe.steps > 3)
@@ -151,19 +164,19 @@ def test_controls_from_another_thread_pause_step_seek_mask_swap(tmp_path):
         assert pipe.slices_in == n  # paused: nothing read
         pipe.step()
         wait_for(lambda: pipe.slices_in == n + 1)
-        pipe.seek(5_000_000)
+        pipe.seek(2_000_000)  # 5.5 s of the recording left for the swaps below, on a busy machine too
         pipe.play()
         recs = []
-        wait_for(lambda: recs.extend(pipe.drain()) or any(r["kind"] == "reset" and r["why"] == "seek" for r in recs))
-        wait_for(lambda: recs.extend(pipe.drain()) or recs[-1]["kind"] == "step")
-        after = [r for r in recs[[r["kind"] for r in recs].index("reset"):] if r["kind"] == "step"]
-        assert after[0]["t_us"] >= 5_000_000 and after[0]["step"] > 0
+        wait_for(lambda: recs.extend(pipe.drain()) or any(r.kind == "reset" and r.why == "seek" for r in recs))
+        wait_for(lambda: recs.extend(pipe.drain()) or recs[-1].kind == "step")
+        after = [r for r in recs[[r.kind for r in recs].index("reset"):] if r.kind == "step"]
+        assert after[0].t_us >= 2_000_000 and after[0].step > 0
         pipe.set(mask_ratio=0.5)
-        wait_for(lambda: any(r["kind"] == "step" and r["mask_ratio"] == 0.5 for r in pipe.drain()))
+        wait_for(lambda: any(r.kind == "step" and r.mask_ratio == 0.5 for r in pipe.drain()))
         assert pipe.lm.runner.mask_ratios["q"] == 0.5
         pipe.load_model(other)
         wait_for(lambda: pipe.lm.path == str(other))
-        from evstream.pipeline import live_mode
+        from evstream.live import live_mode
 
         assert pipe.modes == pipe.lm.model.modes and pipe.lm.mode == live_mode(pipe.modes)
         old = pipe.lm
@@ -171,7 +184,7 @@ def test_controls_from_another_thread_pause_step_seek_mask_swap(tmp_path):
         wait_for(lambda: pipe.lm is not old)
         assert pipe.lm.mode == pipe.modes[-1] and pipe.lm.path == str(other)
         pipe.load_model(DEMO_MODEL.parent / "missing.pt")  # a bad swap keeps the running model
-        wait_for(lambda: any(r["kind"] == "error" and "missing.pt" in r["text"] for r in pipe.drain()))
+        wait_for(lambda: any(r.kind == "error" and "missing.pt" in r.text for r in pipe.drain()))
         assert pipe.lm.path == str(other) and pipe.state == "playing"
     finally:
         pipe.stop()
@@ -187,9 +200,11 @@ def test_bad_inputs_one_line(tmp_path):
     bad = tmp_path / "truncated.aedat4"
     data = DEMO_RECORDING.read_bytes()
     bad.write_bytes(data[:len(data) // 2])
+    pipe = Pipeline(bad, DEMO_MODEL, speed=None)  # it opens: the intact first half plays, then the error
     with pytest.raises(EvstreamError) as info:
-        Pipeline(bad, DEMO_MODEL).run(max_decisions=1)
+        pipe.run()
     assert "\n" not in str(info.value) and "truncated.aedat4" in str(info.value)
+    assert pipe.decisions > 0
 
 
 def test_outbox_and_monitors_stay_bounded():

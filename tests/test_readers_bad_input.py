@@ -143,7 +143,7 @@ def test_cli_exit_2_one_line(tmp_path):
 
 
 def test_aedat4_zeroed_header_one_line(tmp_path):
-    """A zeroed AEDAT4 header makes the aedat decoder panic (a BaseException): still one line, exit 2."""
+    """A zeroed AEDAT4 header (size 0): one line, exit 2."""
     f = tmp_path / "zeros.aedat4"
     f.write_bytes(b"#!AER-DAT4.0\r\n" + bytes(5000))
     r = subprocess.run([sys.executable, "-m", "evstream", "info", str(f)], capture_output=True, text=True,

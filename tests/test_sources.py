@@ -65,5 +65,10 @@ def test_damaged_file_source_delivers_good_events(tmp_path):
     data = src_path.read_bytes()
     f = tmp_path / "cut.bin"
     f.write_bytes(data[:5 * 3000 + 2])
+    src = FileSource(f)  # opens: the good events play, then the one-line error
+    assert "truncated" in src.damage
+    got = []
     with pytest.raises(FormatError, match="truncated"):
-        FileSource(f)  # the time range scan already meets the damage: one line, no events lost silently
+        for c in src:
+            got.append(c.events)
+    np.testing.assert_array_equal(np.concatenate(got), read_events(src_path).events[:3000])

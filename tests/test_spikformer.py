@@ -9,17 +9,14 @@ import torch.nn.functional as F
 
 from evstream.errors import CheckpointError
 from evstream.snn import build_model, load_checkpoint, save_checkpoint
+from evstream.energy import OpCounter
 from evstream.snn.spikformer import SSA, make_config, ssa_product
+from tiny import tiny_model
 
 torch.set_num_threads(1)
 
-SMALL = {"preset": "tiny", "in_channels": 4, "num_classes": 3, "img_size": 16, "patch_size": 4, "dim": 16,
-         "heads": 2, "depth": 1, "mlp_ratio": 2.0, "timesteps": 4}
-
-
 def small(seed=0, **over):
-    torch.manual_seed(seed)
-    return build_model("spikformer", SMALL | over)
+    return tiny_model("spikformer", seed, **over)
 
 
 def toy_data(n=36, seed=0):
@@ -78,9 +75,12 @@ def test_ssa_module_same_output_in_both_orders_and_cheaper_order_counts_fewer_op
         for m in ssa.modules():
             if hasattr(m, "node"):
                 m.reset()
-        ssa.kv_first, ssa.count_pairs = order, True
-        outs[order] = ssa(x)
-        ops[order] = ssa._qk_ops + ssa._av_ops
+        ssa.kv_first = order
+        counter = OpCounter(ssa, set(), spiking=True)  # counts the two SpikeMatmul products (and the layers)
+        with torch.no_grad():
+            outs[order] = ssa(x)
+        ops[order] = sum(v for k, v in counter.take().per_module.items() if k.endswith("_product"))
+        counter.remove()
     assert torch.equal(outs[True], outs[False]) and float(outs[True].sum()) > 0
     assert 0 < ops[True] < ops[False]  # O(N d²) < O(N² d) when tokens outnumber the head dimension
 
@@ -94,23 +94,28 @@ def test_pair_ops_hand_example():
     assert pair_ops(q, kt) == 5
 
 
-def test_one_batch_overfit_gradients_flow_through_the_surrogate():
-    x, _ = toy_data(8, seed=1)
-    y = torch.randperm(8, generator=torch.Generator().manual_seed(0)) % 3  # labels unrelated to the pattern
+def test_gradients_reach_every_parameter_and_the_loss_falls():
+    """Surrogate gradients train every parameter, and a learnable toy task is learned, with wide margins: on
+    seeds 0-1 x three 1e-6 weight perturbations (a stand-in for another CPU's rounding) the loss ratio was
+    0.001-0.015 against the bound of 0.5 here, and every parameter got a gradient."""
+    x, y = toy_data(36, seed=1)
     m = small(1)
     m.train()
-    F.cross_entropy(m(x), y).backward()
-    # through every LIF's surrogate down to the analog first conv (a layer fed only by a neuron layer that
-    # is still silent at initialisation, such as the attention output projection, gets none yet)
-    for name in ("stem.conv_in.weight", "blocks.0.attn.q.weight", "blocks.0.attn.k.weight",
-                 "blocks.0.attn.v.weight", "blocks.0.mlp.fc1.weight", "head.weight"):
-        g = dict(m.named_parameters())[name].grad
-        assert g is not None and float(g.abs().sum()) > 0, f"no gradient reached {name}"
-    losses = fit(m, x, y, steps=40, lr=5e-2)
-    assert losses[-1] < 0.2 * losses[0]
-    m.train()  # memorised with the batch's own BN statistics (the running ones lag after 40 steps)
-    with torch.no_grad():
-        assert float((m(x).argmax(1) == y).float().mean()) == 1.0
+    opt = torch.optim.AdamW(m.parameters(), lr=2e-2)
+    reached, losses = set(), []
+    for step in range(60):
+        loss = F.cross_entropy(m(x), y)
+        opt.zero_grad()
+        loss.backward()
+        got = {n for n, p in m.named_parameters() if p.grad is not None and float(p.grad.abs().sum()) > 0}
+        if step == 0:  # through every LIF's surrogate down to the analog first conv, from the first step
+            assert {"stem.conv_in.weight", "blocks.0.attn.q.weight", "blocks.0.attn.k.weight",
+                    "blocks.0.attn.v.weight", "blocks.0.mlp.fc1.weight", "head.weight"} <= got
+        reached |= got
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert reached == {n for n, _ in m.named_parameters()}, "some parameter never got a gradient"
+    assert sum(losses[-5:]) < 0.5 * sum(losses[:5])
 
 
 def test_accuracy_at_T_equals_streaming_step_loop(trained):
@@ -124,7 +129,9 @@ def test_accuracy_at_T_equals_streaming_step_loop(trained):
     for _ in range(m.config.timesteps):
         out = snn.step(x)
     assert torch.allclose(out.mean, ref, atol=1e-5)
-    assert float((out.mean.argmax(1) == y).float().mean()) == acc_ref
+    top2 = ref.topk(2, dim=1).values
+    clear = (top2[:, 0] - top2[:, 1]) > 1e-4  # where rounding cannot swap the winner
+    assert torch.equal(out.mean.argmax(1)[clear], ref.argmax(1)[clear]) and int(clear.sum()) >= 0.9 * len(y)
     assert out.total_spikes > 0 and set(out.spikes) == {a.name for a in m.activations()}
 
 
@@ -301,7 +308,7 @@ def test_pretrain_cli_saves_an_encoder_that_train_can_start_from(data_dir, tmp_p
 def test_shipped_checkpoint_model_equals_streaming_loop(data_dir):
     from pathlib import Path
 
-    from evstream.evaluate import eval_inputs
+    from evstream.inputs import eval_inputs
 
     path = Path(__file__).resolve().parents[1] / "models" / "spikformer-nmnist.pt"
     if not path.exists():

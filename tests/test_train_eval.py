@@ -102,7 +102,7 @@ SHIPPED = REPO / "models" / "mst-nmnist.pt"
 
 @pytest.mark.skipif(not SHIPPED.exists(), reason="shipped model not built in this checkout")
 def test_shipped_model_snn_approaches_ann():
-    from evstream.evaluate import eval_inputs
+    from evstream.inputs import eval_inputs
     from evstream.snn import load_checkpoint
 
     model, meta = load_checkpoint(SHIPPED)

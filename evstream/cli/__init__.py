@@ -25,7 +25,9 @@ COMMANDS = {
     "synth": "synth",
     "train": "train",
     "pretrain": "pretrain",
+    "calibrate": "calibrate",
     "eval": "evaluate",
+    "eval-stream": "eval_stream",
     "run": "run",
     "gui": "gui",
 }
@@ -53,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from evstream.errors import EvstreamError
+    from evstream.fileio import Terminated
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -67,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"evstream {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Terminated as exc:
+        print(f"evstream {args.command}: terminated", file=sys.stderr)
+        return int(exc.code)
     except BrokenPipeError:
         return 0
 

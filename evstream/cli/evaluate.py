@@ -7,51 +7,60 @@ from pathlib import Path
 
 HELP = "accuracy, spikes and energy of a checkpoint's ANN and SNN views for several T and mask ratios"
 
-REPO = Path(__file__).resolve().parents[2]
-
 
 def add_arguments(p):
-    data = Path(os.environ.get("EVSTREAM_DATA", REPO.parent / "shared" / "data"))
-    p.add_argument("--dataset", default="nmnist", choices=["nmnist", "ncars", "cifar10dvs", "asl"])
-    p.add_argument("--root", default=str(data / "nmnist_small" / "train"))
-    p.add_argument("--labels", default=None)
-    p.add_argument("--model", default=str(REPO / "models" / "mst-nmnist.pt"))
-    p.add_argument("--timesteps", default="8,16,32,64,128")
-    p.add_argument("--mask", default="0,0.5,0.75")
-    p.add_argument("--seeds", type=int, default=10)
+    from evstream.paths import DEMO_MODEL, data_root
+
+    data = data_root()
+    p.add_argument("--dataset", default="nmnist", choices=["nmnist", "ncars", "cifar10dvs", "asl"],
+                   help="dataset layout of --root (default nmnist)")
+    p.add_argument("--root", default=str(data / "nmnist_small" / "train"),
+                   help="dataset folder (default: the shared N-MNIST sample, ../shared/data or $EVSTREAM_DATA)")
+    p.add_argument("--labels", default=None,
+                   help="labels file (default: ROOT/labels.txt for nmnist when present)")
+    p.add_argument("--model", default=str(DEMO_MODEL), help="checkpoint to evaluate")
+    p.add_argument("--timesteps", default="8,16,32,64,128",
+                   help="SNN timesteps T to report, comma-separated (one run of the largest covers all)")
+    p.add_argument("--mask", default="0,0.5,0.75", help="Random Spike Masking ratios, comma-separated")
+    p.add_argument("--seeds", type=int, default=10, help="runs per mask ratio above 0 (masks are random)")
     p.add_argument("--mode", default=None, help="conversion mode(s), comma-separated (default: the model's "
                    "first, e.g. mst); e.g. mst,ecmt")
     p.add_argument("--split", default=None, choices=["val", "train", "test", "all"],
-                   help="val: the checkpoint's validation split; default: the dataset's test split where it has "
-                   "one, else every labelled file")
-    p.add_argument("--limit", type=int, default=0)
-    p.add_argument("--json", default=None)
-    p.add_argument("--plot", default=None)
-    p.add_argument("--cache", default=None)
+                   help="which samples: val = the checkpoint's own validation split of ROOT (its stored "
+                        "fraction, 10%% unless it says otherwise), train = the rest of ROOT, test = the "
+                        "dataset's test split, all = every sample in ROOT (default: the dataset's test split "
+                        "where it has one, else all; it says which)")
+    p.add_argument("--limit", type=int, default=0, help="evaluate only the first N samples (0: all)")
+    p.add_argument("--json", default=None, help="write the results to this JSON file")
+    p.add_argument("--plot", default=None, help="write accuracy and energy against T to this image")
+    p.add_argument("--cache", default=None, help="folder for the decoded-dataset cache "
+                   "(default $EVSTREAM_CACHE or ~/.cache/evstream)")
     p.add_argument("--workers", type=int, default=None, metavar="N",
                    help="processes decoding into the cache and building the inputs (default: the machine's cores)")
-    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    p.add_argument("--no-progress", dest="progress", action="store_false")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="cpu, or cuda where torch has it")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
 
 def run(args) -> int:
-    from evstream.evaluate import evaluate, write
-
-    if args.labels is None and args.dataset == "nmnist" and (Path(args.root) / "labels.txt").exists():
-        args.labels = str(Path(args.root) / "labels.txt")
     from evstream import distributed as dist
+    from evstream.cli.train import default_labels
     from evstream.datasets import default_split
+    from evstream.evaluate import EvalConfig, evaluate, write
 
-    if args.split is None:
-        args.split = default_split(args.dataset, args.labels)
+    labels = default_labels(args.dataset, args.root, args.labels)
+    split = args.split
+    if split is None:
+        split = default_split(args.dataset, labels)
         if int(os.environ.get("RANK", "0")) == 0:
-            why = ("the dataset's test split" if args.split == "test" else
+            why = ("the dataset's test split" if split == "test" else
                    "every labelled file: this layout has no test split (--split val: the checkpoint's validation split)")
-            print(f"evaluating on split '{args.split}' ({why})", flush=True)
-    res = evaluate(args.model, args.dataset, args.root, args.labels,
-                   [int(t) for t in args.timesteps.split(",")], [float(m) for m in args.mask.split(",")],
-                   args.seeds, args.mode.split(",") if args.mode else None, args.split, args.limit, args.cache,
-                   args.progress, args.workers, args.device)
+            print(f"evaluating on split '{split}' ({why})", flush=True)
+    res = evaluate(EvalConfig(
+        model=args.model, root=args.root, dataset=args.dataset, labels=labels,
+        timesteps=tuple(int(t) for t in args.timesteps.split(",")),
+        masks=tuple(float(m) for m in args.mask.split(",")), seeds=args.seeds,
+        modes=tuple(args.mode.split(",")) if args.mode else None, split=split, limit=args.limit,
+        cache=args.cache, progress=args.progress, workers=args.workers, device=args.device))
     if not dist.is_main():
         dist.finish()
         return 0

@@ -6,23 +6,21 @@ HELP = "the live GUI: events, the spiking transformer's belief, spikes, energy a
 
 
 def add_arguments(p):
-    from evstream.pipeline import DEMO_MODEL, DEMO_RECORDING
+    from evstream.live import VIEWS
+    from evstream.paths import DEMO_MODEL, DEMO_RECORDING
 
     p.add_argument("source", nargs="?", default=None,
                    help=f"a recording, tcp://HOST:PORT, camera[:SERIAL] or webcam[:N] "
                         f"(default: {DEMO_RECORDING.relative_to(DEMO_RECORDING.parents[1])}, looping)")
     p.add_argument("--model", default=None,
                    help=f"checkpoint (default: {DEMO_MODEL.relative_to(DEMO_MODEL.parents[1])})")
-    p.add_argument("--mode", default=None, help="conversion mode (default: ecmt where the model has it, else its first)")
-    p.add_argument("--slice-ms", type=float, default=10.0, help="time slice length in ms (default 10)")
-    p.add_argument("--steps-per-slice", type=int, default=1, help="SNN timesteps per slice (default 1)")
-    p.add_argument("--max-steps", type=int, default=32, help="timesteps per decision at most (default 32)")
-    p.add_argument("--early-exit", type=float, default=None, metavar="CONF", help="decide at this confidence")
-    p.add_argument("--mask", type=float, default=0.0, help="spike mask ratio (RSM)")
+    from evstream.cli.run import add_live_arguments
+
+    add_live_arguments(p)
     p.add_argument("--speed", type=float, default=1.0, help="recordings: x real time (default 1)")
     p.add_argument("--loop", action=__import__("argparse").BooleanOptionalAction, default=None,
                    help="replay a recording forever (default: on for the demo, off otherwise)")
-    p.add_argument("--view", default="frames", choices=["frames", "sae", "time_surface"])
+    p.add_argument("--view", default="frames", choices=list(VIEWS))
     p.add_argument("--record-dir", default="recordings", help="where 'Record session' writes (default recordings/)")
     p.add_argument("--duration", type=float, default=None, help="close the window after this many seconds")
 
@@ -32,7 +30,8 @@ def run(args) -> int:
     import sys
 
     from evstream.errors import EvstreamError
-    from evstream.pipeline import DEMO_MODEL
+    from evstream.live import LiveConfig
+    from evstream.paths import DEMO_MODEL
 
     if sys.platform.startswith("linux") and not any(os.environ.get(v) for v in
                                                      ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")):
@@ -44,7 +43,7 @@ def run(args) -> int:
         raise EvstreamError(f"the GUI needs PyQt6 and pyqtgraph ({exc})") from None
     model = args.model or str(DEMO_MODEL)
     loop = args.loop if args.loop is not None else args.source is None
-    options = {"mode": args.mode, "slice_ms": args.slice_ms, "steps_per_slice": args.steps_per_slice,
-               "max_steps": args.max_steps, "early_exit": args.early_exit, "mask_ratio": args.mask,
-               "speed": args.speed or None, "loop": loop, "view": args.view}
-    return main(args.source, model, options, record_dir=args.record_dir, duration_s=args.duration)
+    from evstream.cli.run import live_options
+
+    config = LiveConfig(speed=args.speed or None, loop=loop, view=args.view, **live_options(args))
+    return main(args.source, model, config, record_dir=args.record_dir, duration_s=args.duration)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 HELP = "MAE-style pre-training of a Spikformer (75% of the stem's tokens masked, light ANN decoder discarded)"
 
 
 def add_arguments(p):
-    data = Path(os.environ.get("EVSTREAM_DATA", Path.cwd().parent / "shared" / "data"))
+    from evstream.paths import data_root
+
+    data = data_root()
     p.add_argument("--dataset", default="nmnist", choices=["nmnist", "ncars", "cifar10dvs", "asl"],
                    help="layout of --root (its labels are not used)")
     p.add_argument("--root", default=None, help="a dataset folder whose recordings are used unlabelled")

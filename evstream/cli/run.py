@@ -1,6 +1,6 @@
 """``evstream run SOURCE [--model CKPT] [--mode M] [--json-lines] ...``: the live pipeline without a window.
 
-The same :class:`evstream.pipeline.Pipeline` the GUI drives: one line per decision (JSON with
+The same :class:`evstream.live.Pipeline` the GUI drives: one line per decision (JSON with
 ``--json-lines``), a summary at the end (drops, per-stage latency p50/p99, energy against the ANN).
 """
 
@@ -12,24 +12,11 @@ HELP = "run the live pipeline headless on a recording, a DV stream or a camera: 
 
 
 def add_arguments(p):
-    from evstream.pipeline import DEMO_MODEL
+    from evstream.paths import DEMO_MODEL
 
     p.add_argument("source", help="a recording, tcp://HOST:PORT, camera[:SERIAL] or webcam[:N]")
     p.add_argument("--model", default=str(DEMO_MODEL), help="checkpoint (default: the shipped models/mst-nmnist.pt)")
-    p.add_argument("--mode", default=None, help="conversion mode (default: ecmt where the model has it, else its first; see model.modes)")
-    p.add_argument("--slice-ms", type=float, default=10.0, help="time slice length in ms (default 10)")
-    p.add_argument("--slice-events", type=int, default=0, help="slices of N events instead of time slices")
-    p.add_argument("--window-slices", type=int, default=None,
-                   help="slices in the model's input window (default: as many as span one training sample, "
-                   "the checkpoint's window_us; else its n_frames)")
-    p.add_argument("--decay", type=float, default=0.5,
-                   help="running output = exponential mean with this decay per step (0: plain mean; default 0.5)")
-    p.add_argument("--steps-per-slice", type=int, default=1, help="SNN timesteps per slice (default 1)")
-    p.add_argument("--max-steps", type=int, default=32, help="timesteps per decision at most (default 32)")
-    p.add_argument("--min-steps", type=int, default=1, help="timesteps per decision at least (early exit)")
-    p.add_argument("--early-exit", type=float, default=None, metavar="CONF",
-                   help="decide as soon as the confidence reaches CONF (0..1; default: off)")
-    p.add_argument("--mask", type=float, default=0.0, help="spike mask ratio (RSM) on Q, K, attention")
+    add_live_arguments(p)
     p.add_argument("--speed", type=float, default=0.0,
                    help="recordings: x real time (0: as fast as possible, never drops; default 0)")
     p.add_argument("--loop", action="store_true", help="replay a recording forever (stop with Ctrl-C)")
@@ -39,11 +26,60 @@ def add_arguments(p):
                    help="record events to BASE.aedat4 and every step to BASE.csv")
     p.add_argument("--labels", default=None,
                    help="CSV with t_start_us, t_end_us and a label/digit column (times from the first event): "
-                        "score each decision against the label at its time")
+                        "score the decisions as `evstream eval-stream` does (a decision counts where one "
+                        "labelled span covers >= 60%% of its window; onset, found, false switches)")
     p.add_argument("--json-lines", action="store_true", help="one JSON object per decision on stdout")
     p.add_argument("--summary-json", default=None, help="write the final summary to this JSON file")
+
+
+def add_live_arguments(p) -> None:
+    """The live pipeline's model and decision flags, shared by ``run``, ``gui`` and ``eval-stream``."""
+    p.add_argument("--mode", default=None,
+                   help="conversion mode (default: ecmt where the model has it, else its first; see model.modes)")
+    p.add_argument("--slice-ms", type=float, default=10.0, help="time slice length in ms (default 10)")
+    p.add_argument("--slice-events", type=int, default=0, help="slices of N events instead of time slices")
+    p.add_argument("--state", default="reset", choices=["reset", "carry"],
+                   help="reset (default): each decision starts from a reset SNN on the last --window-ms of "
+                        "events; carry: membranes carry over from slice to slice (the former behaviour)")
+    p.add_argument("--decide-every-ms", type=float, default=None,
+                   help="state reset: a fresh decision this often, in stream time (default: 50 ms for ecmt and "
+                        "spikformer, 200 ms for mst)")
+    p.add_argument("--window-ms", type=float, default=None,
+                   help="state reset: the span of events one decision summarises (default: the checkpoint's "
+                        "window_us)")
+    p.add_argument("--max-steps", type=int, default=None,
+                   help="timesteps per decision at most (default: the checkpoint's for the mode; else mst 32, "
+                        "ecmt 4, spikformer 4)")
+    p.add_argument("--min-steps", type=int, default=1, help="timesteps per decision at least (early exit)")
+    p.add_argument("--early-exit", type=float, default=None, metavar="CONF",
+                   help="decide as soon as the confidence reaches CONF (0..1; default: off)")
+    p.add_argument("--smooth", type=float, default=0.5,
+                   help="state reset: weight the previous decisions' mean keeps (0: none; default 0.5)")
+    p.add_argument("--switch-margin", type=float, default=0.05,
+                   help="state reset: switch the announced class only when the new one leads by this much "
+                        "(default 0.05)")
+    p.add_argument("--min-confidence", type=float, default=0.0,
+                   help="state reset: below this smoothed confidence say 'undecided' (counted; default 0: never)")
+    p.add_argument("--window-slices", type=int, default=None,
+                   help="state carry: slices in the model's input window (default: as many as span one "
+                        "training sample)")
+    p.add_argument("--steps-per-slice", type=int, default=1, help="state carry: SNN timesteps per slice (default 1)")
+    p.add_argument("--decay", type=float, default=0.0,
+                   help="state carry: running output = exponential mean with this decay per step (0: plain mean)")
+    p.add_argument("--mask", type=float, default=0.0, help="spike mask ratio (RSM) on Q, K, attention")
     p.add_argument("--threads", type=int, default=1, help="torch threads for the model (default 1)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the spike masks")
+
+
+def live_options(args) -> dict:
+    """The :class:`~evstream.live.LiveConfig` fields the shared live flags set."""
+    return dict(mode=args.mode, slice_ms=args.slice_ms, slice_events=args.slice_events, state=args.state,
+                decide_every_ms=args.decide_every_ms, window_ms=args.window_ms, max_steps=args.max_steps,
+                min_steps=args.min_steps, early_exit=args.early_exit, smooth=args.smooth,
+                switch_margin=args.switch_margin, min_confidence=args.min_confidence,
+                window_slices=args.window_slices, steps_per_slice=args.steps_per_slice,
+                decay=args.decay if args.decay > 0 else None, mask_ratio=args.mask, threads=args.threads,
+                seed=args.seed)
 
 
 def read_labels(path) -> list[tuple[int, int, str]]:
@@ -66,41 +102,46 @@ def read_labels(path) -> list[tuple[int, int, str]]:
         raise EvstreamError("labels CSV has a non-integer time", where=path) from None
 
 
-def label_at(labels, t_us):
-    for a, b, lab in labels:
-        if a <= t_us < b:
-            return lab
-    return None
+def labels_segments(labels):
+    """The labels CSV rows as :class:`~evstream.streams.Segment` s, in time order."""
+    from evstream.streams import Segment
+
+    return [Segment(i, lab, a, b) for i, (a, b, lab) in enumerate(sorted(labels))]
+
+
+def live_config(args):
+    """The :class:`~evstream.live.LiveConfig` of ``evstream run``'s flags."""
+    from evstream.live import LiveConfig
+
+    return LiveConfig(speed=args.speed or None, loop=args.loop, **live_options(args))
 
 
 def run(args) -> int:
     import json
 
-    from evstream.pipeline import Pipeline, decision_json
+    from evstream.live import Pipeline, decision_json
 
     labels = read_labels(args.labels) if args.labels else None
-    pipe = Pipeline(args.source, args.model, mode=args.mode, slice_ms=args.slice_ms, slice_events=args.slice_events,
-                    window_slices=args.window_slices, steps_per_slice=args.steps_per_slice,
-                    max_steps=args.max_steps, min_steps=args.min_steps, early_exit=args.early_exit,
-                    mask_ratio=args.mask, speed=args.speed or None, loop=args.loop, threads=args.threads,
-                    seed=args.seed, decay=args.decay if args.decay > 0 else None)
+    segments = labels_segments(labels) if labels else None
+    pipe = Pipeline(args.source, args.model, live_config(args))
     if args.record:
         pipe.start_recording(args.record)
-    scored = {"n": 0, "correct": 0}
+    decisions: list[dict] = []
 
     def on_decision(rec):
-        if labels is not None:
-            truth = label_at(labels, rec["t_us"])
-            rec["label"] = truth
-            if truth is not None:
-                scored["n"] += 1
-                scored["correct"] += int(truth == rec["class"])
+        label = {}
+        if segments is not None:
+            from evstream.streams import truth_of
+
+            truth = truth_of(segments, rec.t_us, rec.window_us)
+            label["label"] = truth.label if truth is not None else None
+            decisions.append(rec.to_dict())
         if args.json_lines:
-            print(decision_json(rec), flush=True)
+            print(decision_json(rec, **label), flush=True)
         else:
-            extra = f"  (label {rec['label']})" if labels is not None else ""
-            print(f"{rec['t_us'] / 1e6:8.3f} s  {rec['class']:>6}  conf {rec['confidence']:.2f}  "
-                  f"T={rec['timesteps']:<3d} {rec['reason']:<9} {rec['energy_uJ']:8.2f} µJ{extra}", flush=True)
+            extra = f"  (label {label['label']})" if label else ""
+            print(f"{rec.t_us / 1e6:8.3f} s  {str(rec.class_name):>9}  conf {rec.confidence:.2f}  "
+                  f"T={rec.timesteps:<3d} {rec.reason:<9} {rec.energy_uJ:8.2f} µJ{extra}", flush=True)
 
     st = pipe.run(on_decision=on_decision, max_decisions=args.max_decisions, duration_s=args.duration)
     lat = st["latency"]
@@ -109,15 +150,25 @@ def run(args) -> int:
                "decisions": st["decisions"], "ann_energy_uJ_per_inference": st["ann_uJ"],
                "snn_energy_uJ_total": pipe.energy.total_uJ,
                "latency_ms": {k: {"p50": round(v["p50_ms"], 3), "p99": round(v["p99_ms"], 3)} for k, v in lat.items()}}
-    if labels is not None:
-        summary["labelled_decisions"] = scored["n"]
-        summary["accuracy"] = scored["correct"] / scored["n"] if scored["n"] else None
+    if segments is not None:
+        from evstream.streams import score_decisions
+
+        rep = score_decisions(decisions, segments, duration_us=max(pipe.duration_us, segments[-1].t_end),
+                              ann_energy_uJ=st["ann_uJ"])
+        summary["stream"] = rep
+        summary["labelled_decisions"] = rep["scored"]
+        summary["accuracy"] = rep["accuracy"]
     if args.summary_json:
-        with open(args.summary_json, "w") as f:
-            json.dump(summary, f, indent=1)
+        from evstream.streams import save_report
+
+        save_report(args.summary_json, summary)
     out = sys.stderr if args.json_lines else sys.stdout
     steps = max(1, summary["steps"])
-    acc = f", accuracy {summary['accuracy']:.3f} on {scored['n']} labelled" if labels is not None and scored["n"] else ""
+    acc = ""
+    if segments is not None:
+        from evstream.stream_eval import summary_line
+
+        acc = "\n" + summary_line(summary["stream"])
     print(f"{summary['decisions']} decisions, {summary['steps']} steps, {summary['slices']} slices, "
           f"{summary['dropped_slices']} dropped; SNN {summary['snn_energy_uJ_total'] / steps:.2f} µJ/step vs ANN "
           f"{summary['ann_energy_uJ_per_inference']:.2f} µJ/inference; step p50 "

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 HELP = "train a spiking-transformer checkpoint (ANN with QCFS, then masked fine-tuning) on a dataset"
 
 
 def add_arguments(p):
-    data = Path(os.environ.get("EVSTREAM_DATA", Path.cwd().parent / "shared" / "data"))
+    from evstream.paths import data_root
+
+    data = data_root()
     p.add_argument("--dataset", default="nmnist", choices=["nmnist", "ncars", "cifar10dvs", "asl"])
     p.add_argument("--root", default=str(data / "nmnist_small" / "train"))
     p.add_argument("--labels", default=None, help="label list '#sample #class' (N-MNIST small layout)")
@@ -29,6 +30,12 @@ def add_arguments(p):
     p.add_argument("--finetune-epochs", type=int, default=5)
     p.add_argument("--emulated", type=int, default=0, help="add this many emulated MNIST saccade samples")
     p.add_argument("--emulated-root", default=str(data / "mnist_images"))
+    p.add_argument("--stream-windows", type=int, default=0, metavar="N",
+                   help="also train on N windows cut at random offsets of continuous streams of the training "
+                        "recordings (straddling windows labelled by the recording covering most); the live "
+                        "window becomes the longest --window-ms (default 0: whole samples only)")
+    p.add_argument("--window-ms", default="100,150", help="stream windows: length range in ms (default 100,150)")
+    p.add_argument("--stream-gaps-ms", default="0-200", help="stream windows: gaps between recordings, ms range")
     p.add_argument("--init", default=None, help="start from this checkpoint's weights (--epochs 0 to fine-tune only)")
     p.add_argument("--ecmt-calibrate", type=int, default=300, metavar="N",
                    help="calibrate the ECMT mode's thresholds on N training samples after training (0: skip)")
@@ -45,10 +52,18 @@ def add_arguments(p):
     p.add_argument("--no-progress", dest="progress", action="store_false")
 
 
-def run(args) -> int:
-    from evstream.train import train
+def default_labels(dataset, root, labels):
+    """N-MNIST small: the label list next to the files when none is given."""
+    if labels is None and dataset == "nmnist" and (Path(root) / "labels.txt").exists():
+        return str(Path(root) / "labels.txt")
+    return labels
 
-    if args.labels is None and args.dataset == "nmnist" and (Path(args.root) / "labels.txt").exists():
-        args.labels = str(Path(args.root) / "labels.txt")
-    train(args)
+
+def run(args) -> int:
+    import dataclasses
+
+    from evstream.train import TrainConfig, train
+
+    cfg = TrainConfig.from_namespace(args)
+    train(dataclasses.replace(cfg, labels=default_labels(cfg.dataset, cfg.root, cfg.labels)))
     return 0

@@ -86,8 +86,8 @@ def _format_of(p: Path, head: bytes) -> str:
                       where=p, offset=0)
 
 
-_IN_MEMORY = ("dat", "evt2", "evt3", "nmnist", "aedat2", "aedat3")  # readers that take ``blob`` (and ``size``)
-_TAKES_SIZE = _IN_MEMORY + ("aedat4",)
+_IN_MEMORY = ("dat", "evt2", "evt3", "nmnist", "aedat2", "aedat3", "aedat4")  # readers that take ``blob``, ``size``
+_TAKES_SIZE = _IN_MEMORY
 
 
 def open_reader(path: str | os.PathLike, format: str | None = None, **options) -> Reader:

@@ -20,7 +20,7 @@ import numpy as np
 from evstream.errors import FormatError
 from evstream.events import EVENT_DTYPE
 from evstream.readers import _kernels
-from evstream.readers.base import Reader, check_path_size
+from evstream.readers.base import NO_EVENTS, Reader, check_path_size, checked_sensor
 
 CHIPS = {"dvs128": (128, 128), "davis240": (240, 180), "davis346": (346, 260), "dvs240": (240, 180)}
 
@@ -73,35 +73,33 @@ class Aedat3Reader(Reader):
         for line in lines:
             m = re.search(r"sizeX\D*(\d+).*sizeY\D*(\d+)", line)
             if m:
-                size = (int(m.group(1)), int(m.group(2)))
+                size = checked_sensor(m.group(1), m.group(2), self.path)
         self.meta.update(format=self.format, chip=self.chip)
         self.sensor_size = sensor_size or size or CHIPS.get(self.chip, (346, 260))
 
     def _iter_events(self, max_events):
         pos = self._data_start
+        pending, n_pending, problem = [], 0, None
         with open(self.path, "rb") as f:
-            pending = []
-            n_pending = 0
             while pos < self._size:
                 f.seek(pos)
                 hb = f.read(28)
                 if len(hb) < 28:
-                    if pending:
-                        yield self._check(np.concatenate(pending))
-                    raise FormatError("truncated packet header", where=self.path, offset=pos)
+                    problem = f"truncated packet header ({len(hb)} of 28 bytes)"
+                    break
                 h = np.frombuffer(hb, self._PKT)[0]
                 size, num = int(h["size"]), int(h["num"])
+                room = self._size - pos - 28
                 if size <= 0 or num < 0:
-                    if pending:
-                        yield self._check(np.concatenate(pending))
-                    raise FormatError(f"corrupt packet header (event size {size}, count {num})",
-                                      where=self.path, offset=pos)
+                    problem = f"corrupt packet header (event size {size}, count {num})"
+                    break
+                if size * num > room:
+                    problem = f"truncated or corrupt packet: {num} events of {size} bytes do not fit the {room} bytes left"
+                    break
                 body = f.read(size * num)
                 if len(body) < size * num:
-                    if pending:
-                        yield self._check(np.concatenate(pending))
-                    raise FormatError(f"truncated packet: {len(body)} of {size * num} bytes",
-                                      where=self.path, offset=pos + 28)
+                    problem = f"the file ended while it was read ({len(body)} of {size * num} bytes)"
+                    break
                 if int(h["type"]) == 1 and size == 8 and num:
                     raw = np.frombuffer(body, np.dtype([("d", "<u4"), ("t", "<i4")]))
                     d = raw["d"]
@@ -115,7 +113,10 @@ class Aedat3Reader(Reader):
                     n_pending += len(ev)
                 pos += 28 + size * num
                 if n_pending >= max_events:
-                    yield self._check(np.concatenate(pending))
+                    if (yield from self._checked_parts(pending, max_events)):
+                        return
                     pending, n_pending = [], 0
-            if pending:
-                yield self._check(np.concatenate(pending))
+        if pending and (yield from self._checked_parts(pending, max_events)):
+            return
+        if problem:
+            yield NO_EVENTS, f"{problem}; the {self._n_read} events before it were read", pos

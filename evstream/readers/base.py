@@ -157,6 +157,16 @@ class Reader:
             return events, None, None
         return events[:n], self._problem(events[n], n, code), None
 
+    def _checked_parts(self, parts: list, max_events: int):
+        """Check the events of ``parts`` (arrays decoded without a fused kernel) and yield them in chunks of
+        at most ``max_events``, then the problem the check found, if any. Returns True if it found one."""
+        good, problem, _ = self._check(parts[0] if len(parts) == 1 else np.concatenate(parts))
+        for s in range(0, len(good), max_events):
+            yield good[s:s + max_events], None, None
+        if problem is not None:
+            yield NO_EVENTS, problem, None
+        return problem is not None
+
     def _problem(self, bad, n: int, code: int) -> str:
         k = self._n_read + n
         if code == 1:
@@ -188,10 +198,7 @@ def check_path_size(path: str | os.PathLike) -> tuple[Path, int]:
         raise FormatError("no such file", where=p) from None
     except OSError as exc:
         raise FormatError(exc.strerror or str(exc), where=p) from None
-    if _stat.S_ISDIR(st.st_mode):
-        raise FormatError("is a directory, not a recording", where=p)
-    if st.st_size == 0:
-        raise FormatError("empty file (0 bytes)", where=p)
+    _check_kind(st, p)
     if not os.access(p, os.R_OK):
         raise FormatError("permission denied", where=p)
     return p, st.st_size
@@ -211,14 +218,56 @@ def open_checked(path: str | os.PathLike) -> tuple[Path, int, int]:
         raise FormatError(exc.strerror or str(exc), where=p) from None
     try:
         st = os.fstat(fd)
-        if _stat.S_ISDIR(st.st_mode):
-            raise FormatError("is a directory, not a recording", where=p)
-        if st.st_size == 0:
-            raise FormatError("empty file (0 bytes)", where=p)
+        _check_kind(st, p)
     except BaseException:
         os.close(fd)
         raise
     return p, fd, st.st_size
+
+
+_KINDS = ((_stat.S_ISFIFO, "a FIFO (named pipe)"), (_stat.S_ISSOCK, "a socket"),
+          (_stat.S_ISCHR, "a character device"), (_stat.S_ISBLK, "a block device"))
+
+
+def _check_kind(st: os.stat_result, p: Path) -> None:
+    """A one-line error unless ``st`` is a regular, non-empty file (readers need to know the length)."""
+    if _stat.S_ISDIR(st.st_mode):
+        raise FormatError("is a directory, not a recording", where=p)
+    for test, kind in _KINDS:
+        if test(st.st_mode):
+            raise FormatError(f"is {kind}, not a recording file (readers need a regular file)", where=p)
+    if st.st_size == 0:
+        raise FormatError("empty file (0 bytes)", where=p)
+
+
+MAX_SENSOR = 1 << 16  # coordinates are uint16
+
+
+def checked_sensor(width, height, where, what: str = "header") -> tuple[int, int]:
+    """``(width, height)`` as ints after a one-line error unless both are in 1..65536."""
+    try:
+        w, h = int(width), int(height)
+    except (TypeError, ValueError, OverflowError):
+        raise FormatError(f"{what} gives an unreadable sensor size ({width!r} x {height!r})", where=where) from None
+    if not (0 < w <= MAX_SENSOR and 0 < h <= MAX_SENSOR):
+        raise FormatError(f"{what} gives an impossible sensor size {w} x {h} (each side must be 1..{MAX_SENSOR})",
+                          where=where)
+    return w, h
+
+
+def check_values(columns: dict, k0: int, where) -> None:
+    """A one-line error if column ``t``, ``x`` or ``y`` of events ``k0``... (before the cast to the event
+    type) holds a value the event type cannot: x or y outside 0..65535, a time that is not finite."""
+    for name, v in columns.items():
+        if name == "t":
+            bad = ~np.isfinite(v) | (np.abs(v) > 2.0 ** 62) if v.dtype.kind == "f" else None
+        elif name in "xy" and (v.dtype.kind in "if" or (v.dtype.kind == "u" and v.dtype.itemsize > 2)):
+            bad = ~((v >= 0) & (v <= 0xFFFF))  # NaN too
+        else:
+            bad = None
+        if bad is not None and len(v) and bad.any():
+            i = int(np.argmax(bad))
+            raise FormatError(f"event {k0 + i} has {name} = {v[i]}, which no event can have", where=where)
 
 
 def pread(fd: int, size: int, offset: int, where) -> bytes:

@@ -6,11 +6,13 @@ arrays are loaded once and handed out in chunks.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from evstream.errors import FormatError
 from evstream.events import make_events
-from evstream.readers.base import Reader, check_path
+from evstream.readers.base import NO_EVENTS, Reader, check_path, check_values
 
 SENSOR = (240, 180)
 
@@ -30,13 +32,21 @@ class MatReader(Reader):
             if head.startswith(b"\x89HDF") or b"MATLAB 7.3" in head:
                 import h5py
 
+                from evstream.readers.native import check_storage
+
                 with h5py.File(self.path, "r") as h:
-                    d = {k: np.asarray(h[k]).ravel() for k in ("ts", "x", "y", "pol") if k in h}
+                    d = {}
+                    for k in ("ts", "x", "y", "pol"):
+                        if isinstance(h.get(k), h5py.Dataset):
+                            check_storage(h[k], os.path.getsize(self.path), self.path)
+                            d[k] = np.asarray(h[k]).ravel()
             else:
                 from scipy.io import loadmat
 
                 raw = loadmat(self.path, variable_names=["ts", "x", "y", "pol"])
                 d = {k: np.asarray(raw[k]).ravel() for k in ("ts", "x", "y", "pol") if k in raw}
+        except FormatError:
+            raise
         except Exception as exc:
             raise FormatError(f"cannot read MATLAB file ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})",
                               where=self.path) from None
@@ -44,6 +54,9 @@ class MatReader(Reader):
         if missing:
             raise FormatError(f"MATLAB file lacks variable(s) {', '.join(missing)} (ASL-DVS needs ts, x, y, pol)",
                               where=self.path)
+        odd = [k for k, v in d.items() if v.dtype.kind not in "iubf"]
+        if odd:
+            raise FormatError(f"MATLAB variable(s) {', '.join(odd)} are not numeric", where=self.path)
         n = {len(v) for v in d.values()}
         if len(n) != 1:
             raise FormatError(f"ts, x, y, pol have different lengths {sorted(n)}", where=self.path)
@@ -54,4 +67,12 @@ class MatReader(Reader):
         n = len(d["ts"])
         for s in range(0, n, max_events):
             sl = slice(s, s + max_events)
-            yield self._check(make_events(d["ts"][sl].astype(np.int64), d["x"][sl], d["y"][sl], d["pol"][sl]))
+            cols = {"t": d["ts"][sl], "x": d["x"][sl], "y": d["y"][sl]}
+            try:
+                check_values(cols, s, self.path)
+            except FormatError as exc:
+                yield NO_EVENTS, exc.problem, None
+                return
+            if (yield from self._checked_parts([make_events(cols["t"].astype(np.int64), cols["x"], cols["y"],
+                                                            d["pol"][sl])], max_events)):
+                return

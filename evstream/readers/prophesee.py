@@ -16,7 +16,7 @@ import numpy as np
 from evstream.errors import FormatError
 from evstream.events import EVENT_DTYPE
 from evstream.readers import _kernels
-from evstream.readers.base import NO_EVENTS, U1, U2, U4, Reader, check_path_size
+from evstream.readers.base import NO_EVENTS, U1, U2, U4, Reader, check_path_size, checked_sensor
 
 # Sensor sizes by camera generation when the header has no geometry line.
 _PLUGIN_SENSORS = {"gen3": (640, 480), "gen31": (640, 480), "gen41": (1280, 720), "imx636": (1280, 720),
@@ -36,19 +36,25 @@ def parse_header(lines: list[str]) -> dict:
     return meta
 
 
-def sensor_from_header(meta: dict, default):
+def sensor_from_header(meta: dict, default, where=None):
+    """The sensor size the header gives (checked: a damaged size is a one-line FormatError), else
+    ``default``."""
+    return checked_sensor(*_header_sensor(meta, default), where)
+
+
+def _header_sensor(meta: dict, default):
     geo = meta.get("geometry") or meta.get("Geometry")
     if geo:
         m = re.match(r"(\d+)\s*x\s*(\d+)", geo)
         if m:
-            return int(m.group(1)), int(m.group(2))
+            return m.group(1), m.group(2)
     if "Width" in meta and "Height" in meta:
-        return int(meta["Width"]), int(meta["Height"])
+        return meta["Width"], meta["Height"]
     fmt = meta.get("format", "")
     w = re.search(r"width=(\d+)", fmt)
     h = re.search(r"height=(\d+)", fmt)
     if w and h:
-        return int(w.group(1)), int(h.group(1))
+        return w.group(1), h.group(1)
     plugin = meta.get("plugin_name", "").lower()
     for key in _PLUGINS_LONGEST_FIRST:
         if key in plugin:
@@ -64,7 +70,8 @@ class _PropheseeReader(Reader):
         lines, self._data_start = self._header(b"% ")
         if not lines:
             raise FormatError("no '% ' header: not a Prophesee file", where=self.path, offset=0)
-        self.meta.update(parse_header(lines))
+        self._hdr = parse_header(lines)  # kept apart: the header's own "format" line names the geometry
+        self.meta.update(self._hdr)
         self.meta["format"] = self.format
 
 
@@ -84,7 +91,7 @@ class DatReader(_PropheseeReader):
         self.meta["ev_type"] = int(ev_type)
         self._first = self._data_start + 2
         if sensor_size is None:
-            self.sensor_size = sensor_from_header(self.meta, ATIS_SENSOR)
+            self.sensor_size = sensor_from_header(self._hdr, ATIS_SENSOR, self.path)
 
     def _iter_events(self, max_events):
         yield from self._fixed_records(self._first, _kernels.decode_dat, max_events)
@@ -97,7 +104,7 @@ class Evt2Reader(_PropheseeReader):
     def __init__(self, path, sensor_size=None, blob=None, size=None):
         super().__init__(path, sensor_size, blob, size)
         if sensor_size is None:
-            self.sensor_size = sensor_from_header(self.meta, (640, 480))
+            self.sensor_size = sensor_from_header(self._hdr, (640, 480), self.path)
 
     def _iter_events(self, max_events):
         n_words, rest = divmod(self._size - self._data_start, 4)
@@ -122,7 +129,7 @@ class Evt3Reader(_PropheseeReader):
     def __init__(self, path, sensor_size=None, blob=None, size=None):
         super().__init__(path, sensor_size, blob, size)
         if sensor_size is None:
-            self.sensor_size = sensor_from_header(self.meta, (1280, 720))
+            self.sensor_size = sensor_from_header(self._hdr, (1280, 720), self.path)
 
     def _iter_events(self, max_events):
         n_words, rest = divmod(self._size - self._data_start, 2)

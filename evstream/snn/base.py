@@ -11,13 +11,22 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from evstream.snn.registry import runner_class
+
 
 class SpikingModel(nn.Module):
-    arch = ""
+    arch = ""  # set by evstream.snn.registry.register_arch
+    CONFIG: type = None  # the family's ModelConfig dataclass
+    PRESETS: dict = {}
     modes: tuple = ()
     NEURON: type = nn.Module
     MASKABLE: dict = {}
     MASKED_BY_RATIO: tuple = ("q", "k")
+
+    @classmethod
+    def make_config(cls, config):
+        """The family's validated config object from a dict (``{"preset": ..., ...overrides}``)."""
+        return cls.CONFIG.make(config, cls.PRESETS)
 
     def activations(self) -> list:
         """Every neuron layer, in module order."""
@@ -46,9 +55,7 @@ class SpikingModel(nn.Module):
     def spiking(self, mode: str | None = None, mask_ratio: float | dict = 0.0, seed: int = 0,
                 decay: float | None = None):
         """The streaming view of these weights (``reset``, ``step``, ``run``): see :mod:`evstream.snn.streaming`."""
-        from evstream.snn import CONVERSIONS
-
         mode = mode or self.modes[0]
         if mode not in self.modes:
             raise ValueError(f"unknown streaming mode {mode!r} for {self.arch} (known: {', '.join(self.modes)})")
-        return CONVERSIONS[mode](self, mask_ratio=mask_ratio, seed=seed, decay=decay)
+        return runner_class(mode)(self, mask_ratio=mask_ratio, seed=seed, decay=decay)

@@ -3,8 +3,7 @@ High-performance Spiking Transformers from ANN to SNN Conversion"; supplement in
 
     snn = model.spiking(mode="ecmt")            # same checkpoint, same streaming API as mode "mst"
     cal = calibrate(model, x_train)             # base thresholds from training activations (deterministic)
-    calibrate_checkpoint("models/m.pt")         # the same, stored in the checkpoint's meta["ecmt"]
-    python -m evstream.snn.ecmt MODEL.pt [--limit 300] [--percentile 99] [--levels 8] [--out OUT.pt]
+    evstream calibrate MODEL.pt [--limit 300]   # the same, on its training split, stored in meta["ecmt"]
 
 What the conversion does to the MST (evstream/snn/mst.py), on a deep copy:
 
@@ -43,12 +42,12 @@ from types import SimpleNamespace
 import numba as nb
 import numpy as np
 import torch
-from torch import nn
 
 from evstream.errors import CheckpointError, EvstreamError
-from evstream.energy import pair_ops
+from evstream.snn.layers import SpikeMatmul
 from evstream.snn.mst import WindowAttention
 from evstream.snn.neurons import NO_KEEP, QCFS
+from evstream.snn.registry import register_conversion
 from evstream.snn.streaming import SpikingRunner, StepResult
 
 DEFAULT_LEVELS = 8
@@ -241,13 +240,14 @@ class ECQCFS(QCFS):
         return f"{self.name}, L={self.levels}, λ={self.lam:.3f}, {'EC + ' if self.ec else ''}{mt}"
 
 
-class ECProduct(nn.Module):
+class ECProduct(SpikeMatmul):
     """Expectation-compensated product of two spike matrices (Theorem 2): the outputs sum to S_A S_B / T.
+    Replaces a :class:`SpikeMatmul` of the converted model (same call: ``bias + alpha · product`` with a bias).
 
     Computed as P(t) − d·P(t−1) with P(t) = S_A(t)S_B(t)/W(t) (one matmul, the same numbers as the
     incremental form of Eq. 6–7). Counted by that incremental form, which is what a neuromorphic chip
-    runs: the spike-spike term pairs(A(t), B(t)) (counted by the attention module, as in mode "mst"), plus
-    here the spike x running-sum terms nnz(A(t))·m + nnz(B(t))·n and the 3·n·m additions that accumulate
+    runs: the spike-spike term pairs(A(t), B(t)) (counted by the energy counter, as for every
+    ``SpikeMatmul`` in mode "mst"), plus here the spike x running-sum terms nnz(A(t))·m + nnz(B(t))·n and the 3·n·m additions that accumulate
     the parts (SOPs), and one MAC per output element for the 1/T normalisation.
     """
 
@@ -266,7 +266,11 @@ class ECProduct(nn.Module):
         st.W = 0.0
         st.extra = (0.0, 0.0)
 
-    def forward(self, a: torch.Tensor, b: torch.Tensor, nnz_a: int | None = None, nnz_b: int | None = None):
+    def forward(self, a: torch.Tensor, b: torch.Tensor, bias=None, alpha: float = 1.0, nnz=None):
+        out = self._product(a, b, *(nnz or (None, None)))
+        return out if bias is None else torch.add(bias.view(out.shape), out, alpha=alpha)
+
+    def _product(self, a, b, nnz_a, nnz_b):
         st, d = self.st, self.decay
         first = st.SA is None
         if first:
@@ -288,23 +292,6 @@ class ECProduct(nn.Module):
             cross = 0.0 if first else float(nnz_a * m + nnz_b * n) + 3 * outs
             st.extra = (cross, outs)
         return out
-
-
-class ECMTWindowAttention(WindowAttention):
-    """``WindowAttention`` whose Q·Kᵀ and A·V go through ``ECProduct`` (set on the converted copy)."""
-
-    def forward(self, x, mask01=None):
-        bw, n, c = x.shape
-        h, d = self.heads, c // self.heads
-        q, k, v = self.qkv(x)
-        kt = k.transpose(-2, -1)
-        p = self.qk(q, kt, self.act_q.last_spikes, self.act_k.last_spikes)
-        a = self.act_attn(torch.add(self.bias(bw, mask01).view(bw, h, n, n), p, alpha=self.scale))
-        if self.count_pairs:  # the spike-spike term A(t)B(t) of Eq. 7, counted as in mode "mst"
-            dense = bw * h * n * n * d  # (the instance dict: nn.Module.__setattr__ is slow on a hot path)
-            self.__dict__.update(_qk_ops=pair_ops(q, kt), _av_ops=pair_ops(a, v), _qk_dense=dense, _av_dense=dense)
-        out = self.act_out(self.av(a, v, self.act_attn.last_spikes, self.act_v.last_spikes))
-        return self.proj(out.transpose(1, 2).reshape(bw, n, c))
 
 
 # --- calibration ---------------------------------------------------------------------------------------
@@ -360,26 +347,6 @@ def calibrate(model, x: torch.Tensor, percentile: float = DEFAULT_PERCENTILE, le
             "theta": theta, "top": top}
 
 
-def calibrate_checkpoint(path, out=None, limit: int = 300, percentile: float = DEFAULT_PERCENTILE,
-                         levels: int = DEFAULT_LEVELS, root=None, labels=None) -> dict:
-    """Calibrate a checkpoint on its own training split (``meta["dataset"]``, ``meta["split"]``) and store
-    the result in its meta["ecmt"] (written to ``out``, default: the checkpoint itself)."""
-    from evstream.evaluate import eval_inputs
-    from evstream.snn.checkpoint import load_checkpoint, save_checkpoint
-
-    model, meta = load_checkpoint(path)
-    ds = meta.get("dataset") or {}
-    if not ds.get("name") or not (root or ds.get("root")):
-        raise CheckpointError("no training dataset recorded in meta['dataset'] (give root=)", where=path)
-    x, _, _ = eval_inputs(meta, ds["name"], root or ds["root"], labels or ds.get("labels"), "train", limit)
-    cal = calibrate(model, x, percentile, levels)
-    cal["split"] = "train"
-    meta = dict(meta)
-    meta["ecmt"] = cal
-    save_checkpoint(out or path, model, meta)
-    return cal
-
-
 def thresholds_for(model, calibration: dict | None, levels: int | None = None) -> tuple[dict, int, str]:
     """({activation name: θ}, n levels, source) from a calibration dict, or from λ without one."""
     acts = model.activations()
@@ -422,12 +389,12 @@ def convert(model, calibration: dict | None = None, levels: int | None = None, d
             if type(child) is QCFS:
                 setattr(mod, child_name, ECQCFS(child, None if child is head else theta[child.name], n, decay))
     for mod in snn.modules():
-        if type(mod) is WindowAttention:
-            mod.__class__ = ECMTWindowAttention
+        if isinstance(mod, WindowAttention):  # Q·Kᵀ and A·V compensated (Theorem 2)
             mod.qk, mod.av = ECProduct(decay), ECProduct(decay)
     return snn.fuse(), n, source
 
 
+@register_conversion("ecmt")
 class ECMTRunner(SpikingRunner):
     """Streaming inference in mode "ecmt": ``reset()``, ``step(x_t)``, ``run(x, T)``, ``set_mask_ratio``.
 
@@ -439,26 +406,20 @@ class ECMTRunner(SpikingRunner):
 
     def __init__(self, model, mask_ratio=0.0, seed: int = 0, decay: float | None = None, count_ops: bool = True,
                  calibration: dict | None = None, levels: int | None = None):
-        from evstream.energy import OpCounter
-
         if calibration is None:
             calibration = (getattr(model, "meta", None) or {}).get("ecmt")
-        self.ann = model
-        self.model, self.levels, self.threshold_source = convert(model, calibration, levels, decay)
-        self.seed = seed
-        self.decay = decay
-        self.generator = torch.Generator().manual_seed(seed)
-        self.model.set_mask_ratio(mask_ratio, self.generator)
-        self.neurons = self.model.activations()  # listed once: a hot path
-        self.products = [m for m in self.model.modules() if isinstance(m, ECProduct)]
-        self.counter = OpCounter(self.model, self.analog, spiking=True) if count_ops else None
-        self.reset()
+        self.calibration, self.levels = calibration, levels
+        super().__init__(model, mask_ratio=mask_ratio, seed=seed, decay=decay, count_ops=count_ops)
 
-    def reset(self) -> None:
-        super().reset()
-        for p in self.products:
-            p.reset()
-        self._w = 0.0
+    def convert(self, model):
+        """The recipe: thresholds (calibration or λ), every QCFS replaced by an ``ECQCFS``, every attention
+        product by an ``ECProduct``, then fused (see :func:`convert`)."""
+        snn, self.levels, self.threshold_source = convert(model, self.calibration, self.levels, self.decay)
+        return snn
+
+    @property
+    def products(self) -> list:
+        return [m for m in self.memories if isinstance(m, ECProduct)]
 
     def reset_mean(self) -> None:
         """A scene change: forget the expectations and the running output, keep the membranes."""
@@ -467,7 +428,6 @@ class ECMTRunner(SpikingRunner):
             m.reset_expectation()
         for p in self.products:
             p.reset()
-        self._w = 0.0
 
     @torch.no_grad()
     def step(self, x_t: torch.Tensor) -> ECMTStepResult:
@@ -482,31 +442,3 @@ class ECMTRunner(SpikingRunner):
         self._k += 1
         mean = self._sum / self._w
         return self._result(logits, mean, ECMTStepResult, spikes_per_level=SpikesPerLevel(self.neurons))
-
-
-def main(argv=None) -> int:
-    import argparse
-
-    ap = argparse.ArgumentParser(prog="python -m evstream.snn.ecmt",
-                                 description="calibrate a checkpoint's ECMT thresholds on its training split")
-    ap.add_argument("model")
-    ap.add_argument("--out", default=None, help="write here instead of updating MODEL")
-    ap.add_argument("--limit", type=int, default=300, help="training samples (0: all)")
-    ap.add_argument("--percentile", type=float, default=DEFAULT_PERCENTILE)
-    ap.add_argument("--levels", type=int, default=DEFAULT_LEVELS)
-    ap.add_argument("--root", default=None, help="dataset root (default: the one in the checkpoint)")
-    ap.add_argument("--labels", default=None)
-    args = ap.parse_args(argv)
-    try:
-        cal = calibrate_checkpoint(args.model, args.out, args.limit, args.percentile, args.levels, args.root,
-                                   args.labels)
-    except EvstreamError as exc:
-        print(f"error: {exc}")
-        return 2
-    print(f"calibrated {len(cal['theta'])} neuron layers on {cal['samples']} training samples "
-          f"(p{cal['percentile']:g}, {cal['levels']} levels) -> {args.out or args.model}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -18,19 +18,21 @@ paper's Swin-T (BN).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from evstream.distributed import BatchNorm  # BN over the channel dim; global statistics under torchrun
-from evstream.energy import pair_ops
 from evstream.snn.base import SpikingModel
+from evstream.snn.config import ModelConfig
+from evstream.snn.layers import BatchNorm, SpikeMatmul  # BN: global statistics under torchrun
 from evstream.snn.neurons import QCFS
+from evstream.snn.registry import register_arch
 
 
 @dataclass
-class MSTConfig:
+class MSTConfig(ModelConfig):
+    FAMILY = "mst"
     in_channels: int = 8  # n_frames x 2 polarities
     num_classes: int = 10
     img_size: int = 32
@@ -44,10 +46,15 @@ class MSTConfig:
     levels: int = 16  # QCFS quantisation levels L
     threshold: float = 3.0  # initial λ
 
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["depths"], d["heads"] = list(self.depths), list(self.heads)
-        return d
+    def check(self) -> None:
+        if len(self.depths) != len(self.heads) or not self.depths:
+            raise ValueError(f"mst config: depths {list(self.depths)} and heads {list(self.heads)} must have one "
+                             "entry per stage")
+        if self.img_size % self.patch_size:
+            raise ValueError(f"mst config: patch_size {self.patch_size} must divide img_size {self.img_size}")
+        for s, h in enumerate(self.heads):
+            if (self.dim << s) % h:
+                raise ValueError(f"mst config: stage {s} width {self.dim << s} is not divisible by {h} heads")
 
 
 PRESETS = {
@@ -60,14 +67,9 @@ PRESETS = {
 
 
 def make_config(cfg: dict | MSTConfig | None) -> MSTConfig:
-    """An :class:`MSTConfig` from a preset name (``{"preset": "tiny", ...overrides}``) or fields."""
-    if isinstance(cfg, MSTConfig):
-        return cfg
-    cfg = dict(cfg or {})
-    base = PRESETS[cfg.pop("preset", "tiny")]
-    d = base.to_dict() | cfg
-    d["depths"], d["heads"] = tuple(d["depths"]), tuple(d["heads"])
-    return MSTConfig(**d)
+    """An :class:`MSTConfig` from a preset name (``{"preset": "tiny", ...overrides}``) or fields, validated
+    (:mod:`evstream.snn.config`)."""
+    return MSTConfig.make(cfg, PRESETS)
 
 
 def window_partition(x, w):
@@ -77,7 +79,8 @@ def window_partition(x, w):
 
 
 class WindowAttention(nn.Module):
-    """Spiking self-attention in windows: Q, K, V, A and A·V each pass through QCFS (IF when spiking)."""
+    """Spiking self-attention in windows: Q, K, V, A and A·V each pass through QCFS (IF when spiking). The two
+    products are modules (``qk``, ``av``: :class:`SpikeMatmul`; a conversion mode may replace them)."""
 
     def __init__(self, dim, heads, window, levels, thr, name):
         super().__init__()
@@ -99,7 +102,7 @@ class WindowAttention(nn.Module):
         rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0) + window - 1
         self.register_buffer("bias_index", (rel[..., 0] * (2 * window - 1) + rel[..., 1]).view(n, n),
                              persistent=False)
-        self.count_pairs = False  # set by evstream.energy.OpCounter: count the spike-spike products
+        self.qk, self.av = SpikeMatmul(), SpikeMatmul()  # Q·Kᵀ (+ bias), A·V
         self.qkv_fused: nn.Linear | None = None  # set by fuse()
         self.frozen = False
         self._bias_cache = None
@@ -131,16 +134,12 @@ class WindowAttention(nn.Module):
 
     def forward(self, x, mask01=None):
         bw, n, c = x.shape
-        h, d = self.heads, c // self.heads
         q, k, v = self.qkv(x)
-        kt = k.transpose(-2, -1)
-        s = torch.baddbmm(self.bias(bw, mask01), q.reshape(-1, n, d), kt.reshape(-1, d, n), alpha=self.scale)
-        a = self.act_attn(s).view(bw, h, n, n)
-        if self.count_pairs:
-            dense = bw * h * n * n * d  # (the instance dict: nn.Module.__setattr__ is slow on a hot path)
-            self.__dict__.update(_qk_ops=pair_ops(q, kt), _av_ops=pair_ops(a, v), _qk_dense=dense, _av_dense=dense)
-        out = self.act_out(a @ v).transpose(1, 2).reshape(bw, n, c)
-        return self.proj(out)
+        s = self.qk(q, k.transpose(-2, -1), bias=self.bias(bw, mask01), alpha=self.scale,
+                    nnz=(self.act_q.last_spikes, self.act_k.last_spikes))
+        a = self.act_attn(s).view(bw, self.heads, n, n)
+        out = self.act_out(self.av(a, v, nnz=(self.act_attn.last_spikes, self.act_v.last_spikes)))
+        return self.proj(out.transpose(1, 2).reshape(bw, n, c))
 
     def fuse(self) -> None:
         """Inference: one linear layer for Q, K and V (the same weights, one matrix product), and the bias
@@ -249,10 +248,12 @@ class PatchMerging(nn.Module):
         self.norm = Affine(self.norm)
 
 
+@register_arch("mst")
 class MST(SpikingModel):
     """See the module docstring. ``forward(x)`` with ``x (B, in_channels, H, W)`` gives class scores."""
 
     arch = "mst"
+    CONFIG, PRESETS = MSTConfig, PRESETS
     modes = ("mst", "ecmt")  # the conversion modes (ANN -> SNN) this family supports; the first is the default
 
     def __init__(self, config: dict | MSTConfig | None = None):

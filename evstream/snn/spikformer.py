@@ -29,21 +29,23 @@ Sizes are configs (``PRESETS``): "tiny" for 32x32 N-MNIST frames on 2 CPU cores;
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from spikingjelly.activation_based import neuron, surrogate
 from torch import nn
 
-from evstream.distributed import BatchNorm  # BN over the channel dim; global statistics under torchrun
-from evstream.energy import pair_ops
 from evstream.snn.base import SpikingModel
+from evstream.snn.config import ModelConfig
+from evstream.snn.layers import BatchNorm, SpikeMatmul  # BN: global statistics under torchrun
 from evstream.snn.neurons import lif_step, run_kernel
+from evstream.snn.registry import register_arch, register_conversion
 from evstream.snn.streaming import SpikingRunner
 
 
 @dataclass
-class SpikformerConfig:
+class SpikformerConfig(ModelConfig):
+    FAMILY = "spikformer"
     in_channels: int = 8  # n_frames x 2 polarities
     num_classes: int = 10
     img_size: int = 32
@@ -62,10 +64,14 @@ class SpikformerConfig:
     attn_threshold: float = 0.5
     scale: float = 0.125  # s in SSA(Q, K, V) = SN(Q Kᵀ V · s)
 
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["stem_channels"] = list(self.stem_channels)
-        return d
+    def check(self) -> None:
+        if self.stem not in ("sps", "scs"):
+            raise ValueError(f"stem must be 'sps' or 'scs', got {self.stem!r}")
+        p = self.patch_size
+        if p & (p - 1) or self.img_size % p:
+            raise ValueError(f"patch_size must be a power of two dividing img_size ({p}, {self.img_size})")
+        if self.dim % self.heads:
+            raise ValueError(f"dim {self.dim} is not divisible by heads {self.heads}")
 
 
 PRESETS = {
@@ -84,26 +90,9 @@ PRESETS = {
 
 
 def make_config(cfg: dict | SpikformerConfig | None) -> SpikformerConfig:
-    """A :class:`SpikformerConfig` from a preset name (``{"preset": "tiny", ...overrides}``) or fields."""
-    if isinstance(cfg, SpikformerConfig):
-        return cfg
-    cfg = dict(cfg or {})
-    name = cfg.pop("preset", "tiny")
-    if name not in PRESETS:
-        raise ValueError(f"unknown spikformer preset {name!r} (known: {', '.join(PRESETS)})")
-    unknown = set(cfg) - set(SpikformerConfig.__dataclass_fields__)
-    if unknown:
-        raise ValueError(f"unknown spikformer config fields {sorted(unknown)}")
-    d = PRESETS[name].to_dict() | cfg
-    d["stem_channels"] = tuple(d["stem_channels"])
-    c = SpikformerConfig(**d)
-    if c.stem not in ("sps", "scs"):
-        raise ValueError(f"stem must be 'sps' or 'scs', got {c.stem!r}")
-    if c.patch_size < 1 or c.patch_size & (c.patch_size - 1) or c.img_size % c.patch_size:
-        raise ValueError(f"patch_size must be a power of two dividing img_size ({c.patch_size}, {c.img_size})")
-    if c.dim % c.heads:
-        raise ValueError(f"dim {c.dim} is not divisible by heads {c.heads}")
-    return c
+    """A :class:`SpikformerConfig` from a preset name (``{"preset": "tiny", ...overrides}``) or fields,
+    validated (:mod:`evstream.snn.config`)."""
+    return SpikformerConfig.make(cfg, PRESETS)
 
 
 class LIF(nn.Module):
@@ -232,11 +221,13 @@ class SCS(nn.Module):
         return self.rest(self.lif_in(x))
 
 
-def ssa_product(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kv_first: bool) -> torch.Tensor:
-    """Q Kᵀ V for ``(..., N, d)`` spike tensors in either association order (equal: no softmax between)."""
+def ssa_product(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kv_first: bool, first=torch.matmul,
+                second=torch.matmul) -> torch.Tensor:
+    """Q Kᵀ V for ``(..., N, d)`` spike tensors in either association order (equal: no softmax between);
+    ``first`` and ``second`` compute the two products (the SSA module passes its :class:`SpikeMatmul` s)."""
     if kv_first:
-        return q @ (k.transpose(-2, -1) @ v)
-    return (q @ k.transpose(-2, -1)) @ v
+        return second(q, first(k.transpose(-2, -1), v))
+    return second(first(q, k.transpose(-2, -1)), v)
 
 
 
@@ -257,7 +248,7 @@ class SSA(nn.Module):
         self.proj = _counts_input(nn.Linear(d, d))
         self.proj_bn = BatchNorm(d)
         self.proj_lif = LIF(f"{name}.out", cfg.tau, cfg.threshold)
-        self.count_pairs = False  # set by evstream.energy.OpCounter: count the spike-spike products
+        self.first_product, self.second_product = SpikeMatmul(), SpikeMatmul()
         self.kv_first: bool | None = None  # None: Kᵀ V first when N > d (decided per call)
 
     def forward(self, x):
@@ -271,15 +262,7 @@ class SSA(nn.Module):
         k = heads(self.k_lif(self.k_bn(self.k(x))))
         v = heads(self.v_lif(self.v_bn(self.v(x))))
         kv_first = n > d if self.kv_first is None else self.kv_first
-        y = ssa_product(q, k, v, kv_first) * self.scale
-        if self.count_pairs:  # OpCounter reads these after the call (first product, second product)
-            kt = k.transpose(-2, -1)
-            if kv_first:
-                self._qk_ops, self._av_ops = pair_ops(kt, v), pair_ops(q, kt @ v)
-                self._qk_dense = self._av_dense = tb * h * n * d * d
-            else:
-                self._qk_ops, self._av_ops = pair_ops(q, kt), pair_ops(q @ kt, v)
-                self._qk_dense = self._av_dense = tb * h * n * n * d
+        y = ssa_product(q, k, v, kv_first, self.first_product, self.second_product) * self.scale
         y = self.attn_lif(y.transpose(1, 2).reshape(tb, n, c))
         return self.proj_lif(self.proj_bn(self.proj(y)))
 
@@ -310,11 +293,13 @@ class Block(nn.Module):
         return x + self.mlp(x)
 
 
+@register_arch("spikformer")
 class Spikformer(SpikingModel):
     """See the module docstring. ``forward(x)``: ``x (B, C, H, W)`` (repeated for ``config.timesteps``
     steps) or ``x (T, B, C, H, W)`` -> mean class scores over the steps ``(B, num_classes)``."""
 
     arch = "spikformer"
+    CONFIG, PRESETS = SpikformerConfig, PRESETS
     modes = ("spikformer",)  # the streaming views of this family; the first is the default
 
     def __init__(self, config: dict | SpikformerConfig | None = None):
@@ -403,6 +388,7 @@ def _masked(y, keep):
     return y * keep
 
 
+@register_conversion("spikformer")
 class SpikformerRunner(SpikingRunner):
     """Mode "spikformer": the directly trained SNN one timestep per ``step(x_t)``, the same API, monitors
     and energy rules as :class:`~evstream.snn.streaming.SpikingRunner` (no conversion: the weights are used
@@ -410,6 +396,7 @@ class SpikformerRunner(SpikingRunner):
 
     analog = {"stem.conv_in"}  # the first conv sees the analog frames: MACs; every other layer gets spikes
 
-    def __init__(self, model, mask_ratio=0.0, seed: int = 0, decay: float | None = None, count_ops: bool = True):
-        super().__init__(model, mask_ratio=mask_ratio, seed=seed, decay=decay, count_ops=count_ops)
-        self.model.streaming = True
+    def convert(self, model):
+        snn = super().convert(model)  # a copy, every LIF single-step
+        snn.streaming = True
+        return snn

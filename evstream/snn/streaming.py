@@ -6,6 +6,12 @@
                                # out.confidence, out.margin, out.sops / out.macs / out.energy_uJ this step
     means = snn.run(x, T)      # (T, B, K): running mean after each step, the same input every step
 
+Every conversion mode is a recipe over this one runner (as SpikingJelly's ann2snn converter and its
+``MemoryModule``): ``convert(ann)`` builds the spiking copy (copy, calibrate, replace modules, fuse), every
+module of that copy with a ``reset()`` is state that :meth:`SpikingRunner.reset` clears, and the runner
+itself only declares its running output. A mode registers its runner class by decorator
+(``evstream.snn.registry``); modes ``mst`` (here), ``ecmt`` (``ecmt.py``) and ``spikformer`` are built so.
+
 Conversion (mode "mst"): a copy of the ANN with every QCFS turned into an IF neuron with soft reset,
 threshold λ and membrane starting at λ/2 (SpikingJelly ``IFNode``, single-step); the first layers take
 the analog input. Masks (Random Spike Masking) are drawn anew at every step from a generator seeded by
@@ -21,6 +27,7 @@ from dataclasses import dataclass
 import torch
 
 from evstream.energy import OpCounter, mst_power_alpha
+from evstream.snn.registry import register_conversion
 
 
 @dataclass
@@ -38,23 +45,35 @@ class StepResult:
     power_alpha: float
 
 
+@register_conversion("mst")
 class SpikingRunner:
-    """Streaming inference over the SNN view of ``model`` (a deep copy: the ANN stays untouched)."""
+    """Streaming inference over the SNN view of ``model`` (a deep copy: the ANN stays untouched).
+
+    A mode subclasses this and overrides :meth:`convert` (and, for another running output, :meth:`step`);
+    ``analog`` names the layers whose input is analog (counted as MACs)."""
 
     analog = {"reduction", "patch_embed"}
 
     def __init__(self, model, mask_ratio=0.0, seed: int = 0, decay: float | None = None, count_ops: bool = True):
         self.ann = model
-        self.model = copy.deepcopy(model).eval().fuse()  # folded BatchNorms etc.: fewer operations per step
-        self.neurons = self.model.activations()  # every QCFS, now an IF neuron (listed once: a hot path)
-        for m in self.neurons:
-            m.to_spiking()
         self.seed = seed
         self.decay = decay
+        self.model = self.convert(model)
+        self.neurons = self.model.activations()  # listed once: a hot path
+        neurons = {id(m) for m in self.neurons}  # any other module with state (a reset()) is reset with them
+        self.memories = [m for m in self.model.modules() if m is not self.model and id(m) not in neurons
+                         and callable(getattr(m, "reset", None))]
         self.generator = torch.Generator().manual_seed(seed)
         self.model.set_mask_ratio(mask_ratio, self.generator)
         self.counter = OpCounter(self.model, self.analog, spiking=True) if count_ops else None
         self.reset()
+
+    def convert(self, model):
+        """Mode "mst": a copy with folded BatchNorms etc. (fewer operations per step), every QCFS an IF neuron."""
+        snn = copy.deepcopy(model).eval().fuse()
+        for m in snn.activations():
+            m.to_spiking()
+        return snn
 
     @property
     def mask_ratios(self) -> dict:
@@ -65,14 +84,18 @@ class SpikingRunner:
         self.model.set_mask_ratio(ratio, self.generator)
 
     def reset(self) -> None:
-        """Membranes back to λ/2, running mean cleared, mask generator reseeded: a deterministic restart."""
+        """Every neuron and other stateful module reset (membranes back to their start), running output
+        cleared, mask generator reseeded: a deterministic restart."""
         for m in self.neurons:
+            m.reset()
+        for m in self.memories:
             m.reset()
         self.generator.manual_seed(self.seed)
         self.t = 0
         self._sum = None
         self._mean = None
         self._k = 0
+        self._w = 0.0
         self.total_spikes = 0
         self.total_energy_uJ = 0.0
         if self.counter:
@@ -83,6 +106,7 @@ class SpikingRunner:
         self._sum = None
         self._mean = None
         self._k = 0
+        self._w = 0.0
 
     @torch.inference_mode()
     def step(self, x_t: torch.Tensor) -> StepResult:

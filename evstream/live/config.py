@@ -1,0 +1,108 @@
+"""The live pipeline's settings: one frozen object, built once (by ``evstream run`` / ``gui`` from their flags,
+or in code), changed at run time with ``dataclasses.replace`` (``Pipeline.set(...)`` does that).
+
+    cfg = LiveConfig(speed=None, max_steps=8)
+    pipe = Pipeline("recordings/demo_digits.aedat4", "models/mst-nmnist.pt", cfg)
+    pipe.set(mask_ratio=0.5)                  # pipe.config is now replace(cfg, mask_ratio=0.5)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from evstream.errors import EvstreamError
+from evstream.live.policy import DecisionPolicy
+
+VIEWS = ("frames", "sae", "time_surface")
+LIVE_SETTINGS = ("steps_per_slice", "max_steps", "min_steps", "early_exit", "mask_ratio", "window_slices",
+                 "state", "decide_every_ms", "window_ms", "smooth", "switch_margin", "min_confidence")
+STATES = ("reset", "carry")
+# SNN timesteps per decision where neither the flag nor the checkpoint (meta["live"]["steps"]) says:
+# rate-coded IF neurons (mst) need tens of steps on one input, ECMT and the directly trained Spikformer a few.
+DEFAULT_STEPS = {"mst": 32, "ecmt": 4, "spikformer": 4}
+# decision period (ms of stream time) where the flag does not say: mst needs 64 steps per decision, 16x ecmt's 4
+DEFAULT_DECIDE_EVERY_MS = {"mst": 200.0, "ecmt": 50.0, "spikformer": 50.0}
+
+
+@dataclass(frozen=True)
+class LiveConfig:
+    """``mode``: conversion mode (None: ``ecmt`` where the model has it, else its first). Slicing: time
+    slices of ``slice_ms`` or, with ``slice_events > 0``, of that many events.
+
+    ``state="reset"`` (the default, docs/model.md "Live streams"): every ``decide_every_ms`` of stream time
+    (None: ``DEFAULT_DECIDE_EVERY_MS`` for the mode)
+    the model answers on the events of the last ``window_ms`` (None: the checkpoint's ``window_us``),
+    starting from a reset SNN and running ``max_steps`` timesteps on that window (None: the checkpoint's
+    ``meta["live"]["steps"]`` for the mode, else ``DEFAULT_STEPS``), fewer when ``early_exit`` is reached
+    after ``min_steps``; the announced class is smoothed over decisions (``smooth``, ``switch_margin``,
+    ``min_confidence``: :class:`~evstream.live.policy.DecisionSmoother`).
+    ``state="carry"`` (the former behaviour): membranes carry over from slice to slice,
+    ``steps_per_slice`` steps per slice on the last ``window_slices`` slices, a decision every
+    ``max_steps`` steps (or at ``early_exit``), the running output an exponential mean (``decay``).
+
+    ``mask_ratio`` (RSM), ``seed``. ``speed`` x real time for recordings (None: as fast as possible, never
+    drops), ``loop``, ``view`` (the event view kind). ``max_queue`` slices between the threads, ``outbox``
+    records kept for :meth:`Pipeline.drain`, ``threads`` torch threads of the model thread."""
+
+    mode: str | None = None
+    slice_ms: float = 10.0
+    slice_events: int = 0
+    window_slices: int | None = None
+    steps_per_slice: int = 1
+    max_steps: int | None = None
+    min_steps: int = 1
+    early_exit: float | None = None
+    mask_ratio: float = 0.0
+    speed: float | None = 1.0
+    loop: bool = False
+    view: str = "frames"
+    seed: int = 0
+    decay: float | None = None
+    state: str = "reset"
+    decide_every_ms: float | None = None
+    window_ms: float | None = None
+    smooth: float = 0.5
+    switch_margin: float = 0.05
+    min_confidence: float = 0.0
+    max_queue: int = 16
+    outbox: int = 4096
+    threads: int | None = 1
+    policy: type = DecisionPolicy
+
+    def __post_init__(self):
+        if self.view not in VIEWS:
+            raise EvstreamError(f"unknown view {self.view!r} (known: {', '.join(VIEWS)})")
+        object.__setattr__(self, "speed", self.speed if self.speed else None)  # 0: unpaced
+        object.__setattr__(self, "slice_ms", float(self.slice_ms))
+        object.__setattr__(self, "slice_events", int(self.slice_events))
+        if self.state not in STATES:
+            raise EvstreamError(f"unknown state {self.state!r} (known: {', '.join(STATES)})")
+        if (self.decide_every_ms is not None and self.decide_every_ms <= 0) or \
+                (self.window_ms is not None and self.window_ms <= 0):
+            raise EvstreamError("decide_every_ms and window_ms must be positive")
+        if not 0 <= self.smooth < 1:
+            raise EvstreamError(f"smooth must be in [0, 1), not {self.smooth}")
+
+    def steps_for(self, lm) -> int:
+        """Timesteps per decision: ``max_steps``, else the checkpoint's for its mode, else the default."""
+        if self.max_steps:
+            return int(self.max_steps)
+        live = (lm.meta.get("live") or {}) if isinstance(getattr(lm, "meta", None), dict) else {}
+        steps = live.get("steps") if isinstance(live, dict) else None
+        if isinstance(steps, dict) and isinstance(steps.get(lm.mode), int) and steps[lm.mode] > 0:
+            return int(steps[lm.mode])
+        return DEFAULT_STEPS.get(lm.mode, 32)
+
+    def every_us_for(self, lm) -> int:
+        """Stream time between decisions (µs): ``decide_every_ms``, else the mode's default."""
+        ms = self.decide_every_ms or DEFAULT_DECIDE_EVERY_MS.get(getattr(lm, "mode", None), 100.0)
+        return max(1, int(round(ms * 1000)))
+
+    def window_us_for(self, lm) -> int:
+        """The span of events one decision summarises (µs)."""
+        if self.window_ms:
+            return int(round(self.window_ms * 1000))
+        return int(lm.window_us or 0) or 100_000
+
+    def make_policy(self):
+        return self.policy.from_config(self)

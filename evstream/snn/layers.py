@@ -1,0 +1,71 @@
+"""Layers the model families share: a BatchNorm over any channel dimension that takes its statistics over
+every process when training under ``torch.distributed`` (``torchrun``; PyTorch's ``SyncBatchNorm`` refuses
+CPU tensors)."""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+class BatchNorm(nn.BatchNorm1d):
+    """BatchNorm over dimension ``channel_dim`` of any tensor (tokens ``(..., C)`` or images ``(B, C, H, W)``).
+
+    Under ``torch.distributed`` in training mode the batch statistics are summed over all processes
+    (autograd flows through the reduction), so sharded training equals one process on the whole batch.
+    Its parameters and buffers are those of ``nn.BatchNorm1d`` (checkpoints are interchangeable).
+    """
+
+    def __init__(self, num_features: int, channel_dim: int = -1, **kw):
+        super().__init__(num_features, **kw)
+        self.channel_dim = channel_dim
+
+    def forward(self, x):
+        moved = x.movedim(self.channel_dim, -1) if self.channel_dim not in (-1, x.dim() - 1) else x
+        flat = moved.reshape(-1, moved.shape[-1])
+        if self.training and _distributed():
+            y = self._global_batch_norm(flat.float()).to(flat.dtype)  # statistics in float32 (under --amp too)
+        else:
+            y = super().forward(flat)
+        y = y.reshape(moved.shape)
+        return y.movedim(-1, self.channel_dim) if moved is not x else y
+
+    def _global_batch_norm(self, flat):
+        from torch.distributed.nn.functional import all_reduce
+
+        n_local = torch.tensor([float(flat.shape[0])], dtype=flat.dtype, device=flat.device)
+        stats = all_reduce(torch.cat([flat.sum(0), (flat * flat).sum(0), n_local]))
+        c = flat.shape[1]
+        n = stats[-1]
+        mean = stats[:c] / n
+        var = (stats[c:2 * c] / n - mean * mean).clamp(min=0)
+        with torch.no_grad():
+            m = self.momentum if self.momentum is not None else 0.1
+            self.running_mean.mul_(1 - m).add_(m * mean.detach())
+            self.running_var.mul_(1 - m).add_(m * var.detach() * n / max(float(n) - 1, 1.0))
+            self.num_batches_tracked += 1
+        y = (flat - mean) * torch.rsqrt(var + self.eps)
+        return y * self.weight + self.bias if self.affine else y
+
+
+class SpikeMatmul(nn.Module):
+    """The product of two spike tensors (attention's Q·Kᵀ and A·V): ``a @ b``, or with ``bias``
+    ``bias + alpha · (a @ b)`` as one batched ``baddbmm`` over ``(..., n, d) @ (..., d, m)`` (returned as
+    ``(batch, n, m)``). ``nnz`` (the operands' non-zero counts, when known) is for stateful products.
+
+    The energy counter (:class:`evstream.energy.OpCounter`) hooks every module with ``spike_product``:
+    one accumulate per pair of non-zero entries that meet (the SNN view), the dense products as MACs (the
+    ANN view). Models therefore never count operations themselves."""
+
+    spike_product = True
+
+    def forward(self, a, b, bias=None, alpha: float = 1.0, nnz=None):
+        if bias is None:
+            return a @ b
+        n, d, m = a.shape[-2], a.shape[-1], b.shape[-1]
+        return torch.baddbmm(bias, a.reshape(-1, n, d), b.reshape(-1, d, m), alpha=alpha)
