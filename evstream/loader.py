@@ -1,9 +1,12 @@
 """Batches of representations built in ``torch.utils.data.DataLoader`` worker processes.
 
     data = SampleSet([ds, emulated], rep)                  # items: (source, index[, augmentation seed])
-    loader = make_loader(data, EpochBatches(pool, 64, seed), workers=4, device=device)
-    loader.batch_sampler.set_epoch(phase, epoch)
+    batches = EpochBatches(pool, 64, seed)
+    loader = make_loader(data, Plan(batches), workers=4, device=device)
+    batches.set_epoch(phase, epoch)
     for x, y in loader:                                    # x (B, C, H, W) float32, y (B,) int64
+        ...
+    for x, y in Pass(loader, InOrder(val_indices, 256)):   # the same workers, another plan
         ...
 
 Every item names its sample and, when augmented, the seed of its own generator, so a sample's input is
@@ -90,6 +93,38 @@ class InOrder:
             yield [(self.source, int(i)) for i in self.indices[b * self.batch:(b + 1) * self.batch]]
 
 
+class Plan:
+    """A batch sampler standing for a replaceable plan (:class:`EpochBatches`, :class:`InOrder`), so one
+    DataLoader, one set of persistent workers, serves training and validation passes in turn."""
+
+    def __init__(self, plan):
+        self.plan = plan
+
+    def __iter__(self):
+        return iter(self.plan)
+
+    def __len__(self):
+        return len(self.plan)
+
+
+class Pass:
+    """Iterating this iterates ``loader`` (made with a :class:`Plan`) over ``plan``, then restores its plan."""
+
+    def __init__(self, loader, plan):
+        self.loader, self.plan = loader, plan
+
+    def __len__(self):
+        return len(self.plan)
+
+    def __iter__(self):
+        switch = self.loader.batch_sampler
+        before, switch.plan = switch.plan, self.plan
+        try:
+            yield from self.loader
+        finally:
+            switch.plan = before
+
+
 def _worker_init(_):
     try:
         import cv2
@@ -100,8 +135,8 @@ def _worker_init(_):
 
 
 def make_loader(data: SampleSet, batches, workers: int = 0, device="cpu", prefetch: int = 2):
-    """A DataLoader over ``data`` yielding the batches of ``batches`` (an :class:`EpochBatches` or
-    :class:`InOrder`), built by ``workers`` processes (kept across epochs), pinned for a CUDA device."""
+    """A DataLoader over ``data`` yielding the batches of ``batches`` (an :class:`EpochBatches`,
+    :class:`InOrder` or :class:`Plan`), built by ``workers`` processes (kept across epochs), pinned for a CUDA device."""
     workers = max(0, int(workers))
     kw = dict(num_workers=workers, pin_memory=torch.device(device).type == "cuda")
     if workers:

@@ -32,7 +32,7 @@ from evstream import distributed as dist
 from evstream.errors import CheckpointError
 from evstream.datasets import emulated_mnist, open_dataset, stratified_split
 from evstream.inputs import batch_inputs, default_representation, sample_span_us, window_range
-from evstream.loader import EpochBatches, InOrder, SampleSet, make_loader, to_device
+from evstream.loader import EpochBatches, InOrder, Pass, Plan, SampleSet, make_loader, to_device
 from evstream.representations import from_config
 from evstream.snn import build_model, load_checkpoint, save_checkpoint
 from evstream.snn.checkpoint import check_state_dict, read_file
@@ -167,8 +167,8 @@ class Trainer:
         data = SampleSet([s for s, _ in sources], self.rep)
         workers = default_workers() if cfg.workers is None else cfg.workers
         self.batches = EpochBatches(pool, cfg.batch, cfg.seed, dist.shard)
-        self.loader = make_loader(data, self.batches, workers, self.device)
-        self.val = make_loader(data, InOrder(self.va_idx, 256), workers, self.device)  # source 0: real recordings
+        self.loader = make_loader(data, Plan(self.batches), workers, self.device)
+        self.val = Pass(self.loader, InOrder(self.va_idx, 256))  # the same workers; source 0: real recordings
 
     def _stream_windows(self, sources) -> None:
         """Windows at random offsets of continuous streams of the training recordings join the pool

@@ -17,7 +17,7 @@ from evstream.augment import augment
 from evstream.cache import EventCache
 from evstream.datasets import decode_file, list_samples, open_dataset
 from evstream.errors import EvstreamError
-from evstream.loader import EpochBatches, InOrder, SampleSet, make_loader
+from evstream.loader import EpochBatches, InOrder, Pass, Plan, SampleSet, make_loader
 from evstream.representations import from_config
 from evstream.synth import LAYOUTS, SynthConfig, plan, sweep_events, write_dataset
 
@@ -149,7 +149,12 @@ def test_loader_batches_equal_the_inline_ones(ncars, tmp_path):
     pool = np.array([(0, i) for i in range(len(ds))])
     batches = EpochBatches(pool, 8, seed=5)
     batches.set_epoch(1, 2)
-    got = list(make_loader(SampleSet([ds], rep), batches, workers=2))
+    loader = make_loader(SampleSet([ds], rep), Plan(batches), workers=2)
+    got = list(loader)
+    # a validation pass by the same workers (training's use), then the training plan again
+    val = [x for x, _ in Pass(loader, InOrder(np.arange(len(ds)), 7))]
+    assert torch.equal(torch.cat(val)[3], torch.from_numpy(rep(ds.events_of(3))))
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(got, loader))
     order = np.random.default_rng(5 * 1000 + 1 * 100 + 2).permutation(len(pool))
     assert len(got) == len(batches) == -(-len(ds) // 8)
     for b, (x, y) in enumerate(got):
