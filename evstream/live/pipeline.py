@@ -32,7 +32,7 @@ from collections import deque
 from pathlib import Path
 
 from evstream.errors import CheckpointError, EvstreamError
-from evstream.live.config import LIVE_SETTINGS, LiveConfig
+from evstream.live.config import LIVE_SETTINGS, LiveConfig, parse_downscale, parse_roi
 from evstream.live.model import LoadedModel, check_fit, load_model
 from evstream.live.queue import END, SliceQueue
 from evstream.live.reader import Pause, Play, Reader, Seek, SetSlicing, SetSpeed, Step
@@ -41,6 +41,7 @@ from evstream.live.records import ErrorRecord, StatusRecord
 from evstream.live.stepper import ModelStepper
 from evstream.live.view import EventView
 from evstream.monitors import LatencyStats
+from evstream.representations import Pooled, SpatialPool
 
 
 class Pipeline:
@@ -60,14 +61,14 @@ class Pipeline:
         lm = load_model(model, None, mode=cfg.mode, mask_ratio=cfg.mask_ratio, seed=cfg.seed, decay=cfg.decay) \
             if model is not None else None
         self.source = open_source(self.spec, **self._source_options())
+        self.sensor_size = tuple(self.source.sensor_size)
         if lm is not None:
             try:
-                check_fit(lm.path, lm.rep, tuple(self.source.sensor_size))
-            except CheckpointError:
+                lm = self._fit(lm)
+            except EvstreamError:
                 self.source.close()
                 raise
         self.is_live = bool(self.source.is_live)
-        self.sensor_size = tuple(self.source.sensor_size)
         self.on_status = on_status
         self.view = EventView(self.sensor_size if self.sensor_size != (0, 0) else (1, 1), cfg.view)
         self._lock = threading.RLock()
@@ -96,8 +97,55 @@ class Pipeline:
 
     def _load(self, path, mode=None) -> LoadedModel:
         cfg = self.config
-        return load_model(path, self.sensor_size, mode=mode, mask_ratio=cfg.mask_ratio, seed=cfg.seed,
-                          decay=cfg.decay)
+        return self._fit(load_model(path, None, mode=mode, mask_ratio=cfg.mask_ratio, seed=cfg.seed,
+                                    decay=cfg.decay))
+
+    def _fit(self, lm: LoadedModel) -> LoadedModel:
+        """Map this source's sensor onto the model's (``config.roi`` / ``downscale``): ``lm.rep`` becomes a
+        :class:`~evstream.representations.Pooled` view when they differ; CheckpointError when they do not
+        fit and no region or factor is set."""
+        pool = self._pool_for(lm, self.config.roi, self.config.downscale)
+        rep = getattr(lm.rep, "rep", lm.rep)
+        lm.rep = rep if pool is None or pool.identity else Pooled(rep, pool)
+        return lm
+
+    def _pool_for(self, lm, roi, downscale):
+        if self.sensor_size == (0, 0):  # a stream that does not say its size: events outside are dropped
+            return None
+        rep = getattr(lm.rep, "rep", lm.rep)
+        try:
+            pool = SpatialPool.fit(self.sensor_size, rep.sensor_size, roi, downscale)
+        except ValueError as exc:
+            raise EvstreamError(str(exc)) from None
+        if pool is None:
+            try:
+                check_fit(lm.path, rep, self.sensor_size)
+            except CheckpointError as exc:
+                raise CheckpointError(f"{exc.problem}: choose a region (--roi x,y,w,h, or drag a box on the event "
+                                      f"view) or --downscale auto", where=exc.where) from None
+            return None
+        return pool
+
+    @property
+    def region(self):
+        """The :class:`~evstream.representations.SpatialPool` the model sees the camera through (None: as is)."""
+        lm = self.lm
+        return getattr(lm.rep, "pool", None) if lm is not None else None
+
+    def set_region(self, roi=None, downscale=None) -> None:
+        """A new region of interest (x, y, w, h; None: the whole sensor) and downscale factor (int, "auto",
+        None) for the running model, from its next input; EvstreamError (nothing changes) when it misses the
+        sensor or the model no longer fits. Without a model only the setting changes (the next load uses it)."""
+        roi, downscale = parse_roi(roi), parse_downscale(downscale)
+        lm = self.lm
+        if lm is not None:
+            pool = self._pool_for(lm, roi, downscale)
+            rep = getattr(lm.rep, "rep", lm.rep)
+            lm.rep = rep if pool is None or pool.identity else Pooled(rep, pool)
+        self._update(roi=roi, downscale=downscale)
+        pool = self.region
+        self._emit(StatusRecord(f"model input: {pool.describe()}" if pool is not None else
+                                "model input: the whole sensor"))
 
     def _update(self, **changes) -> None:
         with self._lock:
