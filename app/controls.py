@@ -24,7 +24,7 @@ class ControlPanel(QtWidgets.QWidget):
         self.window = window
         lay = QtWidgets.QVBoxLayout(self)
         lay.setContentsMargins(6, 6, 6, 6)
-        for build in (self._source_box, self._playback_box, self._slicing_box, self._model_box):
+        for build in (self._source_box, self._playback_box, self._slicing_box, self._region_box, self._model_box):
             lay.addWidget(build())
         self.record_btn = QtWidgets.QPushButton("● Record session")
         self.record_btn.setCheckable(True)
@@ -89,6 +89,27 @@ class ControlPanel(QtWidgets.QWidget):
         g.addWidget(self.view, 1, 1)
         return box
 
+    def _region_box(self):
+        box = QtWidgets.QGroupBox("model input")
+        g = QtWidgets.QGridLayout(box)
+        self.region_label = QtWidgets.QLabel("whole sensor")
+        self.region_label.setWordWrap(True)
+        self.region_label.setToolTip("the part of the camera the model classifies: drag a box on the event view")
+        g.addWidget(self.region_label, 0, 0, 1, 2)
+        g.addWidget(QtWidgets.QLabel("downscale"), 1, 0)
+        self.downscale = QtWidgets.QSpinBox()
+        self.downscale.setRange(0, 64)
+        self.downscale.setSpecialValueText("auto")
+        self.downscale.setSuffix("x")
+        self.downscale.setKeyboardTracking(False)
+        self.downscale.setToolTip("pool N x N camera pixels into one model pixel (auto: the largest N whose "
+                                  "pooled region still fills the model's input)")
+        g.addWidget(self.downscale, 1, 1)
+        self.whole_btn = QtWidgets.QPushButton("Whole sensor")
+        self.whole_btn.setToolTip("classify the whole sensor (downscaled to the model's input size)")
+        g.addWidget(self.whole_btn, 2, 0, 1, 2)
+        return box
+
     def _model_box(self):
         box = QtWidgets.QGroupBox("model")
         g = QtWidgets.QGridLayout(box)
@@ -150,6 +171,11 @@ class ControlPanel(QtWidgets.QWidget):
         self.early_thr.valueChanged.connect(self._early_changed)
         self.mask.valueChanged.connect(self._mask_changed)
         self.record_btn.toggled.connect(w.set_recording)
+        self.downscale.valueChanged.connect(lambda v: w.set_region(w.pipe.config.roi if w.pipe else None))
+        self.whole_btn.clicked.connect(lambda: w.set_region(None))
+
+    def downscale_value(self):
+        return self.downscale.value() or "auto"
 
     def toggle_play(self):
         p = self.window.pipe
@@ -194,6 +220,22 @@ class ControlPanel(QtWidgets.QWidget):
         for m in info.modes:
             self.mode.addItem(m)
         self.mode.setCurrentText(info.mode or "")
+
+    def sync_model(self, pipe):
+        """The picker names the checkpoint that runs, or says that none does."""
+        lm = pipe.lm if pipe is not None else None
+        if lm is None:
+            self.model.setPlaceholderText("no model running")
+            self.model.setCurrentIndex(-1)
+            self.mode.clear()
+        elif self.model.currentData() != lm.path:
+            self.show_model(lm.info())
+
+    def show_region(self, pipe):
+        pool = pipe.region
+        text = pool.describe() if pool is not None and not pool.identity else "whole sensor"
+        if self.region_label.text() != text:
+            self.region_label.setText(text)
 
     def show_source(self, pipe):
         self.source_label.setText(f"{pipe.spec}  ({pipe.sensor_size[0]}x{pipe.sensor_size[1]})")

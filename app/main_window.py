@@ -15,6 +15,7 @@ from PyQt6 import QtCore, QtWidgets
 from app.controls import ControlPanel
 from app.panels import (METER, EnergyPanel, EventPanel, PredictionPanel, SpikePanel, StatsPanel, StepsPanel)
 from app.worker import PipelineWorker
+from evstream.errors import EvstreamError
 from evstream.live import LiveConfig
 
 FRAME_MS = 30  # frame timer: up to 33 frames per second (the target is 30)
@@ -39,6 +40,9 @@ class MainWindow(QtWidgets.QMainWindow):
         self.steps = StepsPanel()
         self.stats = StatsPanel()
         self.panels = [self.events, self.prediction, self.spikes, self.energy, self.steps, self.stats]
+        self.model_panels = [self.prediction, self.spikes, self.energy, self.steps]
+        self.model_problem = ""  # why no model runs (the last checkpoint error), for the panels' notice
+        self.events.region_selected.connect(self.set_region)
 
         central = QtWidgets.QWidget()
         grid = QtWidgets.QGridLayout(central)
@@ -87,6 +91,9 @@ class MainWindow(QtWidgets.QMainWindow):
             c.mask.setValue(int(round(cfg.mask_ratio * 100)))
         c.loop.setChecked(bool(cfg.loop))
         c.view.setCurrentText(cfg.view)
+        c.downscale.blockSignals(True)  # the flag's factor; no region change at start-up
+        c.downscale.setValue(cfg.downscale if isinstance(cfg.downscale, int) else 0)
+        c.downscale.blockSignals(False)
 
     @property
     def pipe(self):
@@ -124,6 +131,28 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         self.worker.load_model(path)
 
+    def set_region(self, roi=None, downscale=None):
+        """The region of the camera the model classifies (x, y, w, h; None: the whole sensor) and the
+        downscale factor (None: the control's); starts the model when it could not run on the whole sensor."""
+        p = self.pipe
+        if p is None:
+            return
+        if downscale is None:
+            downscale = self.controls.downscale_value()
+        try:
+            p.set_region(roi, downscale)
+        except EvstreamError as exc:
+            self.show_error(str(exc))
+            return
+        if p.lm is None and self.worker.model_path:
+            self.statusBar().showMessage(f"loading {self.worker.model_path}…")
+            p.load_model(self.worker.model_path)
+
+    def no_model_text(self) -> str:
+        why = self.model_problem or "no checkpoint is loaded"
+        return (f"No model is running.\n{why}\n\nDrag a box on the event view around what to classify, set "
+                f"'downscale' to auto, or choose another checkpoint.")
+
     def set_recording(self, on: bool):
         p = self.pipe
         if p is None:
@@ -147,12 +176,15 @@ class MainWindow(QtWidgets.QMainWindow):
             p.reset()
         if pipe.lm is None:
             self.prediction.set_classes([])
+        self.controls.sync_model(pipe)
         self.statusBar().showMessage(f"playing {pipe.spec}" + ("" if pipe.lm else " (no model)"), 8000)
         if self.controls.record_btn.isChecked():
             self.set_recording(True)
 
     def show_error(self, text: str):
         """A status-bar message and a (non-blocking) dialog; the app keeps running."""
+        if self.pipe is None or self.pipe.lm is None:
+            self.model_problem = text
         self.errors.append(text)
         del self.errors[:-50]
         self.statusBar().showMessage(text, 20000)
@@ -175,6 +207,7 @@ class MainWindow(QtWidgets.QMainWindow):
                 self.energy.reset()
             elif kind == "error":
                 self.show_error(r.text)
+                self.controls.sync_model(self.pipe)  # the picker names the model that runs, or none
             elif kind == "status":
                 self.statusBar().showMessage(r.text, 8000)
             elif kind == "reset":
@@ -200,6 +233,10 @@ class MainWindow(QtWidgets.QMainWindow):
             if panel.isVisible():
                 panel.draw(p)
         self.stats.draw(p, METER.fps())
+        notice = None if p.lm is not None else self.no_model_text()
+        for panel in self.model_panels:
+            panel.set_notice(notice)
+        self.controls.show_region(p)
         self.controls.update_position(p)
         self.frames += 1
         self._last_tick = time.perf_counter() - t0

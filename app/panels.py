@@ -49,14 +49,39 @@ METER = FrameMeter()
 
 
 class TimedView(pg.GraphicsLayoutWidget):
-    """A pyqtgraph layout whose paint time is measured (the ``draw`` stage includes it)."""
+    """A pyqtgraph layout whose paint time is measured (the ``draw`` stage includes it), with a notice that
+    covers it when it has nothing to show (:meth:`set_notice`)."""
 
     counts_frames = False
+    notice: QtWidgets.QLabel | None = None
 
     def paintEvent(self, ev):
         t0 = time.perf_counter()
         super().paintEvent(ev)
         METER.painted(self, time.perf_counter() - t0)
+
+    def set_notice(self, text: str | None) -> None:
+        """Cover the plots with ``text`` (None: show the plots)."""
+        if self.notice is None:
+            if not text:
+                return
+            self.notice = QtWidgets.QLabel(self)
+            self.notice.setWordWrap(True)
+            self.notice.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+            self.notice.setStyleSheet("QLabel { background: rgba(17, 20, 24, 235); color: #f0c060; "
+                                      "font-size: 13px; padding: 12px; border: 1px solid #554; }")
+        if text:
+            if self.notice.text() != text:
+                self.notice.setText(text)
+            self.notice.setGeometry(self.rect().adjusted(8, 8, -8, -8))
+            self.notice.show()
+        else:
+            self.notice.hide()
+
+    def resizeEvent(self, ev):
+        super().resizeEvent(ev)
+        if self.notice is not None:
+            self.notice.setGeometry(self.rect().adjusted(8, 8, -8, -8))
 
 
 class TextLabel(pg.LabelItem):
@@ -102,29 +127,81 @@ def _ticks(names, every=1):
     return [[(i, str(n)) for i, n in enumerate(names) if i % every == 0]]
 
 
+class RegionViewBox(pg.ViewBox):
+    """The event view's box: dragging with the left button draws a rectangle; on release ``on_region(x, y, w,
+    h)`` gets it in sensor pixels (clipped to the image; a click without a drag is ignored)."""
+
+    def __init__(self, on_region, **kw):
+        super().__init__(**kw)
+        self.on_region = on_region
+        self.image_size = (0, 0)  # (w, h)
+        self.rubber = QtWidgets.QGraphicsRectItem()
+        self.rubber.setPen(pg.mkPen("#f0e040", width=1, style=QtCore.Qt.PenStyle.DashLine, cosmetic=True))
+        self.rubber.setVisible(False)
+        self.rubber.setZValue(20)
+        self.addItem(self.rubber, ignoreBounds=True)
+
+    def mouseDragEvent(self, ev, axis=None):
+        if ev.button() != QtCore.Qt.MouseButton.LeftButton:
+            ev.ignore()
+            return
+        ev.accept()
+        a, b = self.mapSceneToView(ev.buttonDownScenePos()), self.mapSceneToView(ev.scenePos())
+        rect = QtCore.QRectF(a, b).normalized()
+        self.rubber.setRect(rect)
+        self.rubber.setVisible(not ev.isFinish())
+        if ev.isFinish():
+            w, h = self.image_size
+            x0, y0 = max(0, int(np.floor(rect.left()))), max(0, int(np.floor(rect.top())))
+            x1, y1 = min(w, int(np.ceil(rect.right()))), min(h, int(np.ceil(rect.bottom())))
+            if x1 - x0 >= 2 and y1 - y0 >= 2:
+                self.on_region((x0, y0, x1 - x0, y1 - y0))
+
+
 class EventPanel(TimedView):
-    """The event view: polarity frames, SAE or time surface of the latest events (ON red, OFF blue)."""
+    """The event view: polarity frames, SAE or time surface of the latest events (ON red, OFF blue). Drag a
+    box on it to choose the region the model classifies (``region_selected``); that region is outlined."""
 
     counts_frames = True
+    region_selected = QtCore.pyqtSignal(object)  # (x, y, w, h) in sensor pixels
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.title = self.addLabel("events", row=0, col=0)
-        self.vb = self.addViewBox(row=1, col=0, lockAspect=True, invertY=True, enableMouse=False)
+        self.vb = RegionViewBox(self.region_selected.emit, lockAspect=True, invertY=True, enableMouse=False)
+        self.addItem(self.vb, row=1, col=0)
         self.img = pg.ImageItem()
         self.vb.addItem(self.img)
+        self.region = QtWidgets.QGraphicsRectItem()
+        self.region.setPen(pg.mkPen("#40d0f0", width=2, cosmetic=True))
+        self.region.setZValue(10)
+        self.region.setVisible(False)
+        self.vb.addItem(self.region, ignoreBounds=True)
+        self._roi = None
         self._size = None
         self.setMinimumSize(220, 220)
+        self.setToolTip("events: ON red, OFF blue. Drag a box to choose the region the model classifies")
 
     def consume(self, records):
         pass
+
+    def show_region(self, pool) -> None:
+        """Outline the region the model sees (a :class:`~evstream.representations.SpatialPool` or None)."""
+        roi = None if pool is None or pool.identity else tuple(pool.roi)
+        if roi != self._roi:
+            self._roi = roi
+            self.region.setVisible(roi is not None)
+            if roi is not None:
+                self.region.setRect(QtCore.QRectF(*roi))
 
     def draw(self, pipe):
         rgb = pipe.view.image()
         self.img.setImage(rgb, autoLevels=False, levels=(0, 255))
         if self._size != rgb.shape[:2]:
             self._size = rgb.shape[:2]
+            self.vb.image_size = (rgb.shape[1], rgb.shape[0])
             self.vb.setRange(xRange=(0, rgb.shape[1]), yRange=(0, rgb.shape[0]), padding=0)
+        self.show_region(pipe.region)
         pos = pipe.position_us / 1e6
         dur = f" / {pipe.duration_us / 1e6:.2f}" if pipe.duration_us else ""
         _set_text(self.title, f"{pipe.view.kind} · {pipe.sensor_size[0]}x{pipe.sensor_size[1]} · {pos:.1f}{dur} s")

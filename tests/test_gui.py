@@ -93,10 +93,14 @@ def test_model_swap_and_a_checkpoint_that_does_not_fit(win, qtbot, tmp_path):
     steps = win.pipe.steps
     qtbot.waitUntil(lambda: win.pipe.steps > steps + 3, timeout=10000)  # still running, no restart
     bad = small_checkpoint(tmp_path / "small16.pt")
-    win.load_model(bad)
+    win.controls.model.addItem("small16.pt", str(bad))
+    j = win.controls.model.count() - 1
+    win.controls.model.setCurrentIndex(j)
+    win.controls.model.activated.emit(j)  # chosen in the picker
     qtbot.waitUntil(lambda: any("16x16" in e for e in win.errors), timeout=10000)
     assert win.dialog is not None and win.dialog.isVisible() and "16x16" in win.statusBar().currentMessage()
     assert win.pipe.lm.path == str(other) and win.pipe.state == "playing"
+    qtbot.waitUntil(lambda: win.controls.model.currentData() == str(other), timeout=5000)  # names what runs
     win.dialog.close()
     i = win.controls.model.findData(str(DEMO_MODEL))
     win.controls.model.setCurrentIndex(i)
@@ -190,3 +194,72 @@ def test_gui_without_a_display_says_so_in_one_line():
     r = subprocess.run([sys.executable, "-m", "evstream", "gui"], capture_output=True, text=True, timeout=120, env=env)
     assert r.returncode == 2 and "no display" in r.stderr and "evstream run" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr[-500:]
+
+
+def drag(view, a, b):
+    """A left-button drag on a pyqtgraph view from scene point ``a`` to ``b`` (real Qt mouse events)."""
+    from PyQt6 import QtCore, QtGui, QtWidgets
+
+    vp = view.viewport()
+    left, none = QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.MouseButton.NoButton
+    mods = QtCore.Qt.KeyboardModifier.NoModifier
+    pts = [view.mapFromScene(QtCore.QPointF(*a)), view.mapFromScene(QtCore.QPointF(*b))]
+    steps = [pts[0] + (pts[1] - pts[0]) * (k / 6) for k in range(7)]
+
+    def send(kind, pt, button, buttons):
+        p = QtCore.QPointF(pt)
+        QtWidgets.QApplication.sendEvent(vp, QtGui.QMouseEvent(kind, p, vp.mapToGlobal(p), button, buttons, mods))
+
+    send(QtCore.QEvent.Type.MouseButtonPress, steps[0], left, left)
+    for pt in steps[1:]:
+        send(QtCore.QEvent.Type.MouseMove, pt, none, left)
+    send(QtCore.QEvent.Type.MouseButtonRelease, steps[-1], left, none)
+
+
+def test_a_bigger_camera_says_why_no_model_runs_until_a_box_is_dragged(qapp, qtbot, tmp_path):
+    """Issue 17 (3): a 640x480 recording with the 34x34 model: a notice in the model panels, the picker names
+    no model; dragging a box around the digits on the event view starts the model on that region."""
+    from app.main_window import MainWindow
+    from evstream.events import EventChunk
+    from evstream.writers import write_events
+
+    ev = read_events(DEMO_RECORDING).events.copy()
+    ev["x"] += 400
+    ev["y"] += 300
+    big = tmp_path / "big.npz"
+    write_events(big, EventChunk(ev, sensor_size=(640, 480)))
+    w = MainWindow(str(big), str(DEMO_MODEL), LiveConfig(loop=True), record_dir=str(tmp_path))
+    w.resize(1400, 860)
+    w.show()
+    try:
+        qtbot.waitUntil(lambda: w.pipe is not None and w.frames > 3, timeout=20000)
+        assert w.pipe.lm is None and w.pipe.sensor_size == (640, 480)
+        qtbot.waitUntil(lambda: w.prediction.notice is not None and w.prediction.notice.isVisible(), timeout=5000)
+        text = w.prediction.notice.text()
+        assert "No model is running" in text and "34x34" in text and "640x480" in text and "Drag a box" in text
+        assert all(p.notice.isVisible() for p in w.model_panels)
+        assert w.controls.model.currentIndex() == -1 and w.controls.model.currentText() == ""
+        vb = w.events.vb
+        a = vb.mapViewToScene(QtCore_point(398, 298))
+        b = vb.mapViewToScene(QtCore_point(436, 336))
+        drag(w.events, (a.x(), a.y()), (b.x(), b.y()))
+        qtbot.waitUntil(lambda: w.pipe.lm is not None and w.pipe.steps > 3, timeout=20000)
+        pool = w.pipe.region
+        x, y, rw, rh = pool.roi
+        assert abs(x - 398) <= 1 and abs(y - 298) <= 1 and abs(rw - 38) <= 2 and abs(rh - 38) <= 2
+        assert pool.factor == 1 and w.pipe.config.roi == pool.roi
+        qtbot.waitUntil(lambda: not w.prediction.notice.isVisible() and w.prediction.n > 3, timeout=10000)
+        assert w.events.region.isVisible() and w.events.region.rect().x() == x
+        assert w.controls.model.currentData() == str(DEMO_MODEL) and "region 3" in w.controls.region_label.text()
+        w.controls.whole_btn.click()  # the whole sensor, auto-downscaled (14x) into 34x34
+        qtbot.waitUntil(lambda: w.pipe.region is not None and w.pipe.region.factor == 14, timeout=5000)
+        qtbot.waitUntil(lambda: w.events.region.rect().width() == 640, timeout=5000)  # the outline follows
+        assert "14x14" in w.controls.region_label.text()
+    finally:
+        w.close()
+
+
+def QtCore_point(x, y):
+    from PyQt6 import QtCore
+
+    return QtCore.QPointF(x, y)
