@@ -46,6 +46,23 @@ def test_pooling_matches_tonic_downsample_and_dv_scale(factor):
                                   full[:hh, :ww].reshape(h // factor, factor, w // factor, factor).sum((1, 3)))
 
 
+def test_mean_pooling_is_tonic_decimation_after_the_pooling():
+    import tonic
+
+    from evstream.representations.functional import decimate
+
+    ev, (w, h) = recording(20_000)
+    pooled = pool_events(ev, 2)
+    ours = decimate(pooled, 4)
+    theirs = tonic.transforms.Decimation(n=4)(pooled)
+    assert 0 < len(ours) < len(pooled) // 3
+    for k in ("t", "x", "y", "p"):
+        np.testing.assert_array_equal(ours[k], theirs[k])
+    pool = SpatialPool((w, h), (64, 64), (0, 0, w, h), 2, mean=True)
+    np.testing.assert_array_equal(pool(ev)["t"], ours["t"])
+    assert "averaged 2x2" in pool.describe()
+
+
 def test_region_matches_dv_roi_filter_and_the_centre_crop_matches_tonic():
     import dv_processing as dv
     import tonic

@@ -72,6 +72,9 @@ def add_live_arguments(p) -> None:
                    help="pool N x N camera pixels into one model pixel (events summed, as tonic's Downsample); "
                         "auto: the largest N that still fills the model's input from the region (default: auto "
                         "with --roi, else none: the camera must be the model's size)")
+    p.add_argument("--pool", default="sum", choices=["sum", "mean"],
+                   help="downscaling: sum every event into its pooled pixel (tonic's Downsample; default) or keep "
+                        "1 of N*N per pooled pixel (mean: the counts a camera of the model's resolution gives)")
     p.add_argument("--mask", type=float, default=0.0, help="spike mask ratio (RSM) on Q, K, attention")
     p.add_argument("--threads", type=int, default=1, help="torch threads for the model (default 1)")
     p.add_argument("--seed", type=int, default=0, help="seed of the spike masks")
@@ -88,7 +91,8 @@ def live_options(args) -> dict:
                 switch_margin=args.switch_margin, min_confidence=args.min_confidence,
                 window_slices=args.window_slices, steps_per_slice=args.steps_per_slice,
                 decay=args.decay if args.decay > 0 else None, mask_ratio=args.mask, threads=args.threads,
-                seed=args.seed, roi=parse_roi(args.roi), downscale=parse_downscale(args.downscale))
+                seed=args.seed, roi=parse_roi(args.roi), downscale=parse_downscale(args.downscale),
+                pool=args.pool)
 
 
 def read_labels(path) -> list[tuple[int, int, str]]:

@@ -17,6 +17,7 @@ VIEWS = ("frames", "sae", "time_surface")
 LIVE_SETTINGS = ("steps_per_slice", "max_steps", "min_steps", "early_exit", "mask_ratio", "window_slices",
                  "state", "decide_every_ms", "window_ms", "smooth", "switch_margin", "min_confidence")
 STATES = ("reset", "carry")
+POOLS = ("sum", "mean")
 
 
 def parse_roi(value) -> tuple[int, int, int, int] | None:
@@ -69,7 +70,8 @@ class LiveConfig:
 
     ``roi`` (x, y, w, h) and ``downscale`` (an int factor, ``"auto"`` or None) map a camera onto the sensor
     the model was trained on (:meth:`~evstream.representations.SpatialPool.fit`: the region, pooled, centred
-    in the model's input); None and None: the camera must be the model's size.
+    in the model's input); None and None: the camera must be the model's size. ``pool``: "sum" (every event
+    kept, as tonic's Downsample) or "mean" (1 of factor² events per pooled pixel, tonic's Decimation after it).
 
     ``mask_ratio`` (RSM), ``seed``. ``speed`` x real time for recordings (None: as fast as possible, never
     drops), ``loop``, ``view`` (the event view kind). ``max_queue`` slices between the threads, ``outbox``
@@ -97,6 +99,7 @@ class LiveConfig:
     min_confidence: float = 0.0
     roi: tuple[int, int, int, int] | None = None
     downscale: int | str | None = None
+    pool: str = "sum"
     max_queue: int = 16
     outbox: int = 4096
     threads: int | None = 1
@@ -115,6 +118,8 @@ class LiveConfig:
             raise EvstreamError("decide_every_ms and window_ms must be positive")
         object.__setattr__(self, "roi", parse_roi(self.roi))
         object.__setattr__(self, "downscale", parse_downscale(self.downscale))
+        if self.pool not in POOLS:
+            raise EvstreamError(f"unknown pooling {self.pool!r} (known: {', '.join(POOLS)})")
         if not 0 <= self.smooth < 1:
             raise EvstreamError(f"smooth must be in [0, 1), not {self.smooth}")
 

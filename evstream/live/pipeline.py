@@ -114,9 +114,9 @@ class Pipeline:
             return None
         rep = getattr(lm.rep, "rep", lm.rep)
         try:
-            pool = SpatialPool.fit(self.sensor_size, rep.sensor_size, roi, downscale)
-        except ValueError as exc:
-            raise EvstreamError(str(exc)) from None
+            pool = SpatialPool.fit(self.sensor_size, rep.sensor_size, roi, downscale, self.config.pool == "mean")
+        except ValueError as exc:  # the region misses the sensor: this model cannot run on it
+            raise CheckpointError(str(exc)) from None
         if pool is None:
             try:
                 check_fit(lm.path, rep, self.sensor_size)

@@ -364,3 +364,22 @@ def pool_events(events: np.ndarray, factor: int = 1, roi=None, shift=(0, 0), out
     out = events.copy()
     out["x"], out["y"] = x, y
     return out
+
+
+def decimate(events: np.ndarray, n: int) -> np.ndarray:
+    """Every ``n``-th event of each pixel (both polarities counted together), in order: tonic ``Decimation``.
+    After ``pool_events`` by ``f``, ``n = f * f`` turns the pooled sums into means (a ``f`` times finer camera
+    sees a scene with about ``f * f`` times the events)."""
+    n = int(n)
+    if n < 1:
+        raise EvstreamError(f"decimation must keep 1 of n >= 1 events, not {n}")
+    if n == 1 or not len(events):
+        return events.copy()
+    key = events["x"].astype(np.int64) * 65536 + events["y"].astype(np.int64)
+    order = np.argsort(key, kind="stable")
+    ks = key[order]
+    starts = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
+    rank = np.arange(len(ks)) - np.repeat(starts, np.diff(np.r_[starts, len(ks)]))
+    keep = np.zeros(len(events), bool)
+    keep[order[(rank + 1) % n == 0]] = True
+    return events[keep]

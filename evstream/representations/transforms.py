@@ -250,12 +250,15 @@ class SlicedFrames:
 class SpatialPool:
     """A region of ``sensor_size`` (w, h) mapped onto ``out_size`` (w, h), the sensor a model was trained on:
     ``roi`` (x, y, w, h) cut out, pooled ``factor`` x ``factor`` (:func:`~functional.pool_events`), centred
-    in ``out_size`` (cropped or padded as tonic ``CenterCrop``). :meth:`fit` chooses it; ``pool(events)``."""
+    in ``out_size`` (cropped or padded as tonic ``CenterCrop``); with ``mean`` only every ``factor``-squared-th
+    event of each pooled pixel is kept (:func:`~functional.decimate`: counts as a camera of the model's
+    resolution would give). :meth:`fit` chooses it; ``pool(events)``."""
 
     sensor_size: tuple[int, int]
     out_size: tuple[int, int]
     roi: tuple[int, int, int, int]
     factor: int = 1
+    mean: bool = False
     kind: str = field(default="spatial_pool", init=False)
 
     def __post_init__(self):
@@ -284,21 +287,23 @@ class SpatialPool:
     @property
     def config(self) -> dict:
         return {"kind": self.kind, "sensor_size": list(self.sensor_size), "out_size": list(self.out_size),
-                "roi": list(self.roi), "factor": self.factor}
+                "roi": list(self.roi), "factor": self.factor, "mean": self.mean}
 
     def describe(self) -> str:
         x, y, w, h = self.roi
         (pw, ph), (ow, oh) = self.pooled_size, self.out_size
         fit = "" if (pw, ph) == (ow, oh) else (", centre-cropped" if pw >= ow and ph >= oh else ", centred")
-        return f"region {x},{y} {w}x{h} pooled {self.factor}x{self.factor} -> {pw}x{ph}{fit} into {ow}x{oh}"
+        how = "averaged" if self.mean and self.factor > 1 else "pooled"
+        return f"region {x},{y} {w}x{h} {how} {self.factor}x{self.factor} -> {pw}x{ph}{fit} into {ow}x{oh}"
 
     def __call__(self, events: np.ndarray) -> np.ndarray:
         if self.identity:
             return events
-        return F.pool_events(events, self.factor, self.roi, self.shift, self.out_size)
+        out = F.pool_events(events, self.factor, self.roi, self.shift, self.out_size)
+        return F.decimate(out, self.factor * self.factor) if self.mean and self.factor > 1 else out
 
     @classmethod
-    def fit(cls, sensor_size, out_size, roi=None, downscale=None) -> "SpatialPool | None":
+    def fit(cls, sensor_size, out_size, roi=None, downscale=None, mean=False) -> "SpatialPool | None":
         """The pool from a camera of ``sensor_size`` onto a model's ``out_size``: ``roi`` (None: the whole
         sensor, clipped to it), ``downscale`` an int factor, ``"auto"`` (the largest factor whose pooled
         region still covers ``out_size``: the region is then centre-cropped by less than one factor) or None
@@ -319,7 +324,7 @@ class SpatialPool:
             factor = max(1, min(region[2] // int(out_size[0]), region[3] // int(out_size[1])))
         else:
             factor = int(downscale)
-        return cls((sw, sh), out_size, region, factor)
+        return cls((sw, sh), out_size, region, factor, bool(mean))
 
 
 class Pooled:
