@@ -19,7 +19,7 @@ from evstream.streams import StreamConfig, build_stream, score_decisions
 def stream(data_dir):
     root = data_dir / "nmnist_small" / "train"
     recs, labels, sensor = split_recordings(StreamEvalConfig(model=str(DEMO_MODEL), root=str(root),
-                                                             labels=str(root / "labels.txt"), limit=6))
+                                                             labels=str(root / "labels.txt"), limit=5))
     assert tuple(sensor) == (34, 34)
     return build_stream(recs, labels, StreamConfig(gap_us=(0, 100_000), seed=1), sensor)
 
@@ -44,7 +44,7 @@ def score(stream, tmp_path, **live):
 
 def test_a_stream_in_a_bigger_camera_is_classified_as_well_with_a_region_and_downscaling(stream, tmp_path):
     base = score(stream, tmp_path)
-    assert base["scored"] >= 20 and base["accuracy"] >= 0.5, base  # the model does classify this stream
+    assert base["scored"] >= 15 and base["accuracy"] >= 0.5, base  # the model does classify this stream
     runs = {
         "640x480, roi, auto": (embed(stream, (640, 480), (301, 187)), dict(roi=(301, 187, 34, 34), downscale="auto")),
         # a 2x finer camera sees 4x the events: pooled as means they are what the model learned from
