@@ -39,8 +39,12 @@ def run(args) -> int:
                             "pipeline headless with `evstream run SOURCE`, or set QT_QPA_PLATFORM=offscreen")
     try:
         from app import main
+        from app.qtcheck import problem
     except ImportError as exc:  # PyQt6 / pyqtgraph missing: one line
         raise EvstreamError(f"the GUI needs PyQt6 and pyqtgraph ({exc})") from None
+    missing = problem()  # before Qt aborts the process on a missing platform library
+    if missing:
+        raise EvstreamError(missing)
     model = args.model or str(DEMO_MODEL)
     loop = args.loop if args.loop is not None else args.source is None
     from evstream.cli.run import live_options
