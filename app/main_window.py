@@ -22,7 +22,7 @@ FRAME_MS = 30  # frame timer: up to 33 frames per second (the target is 30)
 
 
 class MainWindow(QtWidgets.QMainWindow):
-    def __init__(self, source, model=None, config: LiveConfig | None = None, record_dir="recordings"):
+    def __init__(self, source, model=None, config: LiveConfig | None = None, record_dir="recordings", labels=None):
         super().__init__()
         self.setWindowTitle("evstream — spiking transformer, live")
         self.resize(1400, 860)
@@ -35,6 +35,8 @@ class MainWindow(QtWidgets.QMainWindow):
 
         self.events = EventPanel()
         self.prediction = PredictionPanel()
+        self.labels_source = str(source) if labels else None  # the labels belong to this source only
+        self.prediction.set_labels(labels)
         self.spikes = SpikePanel()
         self.energy = EnergyPanel()
         self.steps = StepsPanel()
@@ -170,6 +172,8 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # ------------------------------------------------------------------ records and errors
     def _opened(self, pipe):
+        if self.labels_source is not None and pipe.spec != self.labels_source:
+            self.prediction.set_labels(None)
         self.controls.apply_to(pipe)
         self.controls.show_source(pipe)
         for p in (self.prediction, self.spikes, self.energy, self.steps):
@@ -227,6 +231,9 @@ class MainWindow(QtWidgets.QMainWindow):
             p.latency.add("draw", self._last_tick + paint)
         records = p.drain(limit=4000)
         self._handle(records)
+        # the panels start over at a reset (seek, loop, slicing) or a new model: what came before it is stale
+        cut = max((i for i, r in enumerate(records) if r.kind in ("reset", "model")), default=-1)
+        records = records[cut + 1:]
         for panel in self.panels[:-1]:
             if records:
                 panel.consume(records)

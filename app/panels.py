@@ -237,10 +237,26 @@ class PredictionPanel(TimedView):
             self.conf_plot.addItem(line)
             self.marks.append(line)
         self.decision_text = TextLabel("", justify="left")
+        self.segments, self.right, self.scored, self.last_truth = None, 0, 0, None
         self.addItem(self.decision_text, row=2, col=0)
         self.ci.layout.setRowStretchFactor(0, 2)
         self.ci.layout.setRowStretchFactor(1, 3)
         self.set_classes([])
+
+    def set_labels(self, segments) -> None:
+        """The source's labelled spans (None: no ground truth): each decision is scored as `evstream run
+        --labels` does (the span covering >= 60 % of its window) and the running accuracy shown."""
+        self.segments = list(segments) if segments else None
+        self.right = self.scored = 0
+
+    def truth(self, rec):
+        """The true class of decision ``rec`` (None: no labels, or no labelled span covers its window)."""
+        from evstream.streams import truth_of
+
+        if not self.segments:
+            return None
+        seg = truth_of(self.segments, rec.t_us, rec.window_us)
+        return None if seg is None else seg.label
 
     def set_classes(self, classes):
         self.classes = list(classes)
@@ -257,6 +273,12 @@ class PredictionPanel(TimedView):
         self.decisions: deque = deque(maxlen=len(self.marks))
         self.last = None
         self.dirty = True
+        # nothing of the previous source or position stays on screen: bars, marks, the decision text
+        self.bars.setOpts(x=[], height=[], width=0.7)
+        self.top.setOpts(x=[], height=[], width=0.7)
+        for m in self.marks:
+            m.setVisible(False)
+        _set_text(self.decision_text, "")
         self.bars_plot.getAxis("bottom").setTicks(_ticks(self.classes))
         self.bars_plot.setXRange(-0.5, max(k, 1) - 0.5, padding=0)
 
@@ -273,8 +295,13 @@ class PredictionPanel(TimedView):
                 self.n += 1
                 self.dirty = True
             elif kind == "decision":
-                self.decisions.append((r.t_us, self.steps[(self.n - 1) % STEP_HISTORY] if self.n else 0, r))
+                true = self.truth(r)
+                if true is not None:
+                    self.scored += 1
+                    self.right += str(r.class_name) == true
+                self.decisions.append((r.t_us, self.steps[(self.n - 1) % STEP_HISTORY] if self.n else 0, r, true))
                 self.last = r
+                self.last_truth = true
                 self.dirty = True
 
     def draw(self, pipe):
@@ -309,13 +336,23 @@ class PredictionPanel(TimedView):
                 line.setVisible(False)
                 continue
             line.setPos(item[1] - now_step)
-            line.label.setFormat(str(item[2].class_name))
+            true = item[3]
+            line.label.setFormat(str(item[2].class_name) + ("" if true is None else
+                                                            " ✓" if str(item[2].class_name) == true else f" ≠{true}"))
             line.setVisible(True)
         if self.last:
             r = self.last
             tops = "  ".join(f"{c} {p:.2f}" for c, p in r.top)
+            truth = ""
+            if self.segments:
+                true = self.last_truth
+                mark = "–" if true is None else ("<span style='color:#7fd37f'>right</span>" if str(r.class_name) == true
+                                                 else "<span style='color:#ff7070'>wrong</span>")
+                acc = f"{self.right / self.scored:.2f}" if self.scored else "–"
+                truth = (f"<br>true class <b>{true if true is not None else 'none (between labels)'}</b>: {mark}"
+                         f" · running accuracy {self.right}/{self.scored} = {acc}")
             _set_text(self.decision_text, f"decision #{r.decision}: <b>{r.class_name}</b> at {r.t_us / 1e6:.2f} s, "
-                                          f"{r.timesteps} timesteps ({r.reason})<br>top: {tops}")
+                                          f"{r.timesteps} timesteps ({r.reason})<br>top: {tops}{truth}")
 
 
 class SpikePanel(TimedView):

@@ -263,3 +263,43 @@ def QtCore_point(x, y):
     from PyQt6 import QtCore
 
     return QtCore.QPointF(x, y)
+
+
+def test_labels_show_the_true_class_and_a_running_accuracy(qapp, qtbot):
+    """Issue 17 (5): `evstream gui --labels CSV`: the true class beside each decision, the running accuracy;
+    a seek leaves no old bars or decision text behind (6)."""
+    from app.main_window import MainWindow
+    from evstream.cli.run import labels_segments, read_labels
+    from evstream.streams import truth_of
+
+    segs = labels_segments(read_labels(DEMO_RECORDING.with_suffix(".labels.csv")))
+    w = MainWindow(str(DEMO_RECORDING), str(DEMO_MODEL), LiveConfig(loop=True, speed=2.0), record_dir="/tmp",
+                   labels=segs)
+    w.show()
+    try:
+        qtbot.waitUntil(lambda: w.prediction.scored >= 3, timeout=30000)
+        pr = w.prediction
+        qtbot.waitUntil(lambda: "running accuracy" in pr.decision_text.text, timeout=5000)
+        kept = [d for d in pr.decisions]
+        for _, _, rec, true in kept:  # each decision's truth is the labelled span covering its window
+            seg = truth_of(segs, rec.t_us, rec.window_us)
+            assert true == (seg.label if seg else None)
+        assert 0 <= pr.right <= pr.scored
+        assert any(m.isVisible() and ("✓" in m.label.format or "≠" in m.label.format) for m in pr.marks)
+        w.pipe.pause()
+        w.pipe.seek(1_000_000)
+        qtbot.waitUntil(lambda: pr.n == 0, timeout=5000)  # the reset record arrived
+        assert pr.decision_text.text == "" and len(pr.bars.opts["height"]) == 0
+        assert not any(m.isVisible() for m in pr.marks)
+    finally:
+        w.close()
+
+
+def test_gui_labels_flag_checks_the_csv_before_opening_a_window(tmp_path, capsys):
+    from evstream.cli import main
+
+    bad = tmp_path / "l.csv"
+    bad.write_text("a,b\n1,2\n")
+    assert main(["gui", "--labels", str(bad), "--duration", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "l.csv" in err and "t_start_us" in err

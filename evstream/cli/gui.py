@@ -23,6 +23,9 @@ def add_arguments(p):
     p.add_argument("--view", default="frames", choices=list(VIEWS))
     p.add_argument("--record-dir", default="recordings", help="where 'Record session' writes (default recordings/)")
     p.add_argument("--duration", type=float, default=None, help="close the window after this many seconds")
+    p.add_argument("--labels", default=None,
+                   help="CSV with t_start_us, t_end_us and a label/digit column (as `evstream run --labels`): the "
+                        "true class beside each decision and the running accuracy")
 
 
 def run(args) -> int:
@@ -49,5 +52,8 @@ def run(args) -> int:
     loop = args.loop if args.loop is not None else args.source is None
     from evstream.cli.run import live_options
 
+    from evstream.cli.run import labels_segments, read_labels
+
     config = LiveConfig(speed=args.speed or None, loop=loop, view=args.view, **live_options(args))
-    return main(args.source, model, config, record_dir=args.record_dir, duration_s=args.duration)
+    labels = labels_segments(read_labels(args.labels)) if args.labels else None  # bad CSV: one line, no window
+    return main(args.source, model, config, record_dir=args.record_dir, duration_s=args.duration, labels=labels)
