@@ -12,10 +12,47 @@ from pathlib import Path
 
 from PyQt6 import QtCore, QtWidgets
 
+from app.menus import view_name
 from evstream.live import VIEWS
 from evstream.paths import MODELS
 
 SPEEDS = [("0.25x", 0.25), ("0.5x", 0.5), ("1x (real time)", 1.0), ("2x", 2.0), ("4x", 4.0), ("max", None)]
+
+
+class AbsoluteClickStyle(QtWidgets.QProxyStyle):
+    """A click on a slider's track moves the handle there (not one page towards it)."""
+
+    def styleHint(self, hint, option=None, widget=None, data=None):
+        if hint == QtWidgets.QStyle.StyleHint.SH_Slider_AbsoluteSetButtons:
+            return QtCore.Qt.MouseButton.LeftButton.value
+        return super().styleHint(hint, option, widget, data)
+
+
+class SeekSlider(QtWidgets.QSlider):
+    """The position in a recording (ms): dragging the handle, a click on the track, the arrow keys (1 s), Page
+    Up/Down (10 s), Home/End all ask for a seek (``seek_requested``) when the user lets go."""
+
+    seek_requested = QtCore.pyqtSignal(int)
+    KEY_ACTIONS = (QtWidgets.QAbstractSlider.SliderAction.SliderSingleStepAdd,
+                   QtWidgets.QAbstractSlider.SliderAction.SliderSingleStepSub,
+                   QtWidgets.QAbstractSlider.SliderAction.SliderPageStepAdd,
+                   QtWidgets.QAbstractSlider.SliderAction.SliderPageStepSub,
+                   QtWidgets.QAbstractSlider.SliderAction.SliderToMinimum,
+                   QtWidgets.QAbstractSlider.SliderAction.SliderToMaximum)
+
+    def __init__(self, parent=None):
+        super().__init__(QtCore.Qt.Orientation.Horizontal, parent)
+        self._style = AbsoluteClickStyle(self.style().name())
+        self.setStyle(self._style)
+        self.setSingleStep(1000)
+        self.setPageStep(10_000)
+        self.setFocusPolicy(QtCore.Qt.FocusPolicy.StrongFocus)
+        self.sliderReleased.connect(lambda: self.seek_requested.emit(self.value()))
+        self.actionTriggered.connect(self._action)
+
+    def _action(self, action):
+        if QtWidgets.QAbstractSlider.SliderAction(action) in self.KEY_ACTIONS and not self.isSliderDown():
+            self.seek_requested.emit(self.sliderPosition())  # the new position; value() follows after this
 
 
 class ControlPanel(QtWidgets.QWidget):
@@ -57,8 +94,9 @@ class ControlPanel(QtWidgets.QWidget):
         self.step_btn = QtWidgets.QPushButton("Step")
         g.addWidget(self.play_btn, 0, 0)
         g.addWidget(self.step_btn, 0, 1)
-        self.seek = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
+        self.seek = SeekSlider()
         self.seek.setRange(0, 0)
+        self.seek.setToolTip("position: drag, click on the track, or use the arrow keys (1 s) / Page Up, Down (10 s)")
         g.addWidget(self.seek, 1, 0, 1, 2)
         self.pos_label = QtWidgets.QLabel("0.00 s")
         g.addWidget(self.pos_label, 2, 0)
@@ -66,7 +104,8 @@ class ControlPanel(QtWidgets.QWidget):
         g.addWidget(self.loop, 2, 1)
         g.addWidget(QtWidgets.QLabel("speed"), 3, 0)
         self.speed = QtWidgets.QComboBox()
-        for name, _ in SPEEDS:
+        self.speeds = list(SPEEDS)
+        for name, _ in self.speeds:
             self.speed.addItem(name)
         self.speed.setCurrentIndex(2)
         g.addWidget(self.speed, 3, 1)
@@ -85,7 +124,8 @@ class ControlPanel(QtWidgets.QWidget):
         g.addWidget(QtWidgets.QLabel("event view"), 1, 0)
         self.view = QtWidgets.QComboBox()
         for v in VIEWS:
-            self.view.addItem(v)
+            self.view.addItem(view_name(v), v)
+        self.view.setToolTip("what the event view draws (display only: the model gets what it was trained on)")
         g.addWidget(self.view, 1, 1)
         return box
 
@@ -157,11 +197,11 @@ class ControlPanel(QtWidgets.QWidget):
         self.webcam_btn.clicked.connect(lambda: w.open_source("webcam:0"))
         self.play_btn.clicked.connect(self.toggle_play)
         self.step_btn.clicked.connect(lambda: w.pipe and w.pipe.step())
-        self.seek.sliderReleased.connect(lambda: w.pipe and w.pipe.seek(self.seek.value() * 1000))
+        self.seek.seek_requested.connect(lambda ms: w.pipe and w.pipe.seek(ms * 1000))
         self.loop.toggled.connect(lambda b: w.pipe and w.pipe.set_loop(b))
-        self.speed.currentIndexChanged.connect(lambda i: w.pipe and w.pipe.set_speed(SPEEDS[i][1]))
+        self.speed.currentIndexChanged.connect(lambda i: w.pipe and w.pipe.set_speed(self.speeds[i][1]))
         self.slice_ms.valueChanged.connect(lambda v: w.pipe and w.pipe.set_slicing(slice_ms=v))
-        self.view.currentTextChanged.connect(lambda v: w.pipe and w.pipe.set_view(v))
+        self.view.currentIndexChanged.connect(lambda i: w.pipe and w.pipe.set_view(self.view.itemData(i)))
         self.model.activated.connect(self._model_chosen)
         self.model_browse.clicked.connect(w.open_model_dialog)
         self.mode.activated.connect(lambda i: w.pipe and w.pipe.set_mode(self.mode.itemText(i)))
@@ -173,6 +213,24 @@ class ControlPanel(QtWidgets.QWidget):
         self.record_btn.toggled.connect(w.set_recording)
         self.downscale.valueChanged.connect(lambda v: w.set_region(w.pipe.config.roi if w.pipe else None))
         self.whole_btn.clicked.connect(lambda: w.set_region(None))
+
+    def set_speed(self, speed):
+        """Show ``speed`` (x real time; None: as fast as possible) in the box, adding it when it is not listed."""
+        for i, (_, v) in enumerate(self.speeds):
+            if v == speed or (v is not None and speed is not None and abs(v - speed) < 1e-9):
+                self.speed.setCurrentIndex(i)
+                return
+        self.speeds.append((f"{speed:g}x", speed))
+        self.speed.addItem(self.speeds[-1][0])
+        self.speed.setCurrentIndex(len(self.speeds) - 1)
+
+    def set_view(self, kind: str) -> None:
+        self.view.setCurrentIndex(self.view.findData(kind))
+
+    def step_speed(self, direction: int) -> None:
+        """The next listed speed up (+1) or down (-1); "max" stays the fastest."""
+        i = min(max(self.speed.currentIndex() + direction, 0), self.speed.count() - 1)
+        self.speed.setCurrentIndex(i)
 
     def downscale_value(self):
         return self.downscale.value() or "auto"
@@ -251,7 +309,7 @@ class ControlPanel(QtWidgets.QWidget):
         pipe.set(steps_per_slice=self.steps.value(), max_steps=self.max_steps.value() or None,
                  early_exit=self.early_thr.value() if self.early.isChecked() else None,
                  mask_ratio=self.mask.value() / 100)
-        pipe.set_view(self.view.currentText())
+        pipe.set_view(self.view.currentData())
 
     def update_position(self, pipe):
         """Called every frame; widgets are touched only when what they show changes (4 Hz for the time)."""

@@ -13,6 +13,7 @@ from pathlib import Path
 from PyQt6 import QtCore, QtWidgets
 
 from app.controls import ControlPanel
+from app.menus import build_menus
 from app.panels import (METER, EnergyPanel, EventPanel, PredictionPanel, SpikePanel, StatsPanel, StepsPanel)
 from app.worker import PipelineWorker
 from evstream.errors import EvstreamError
@@ -72,6 +73,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.addDockWidget(QtCore.Qt.DockWidgetArea.LeftDockWidgetArea, dock)
         self._init_controls(self.worker.config)
 
+        self.actions_by_name = build_menus(self)
         self.frames = 0
         self._last_tick = None
         self.timer = QtCore.QTimer(self)
@@ -92,7 +94,10 @@ class MainWindow(QtWidgets.QMainWindow):
         if cfg.mask_ratio:
             c.mask.setValue(int(round(cfg.mask_ratio * 100)))
         c.loop.setChecked(bool(cfg.loop))
-        c.view.setCurrentText(cfg.view)
+        c.speed.blockSignals(True)  # the box says the speed the pipeline starts with (--speed 0.25: 0.25x)
+        c.set_speed(cfg.speed)
+        c.speed.blockSignals(False)
+        c.set_view(cfg.view)
         c.downscale.blockSignals(True)  # the flag's factor; no region change at start-up
         c.downscale.setValue(cfg.downscale if isinstance(cfg.downscale, int) else 0)
         c.downscale.blockSignals(False)
@@ -149,6 +154,21 @@ class MainWindow(QtWidgets.QMainWindow):
         if p.lm is None and self.worker.model_path:
             self.statusBar().showMessage(f"loading {self.worker.model_path}…")
             p.load_model(self.worker.model_path)
+
+    def seek_by(self, seconds: float) -> None:
+        p = self.pipe
+        if p is None or p.is_live:
+            return
+        t = min(max(0, p.position_us + int(seconds * 1e6)), max(0, p.duration_us - 1))
+        p.seek(t)
+
+    def show_help(self, html: str, title: str = "Keyboard shortcuts") -> None:
+        box = QtWidgets.QMessageBox(QtWidgets.QMessageBox.Icon.Information, title, html,
+                                    QtWidgets.QMessageBox.StandardButton.Ok, self)
+        box.setTextFormat(QtCore.Qt.TextFormat.RichText)
+        box.setModal(False)
+        box.show()
+        self.help_box = box
 
     def no_model_text(self) -> str:
         why = self.model_problem or "no checkpoint is loaded"

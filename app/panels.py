@@ -204,7 +204,9 @@ class EventPanel(TimedView):
         self.show_region(pipe.region)
         pos = pipe.position_us / 1e6
         dur = f" / {pipe.duration_us / 1e6:.2f}" if pipe.duration_us else ""
-        _set_text(self.title, f"{pipe.view.kind} · {pipe.sensor_size[0]}x{pipe.sensor_size[1]} · {pos:.1f}{dur} s")
+        from app.menus import view_name
+
+        _set_text(self.title, f"{view_name(pipe.view.kind)} · {pipe.sensor_size[0]}x{pipe.sensor_size[1]} · {pos:.1f}{dur} s")
 
 
 class PredictionPanel(TimedView):

@@ -74,14 +74,14 @@ def test_mask_ratio_and_event_view(win, qtbot):
     assert win.pipe.config.mask_ratio == 0.5 and "0.50" in c.mask_label.text()
     c.mask.setValue(0)
     before = win.pipe.view.kind
-    c.view.setCurrentText("sae")
+    c.set_view("sae")
     assert before == "frames" and win.pipe.view.kind == "sae"
     qtbot.waitUntil(lambda: win.pipe.view.planes().max() > 0, timeout=5000)
     planes = win.pipe.view.planes()
     assert planes.shape == (2, 34, 34) and 0 <= planes.min() and planes.max() <= 1
-    c.view.setCurrentText("time_surface")
+    c.set_view("time_surface")
     assert win.pipe.view.kind == "time_surface"
-    c.view.setCurrentText("frames")
+    c.set_view("frames")
 
 
 def test_model_swap_and_a_checkpoint_that_does_not_fit(win, qtbot, tmp_path):
@@ -106,6 +106,54 @@ def test_model_swap_and_a_checkpoint_that_does_not_fit(win, qtbot, tmp_path):
     win.controls.model.setCurrentIndex(i)
     win.controls.model.activated.emit(i)  # back to the shipped model through the picker
     qtbot.waitUntil(lambda: win.pipe.lm.path == str(DEMO_MODEL), timeout=10000)
+
+
+def test_menus_shortcuts_speed_box_and_seek_slider(win, qtbot):
+    """Issue 17 (6, 8): File/Playback/View/Help, Space, arrows, +/-; a click on the seek track seeks."""
+    from PyQt6 import QtCore
+
+    assert [a.text().replace("&", "") for a in win.menuBar().actions()] == ["File", "Playback", "View", "Help"]
+    from PyQt6 import QtWidgets
+
+    win.raise_()
+    win.activateWindow()
+    qtbot.waitUntil(lambda: QtWidgets.QApplication.activeWindow() is win, timeout=5000)  # window shortcuts
+    win.setFocus()
+    c, p = win.controls, win.pipe
+    qtbot.waitUntil(lambda: not p.paused, timeout=5000)
+    qtbot.keyClick(win, QtCore.Qt.Key.Key_Space)
+    qtbot.waitUntil(lambda: p.paused, timeout=5000)
+    c.seek.setFocus()  # the slider's own keys: Right = +1 s
+    qtbot.waitUntil(lambda: p.position_us > 0, timeout=5000)
+    start = c.seek.value()
+    qtbot.keyClick(c.seek, QtCore.Qt.Key.Key_Right)
+    qtbot.waitUntil(lambda: abs(p.position_us / 1000 - (start + 1000)) < 60, timeout=5000)
+    win.setFocus()
+    at = p.position_us
+    qtbot.keyClick(win, QtCore.Qt.Key.Key_Left)  # the window's shortcut: back 1 s
+    qtbot.waitUntil(lambda: abs(p.position_us - (at - 1_000_000)) < 60_000, timeout=5000)
+    r = c.seek.rect()
+    qtbot.mouseClick(c.seek, QtCore.Qt.MouseButton.LeftButton, pos=QtCore.QPoint(int(r.width() * 0.75), r.height() // 2))
+    dur = p.duration_us
+    qtbot.waitUntil(lambda: abs(p.position_us - 0.75 * dur) < 0.1 * dur, timeout=5000)  # jumps to the click
+    speed = c.speed.currentText()
+    qtbot.keyClick(win, QtCore.Qt.Key.Key_Minus)
+    assert c.speed.currentText() != speed
+    qtbot.waitUntil(lambda: p.config.speed == c.speeds[c.speed.currentIndex()][1], timeout=5000)
+    qtbot.keyClick(win, QtCore.Qt.Key.Key_Plus)
+    assert c.speed.currentText() == speed
+    c.set_speed(0.25)
+    assert c.speed.currentText() == "0.25x"
+    c.set_speed(0.3)
+    assert c.speed.currentText() == "0.3x"
+    c.set_speed(1.0)
+    assert all(" " not in c.view.itemText(i) or "_" not in c.view.itemText(i) for i in range(c.view.count()))
+    assert "sae" not in [c.view.itemText(i) for i in range(c.view.count())]
+    from app.menus import about_text, shortcuts_text
+
+    assert "torch" in about_text() and "PyQt6" in about_text() and "Space" in shortcuts_text(win.actions_by_name)
+    qtbot.keyClick(win, QtCore.Qt.Key.Key_Space)
+    qtbot.waitUntil(lambda: not p.paused, timeout=5000)
 
 
 def test_record_session(win, qtbot):
@@ -277,6 +325,7 @@ def test_labels_show_the_true_class_and_a_running_accuracy(qapp, qtbot):
                    labels=segs)
     w.show()
     try:
+        assert w.controls.speed.currentText() == "2x"  # the box says the speed it plays at
         qtbot.waitUntil(lambda: w.prediction.scored >= 3, timeout=30000)
         pr = w.prediction
         qtbot.waitUntil(lambda: "running accuracy" in pr.decision_text.text, timeout=5000)
