@@ -31,7 +31,7 @@ import time
 from collections import deque
 from pathlib import Path
 
-from evstream.errors import CheckpointError, EvstreamError
+from evstream.errors import CheckpointError, EvstreamError, FormatError
 from evstream.live.config import LIVE_SETTINGS, LiveConfig, parse_downscale, parse_roi
 from evstream.live.model import LoadedModel, check_fit, load_model
 from evstream.live.queue import END, SliceQueue
@@ -57,6 +57,9 @@ class Pipeline:
         self.spec = str(source)
         self._out: deque | None = deque(maxlen=cfg.outbox)
         self.outbox_overflow = 0
+        # a recording that is not there says so at once, before the model loads (seconds)
+        if not self.spec.startswith(("tcp://", "camera", "webcam")) and not Path(self.spec).exists():
+            raise FormatError("no such file", where=self.spec)
         # the checkpoint first: a live stream starts flowing as soon as it is opened
         lm = load_model(model, None, mode=cfg.mode, mask_ratio=cfg.mask_ratio, seed=cfg.seed, decay=cfg.decay) \
             if model is not None else None
