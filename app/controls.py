@@ -182,9 +182,11 @@ class ControlPanel(QtWidgets.QWidget):
         self.early_thr.setValue(0.9)
         g.addWidget(self.early_thr, 4, 1)
         self.mask_label = QtWidgets.QLabel("mask ratio 0.00")
+        self.mask_label.setToolTip("Random Spike Masking: the share of Q, K and attention spikes dropped (saves energy)")
         g.addWidget(self.mask_label, 5, 0, 1, 2)
         self.mask = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
         self.mask.setRange(0, 95)
+        self.mask.setToolTip(self.mask_label.toolTip())
         g.addWidget(self.mask, 6, 0, 1, 2)
         return box
 
@@ -251,7 +253,7 @@ class ControlPanel(QtWidgets.QWidget):
             self.window.pipe.set(early_exit=self.early_thr.value() if self.early.isChecked() else None)
 
     def _mask_changed(self, v):
-        self.mask_label.setText(f"mask ratio {v / 100:.2f} (Q, K, attention spikes)")
+        self.mask_label.setText(f"mask ratio {v / 100:.2f}")
         if self.window.pipe:
             self.window.pipe.set(mask_ratio=v / 100)
 

@@ -227,14 +227,16 @@ class PredictionPanel(TimedView):
         self.conf_plot.setYRange(0, 1, padding=0.02)
         self.conf_plot.setMouseEnabled(False, False)
         self.conf_plot.setLabel("bottom", "timesteps ago")
+        self.conf_plot.setLabel("left", "confidence")
         self.conf_plot.setXRange(-STEP_HISTORY + 1, 0, padding=0.01)  # fixed: no axis re-layout per frame
         self.conf_plot.enableAutoRange(False)
+        self.bars_plot.setLabel("left", "probability")
         self.threshold = pg.InfiniteLine(angle=0, pen=pg.mkPen("#888", style=QtCore.Qt.PenStyle.DotLine))
         self.conf_plot.addItem(self.threshold)
         self.marks = []
-        for _ in range(12):
+        for i in range(12):  # labels at three heights, so those of close decisions do not overlap
             line = pg.InfiniteLine(angle=90, pen=pg.mkPen("#e8e8e8", style=QtCore.Qt.PenStyle.DashLine),
-                                   label="", labelOpts={"position": 0.92, "color": "#f0f0f0"})
+                                   label="", labelOpts={"position": (0.95, 0.86, 0.77)[i % 3], "color": "#f0f0f0"})
             line.setVisible(False)
             self.conf_plot.addItem(line)
             self.marks.append(line)
@@ -263,12 +265,19 @@ class PredictionPanel(TimedView):
     def set_classes(self, classes):
         self.classes = list(classes)
         k = len(self.classes)
-        self.conf_plot.clear()
+        self.conf_plot.clear()  # the legend too
+        if self.conf_plot.legend is None:
+            self.conf_plot.addLegend(offset=(-4, 2), labelTextSize="7pt", verSpacing=-6,
+                                     brush=pg.mkBrush(17, 20, 24, 200))
+        self.conf_plot.legend.setColumnCount(max(1, min(k, 5)))
         self.conf_plot.addItem(self.threshold)
         for m in self.marks:
             self.conf_plot.addItem(m)
-        self.curves = [self.conf_plot.plot(pen=pg.mkPen(pg.intColor(i, max(k, 1)), width=1), skipFiniteCheck=True)
-                       for i in range(k)]
+        self.curves = [self.conf_plot.plot(pen=pg.mkPen(pg.intColor(i, max(k, 1)), width=1), skipFiniteCheck=True,
+                                           name=str(self.classes[i])) for i in range(k)]
+        self.conf_plot.disableAutoRange()
+        self.conf_plot.setXRange(-STEP_HISTORY + 1, 0, padding=0.01)
+        self.conf_plot.setYRange(0, 1, padding=0.02)
         self.probs = np.zeros((STEP_HISTORY, k), np.float32)
         self.steps = np.zeros(STEP_HISTORY, np.int64)
         self.n = 0
@@ -370,9 +379,16 @@ class SpikePanel(TimedView):
         self.heat_plot.addItem(self.heat)
         self.heat_plot.invertY(True)
         self.heat_plot.disableAutoRange()
+        self.heat_plot.setLabel("bottom", "timesteps ago")
+        self.heat_plot.setLabel("left", "block (modules)")
+        self.colorbar = pg.ColorBarItem(values=(0, 0.05), colorMap=pg.colormap.get("inferno"), interactive=False,
+                                        width=10, label="spikes / neuron / step")
+        self.colorbar.setImageItem(self.heat, insert_in=self.heat_plot)
         self.block_plot = self.addPlot(row=1, col=0, title="mean spike rate per block")
         self.block_plot.setMouseEnabled(False, False)
         self.block_plot.disableAutoRange()
+        self.block_plot.setLabel("left", "spike rate")
+        self.block_plot.getAxis("left").enableAutoSIPrefix(False)
         self._yr = {}
         self.block_bars = pg.BarGraphItem(x=[], height=[], width=0.7, brush="#d05a5a")
         self.block_plot.addItem(self.block_bars)
@@ -393,12 +409,17 @@ class SpikePanel(TimedView):
         for i, m in enumerate(self.modules):
             first.setdefault(block_of(m), i)
             size[block_of(m)] = size.get(block_of(m), 0) + 1
-        # one label per block of several modules (single-module blocks like a patch merge stay unlabelled)
-        self.heat_plot.getAxis("left").setTicks([[(i + 0.5, _short(b)) for b, i in first.items()
-                                                  if size[b] > 1 or b in (self.blocks[0], self.blocks[-1])]])
+        # one label per block, where it has room: at least 3 module rows below the previous label
+        ticks, last = [], -99
+        for b, i in first.items():
+            if i - last >= 3 or (size[b] > 1 and not ticks):
+                ticks.append((i + 0.5, _short(b)))
+                last = i
+        self.heat_plot.getAxis("left").setTicks([ticks])
         self.block_plot.getAxis("bottom").setTicks([[(i, _short(b)) for i, b in enumerate(self.blocks)]])
         self.block_plot.setXRange(-0.5, max(len(self.blocks), 1) - 0.5, padding=0)
-        self.heat_plot.setRange(xRange=(0, STEP_HISTORY), yRange=(0, max(len(self.modules), 1)), padding=0)
+        self.heat.setRect(QtCore.QRectF(-STEP_HISTORY, 0, STEP_HISTORY, max(len(self.modules), 1)))
+        self.heat_plot.setRange(xRange=(-STEP_HISTORY, 0), yRange=(0, max(len(self.modules), 1)), padding=0)
 
     def reset(self):
         self.set_modules(self.modules)
@@ -423,7 +444,12 @@ class SpikePanel(TimedView):
         order = np.arange(self.n - n, self.n) % STEP_HISTORY
         img = np.zeros_like(self.rates)
         img[:, STEP_HISTORY - n:] = self.rates[:, order]
-        self.heat.setImage(img, autoLevels=False, levels=(0, max(0.05, float(img.max()) if n else 1.0)))
+        top = max(0.05, float(img.max()) if n else 1.0)
+        self.heat.setImage(img, autoLevels=False, levels=(0, top), rect=QtCore.QRectF(
+            -STEP_HISTORY, 0, STEP_HISTORY, max(len(self.modules), 1)))
+        if abs(top - getattr(self, "_top", -1)) > 0.1 * top:
+            self._top = top
+            self.colorbar.setLevels((0, top))
         recent = self.rates[:, order[-50:]].mean(1) if n else np.zeros(len(self.modules))
         per_block = np.bincount(self.block_idx, weights=recent, minlength=len(self.blocks)) / \
             np.maximum(np.bincount(self.block_idx, minlength=len(self.blocks)), 1)
@@ -440,11 +466,15 @@ class EnergyPanel(TimedView):
         self.plot = self.addPlot(row=0, col=0, title="energy (µJ, log scale)")
         self.plot.setMouseEnabled(False, False)
         self.plot.getAxis("left").setTicks([[(k, f"{10.0 ** k:g}") for k in range(-1, 9)]])
-        self.snn = pg.BarGraphItem(x=[0, 2], height=[0, 0], width=0.8, brush="#4fb36a", name="SNN")
-        self.ann = pg.BarGraphItem(x=[0.85, 2.85], height=[0, 0], width=0.8, brush="#8a8f98", name="ANN")
+        self.snn = pg.BarGraphItem(x=[0, 2], height=[0, 0], width=0.8, brush="#4fb36a", name="spiking (SNN)")
+        self.ann = pg.BarGraphItem(x=[0.85, 2.85], height=[0, 0], width=0.8, brush="#8a8f98", name="same net as ANN")
+        self.snn.setVisible(False)
+        self.ann.setVisible(False)
+        self.plot.addLegend(offset=(4, 2), labelTextSize="8pt", brush=pg.mkBrush(17, 20, 24, 200))
         self.plot.addItem(self.snn)
         self.plot.addItem(self.ann)
-        self.plot.getAxis("bottom").setTicks([[(0.43, "per decision"), (2.43, "per second")]])
+        self.plot.setLabel("left", "µJ")
+        self.plot.getAxis("bottom").setTicks([[(0.43, "per decision"), (2.43, "per second of stream")]])
         self.plot.setXRange(-0.6, 3.5, padding=0)
         self.plot.disableAutoRange()
         self.text = TextLabel("waiting for the first decision…", justify="left")
@@ -467,11 +497,13 @@ class EnergyPanel(TimedView):
         if now - getattr(self, "_t", 0.0) < 0.25:  # numbers at 4 Hz
             return
         self._t = now
-        if self.last is None:
-            self.snn.setOpts(height=[0, 0], y0=-1)
-            self.ann.setOpts(height=[0, 0], y0=-1)
-            _set_text(self.text, "waiting for the first decision…")
+        if self.last is None:  # nothing drawn before there is something to compare
+            self.snn.setVisible(False)
+            self.ann.setVisible(False)
+            _set_text(self.text, "waiting for the first decision…" if pipe.lm is not None else "")
             return
+        self.snn.setVisible(True)
+        self.ann.setVisible(True)
         ann = self.last.ann_energy_uJ
         snn_dec = self.last.energy_uJ
         span = (self.recent[-1][0] - self.recent[0][0]) / 1e6 if len(self.recent) > 1 else 0.0
@@ -486,15 +518,33 @@ class EnergyPanel(TimedView):
         if abs(top - getattr(self, "_top", -99)) > 0.2:
             self._top = top
             self.plot.setYRange(-1, top + 0.3, padding=0)
-        arch = (pipe.lm.info().arch if pipe.lm is not None else "model")
-        ratio = snn_dec / ann if ann else float("nan")
-        words = f"{1 / ratio:.1f}x less energy than" if ratio < 1 else f"{ratio:.1f}x the energy of"
+        name = model_name(pipe.lm)
+        if ann > 0 and snn_dec > 0:
+            ratio = snn_dec / ann
+            words = f"{1 / ratio:.1f}x less energy than" if ratio < 1 else f"{ratio:.1f}x the energy of"
+        else:
+            words = "compared with"
+        per_s = (f"at {rate:.1f} decisions per second of stream: spiking {snn_s:.0f} µJ/s, ANN {ann * rate:.0f} µJ/s"
+                 if rate > 0 else "per second: after the second decision")
         _set_text(self.text,
-            f"<span style='color:#4fb36a'>spiking {arch}</span>: {snn_dec:.1f} µJ for the last decision "
-            f"({self.last.timesteps} timesteps): {words} the same network as an "
-            f"<span style='color:#aab'>ANN</span> ({ann:.1f} µJ per decision)<br>"
-            f"at {rate:.1f} decisions/s: SNN {snn_s:.0f} µJ/s, ANN {ann * rate:.0f} µJ/s "
-            f"(45 nm estimates: 0.9 pJ per synaptic op, 4.6 pJ per MAC)")
+            f"<span style='color:#4fb36a'>spiking {name}</span>: {snn_dec:.1f} µJ for the last decision "
+            f"({self.last.timesteps} timesteps), {words} the same network as an "
+            f"<span style='color:#aab'>ANN</span> ({ann:.1f} µJ per decision)<br>{per_s}<br>"
+            f"<span style='color:#889'>estimates for 45 nm chips: 0.9 pJ per spike delivered, 4.6 pJ per "
+            f"multiply-add</span>")
+
+
+ARCH_NAMES = {"mst": "Masked Spiking Transformer", "spikformer": "Spikformer"}
+MODE_NAMES = {"mst": "IF neurons", "ecmt": "ECMT neurons", "spikformer": "LIF neurons"}
+
+
+def model_name(lm) -> str:
+    """The running model in words: its architecture and how it spikes (a checkpoint's arch and mode)."""
+    if lm is None:
+        return "model"
+    arch = getattr(lm.model, "arch", "") or ""
+    mode = MODE_NAMES.get(lm.mode, lm.mode)
+    return f"{ARCH_NAMES.get(arch, arch or 'model')} ({mode})"
 
 
 class StepsPanel(TimedView):
@@ -506,6 +556,8 @@ class StepsPanel(TimedView):
         self.plot.setMouseEnabled(False, False)
         self.plot.disableAutoRange()
         self.plot.setXRange(-0.6, DECISION_HISTORY - 0.4, padding=0)
+        self.plot.setLabel("left", "timesteps")
+        self.plot.setLabel("bottom", f"the last {DECISION_HISTORY} decisions (oldest left)")
         self._yr = {}
         self.bars = pg.BarGraphItem(x=[], height=[], width=0.8, brushes=[])
         self.plot.addItem(self.bars)

@@ -352,3 +352,45 @@ def test_gui_labels_flag_checks_the_csv_before_opening_a_window(tmp_path, capsys
     assert main(["gui", "--labels", str(bad), "--duration", "1"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "l.csv" in err and "t_start_us" in err
+
+
+def test_plots_say_what_they_show_and_nothing_before_data(qapp, qtbot):
+    """Issue 17 (4, 7): before any decision the energy panel draws no bars and no 'nan'; after, the model is
+    named in words; the plots have legends, axis titles, a colour bar and fixed x ranges."""
+    from app.main_window import MainWindow
+
+    w = MainWindow(str(DEMO_RECORDING), str(DEMO_MODEL), LiveConfig(loop=True), record_dir="/tmp")
+    w.show()
+    try:
+        e = w.energy
+        e.draw(w.pipe) if w.pipe else None
+        assert not e.snn.isVisible() and not e.ann.isVisible() and "nan" not in e.text.text
+        qtbot.waitUntil(lambda: w.pipe is not None and e.last is not None, timeout=30000)
+        qtbot.waitUntil(lambda: e.snn.isVisible() and "µJ" in e.text.text, timeout=5000)
+        text = e.text.text
+        assert "Masked Spiking Transformer (ECMT neurons)" in text and "nan" not in text and "α" not in text
+        assert "MST power" not in text and [n.text for _, n in e.plot.legend.items] == ["spiking (SNN)",
+                                                                                       "same net as ANN"]
+        pr = w.prediction
+        assert [n.text for _, n in pr.conf_plot.legend.items] == [str(i) for i in range(10)]
+        qtbot.waitUntil(lambda: pr.n > 5, timeout=10000)
+        qtbot.wait(200)
+        (x0, x1), _ = pr.conf_plot.viewRange()
+        assert x0 < -290 and x1 >= 0  # the whole history, however few steps there are yet
+        sp = w.spikes
+        assert sp.heat_plot.getAxis("bottom").labelText == "timesteps ago" and sp.colorbar is not None
+        assert w.steps.plot.getAxis("left").labelText == "timesteps"
+        labels = [t for _, t in sp.heat_plot.getAxis("left")._tickLevels[0]]
+        rows = [v for v, _ in sp.heat_plot.getAxis("left")._tickLevels[0]]
+        assert len(labels) >= 3 and min(b - a for a, b in zip(rows, rows[1:])) >= 3  # block labels apart
+    finally:
+        w.close()
+
+
+def test_the_control_column_never_needs_a_horizontal_scrollbar(win, qtbot):
+    c = win.controls
+    c.mask.setValue(95)
+    qtbot.wait(100)
+    scroll = c.parentWidget().parentWidget()
+    assert not scroll.horizontalScrollBar().isVisible()
+    c.mask.setValue(0)
