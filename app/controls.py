@@ -241,6 +241,9 @@ class ControlPanel(QtWidgets.QWidget):
         p = self.window.pipe
         if p is None:
             return
+        if p.is_live and p.state in ("ended", "error"):  # the stream is gone: connect again
+            self.window.open_source(p.spec)
+            return
         if p.paused or p.state == "ended":
             p.play()
             self.play_btn.setText("Pause")

@@ -232,8 +232,8 @@ class MainWindow(QtWidgets.QMainWindow):
             elif kind == "error":
                 self.show_error(r.text)
                 self.controls.sync_model(self.pipe)  # the picker names the model that runs, or none
-            elif kind == "status":
-                self.statusBar().showMessage(r.text, 8000)
+            elif kind == "status":  # "reconnecting" stays up until the next news (reconnected, gave up)
+                self.statusBar().showMessage(r.text, 0 if "reconnecting" in r.text else 8000)
             elif kind == "reset":
                 self.prediction.reset()
                 self.spikes.reset()

@@ -203,10 +203,18 @@ def test_served_stream_is_shown_live(qapp, qtbot):
         assert not w.controls.seek.isEnabled()  # no seeking a live stream
         assert w.events.img.image.any()
         threads = list(w.pipe._threads)
-        proc.kill()  # the stream drops: a dialog, the app stays up and keeps trying
+        proc.kill()  # the stream drops (issue 17, 2): no dialog, the state says so, it keeps trying
         proc.wait(10)
-        qtbot.waitUntil(lambda: any("dropped" in e for e in w.errors), timeout=15000)
-        assert w.dialog.isVisible() and w.pipe.state != "error"
+        qtbot.waitUntil(lambda: w.pipe.state == "reconnecting", timeout=15000)
+        qtbot.waitUntil(lambda: "reconnecting" in w.statusBar().currentMessage(), timeout=5000)
+        assert not w.errors and (w.dialog is None or not w.dialog.isVisible())
+        qtbot.wait(1500)
+        assert w.pipe.state == "reconnecting" and "state reconnecting" in w.stats.text()
+        steps = w.pipe.steps
+        proc = start_serve(DEMO_RECORDING, port, "--speed", "1", "--loop")  # the server comes back
+        qtbot.waitUntil(lambda: w.pipe.state == "playing" and w.pipe.steps > steps + 5, timeout=30000)
+        assert "reconnected" in w.statusBar().currentMessage() or w.pipe.link == "connected"
+        assert not w.errors and w.pipe is not None and w.pipe.source.reconnects >= 1
     finally:
         w.close()
         proc.kill()

@@ -73,6 +73,9 @@ class LiveConfig:
     in the model's input); None and None: the camera must be the model's size. ``pool``: "sum" (every event
     kept, as tonic's Downsample) or "mean" (1 of factor² events per pooled pixel, tonic's Decimation after it).
 
+    ``give_up_s``: a DV network stream that drops is reconnected with back-off for that long (None: until
+    the pipeline is stopped).
+
     ``mask_ratio`` (RSM), ``seed``. ``speed`` x real time for recordings (None: as fast as possible, never
     drops), ``loop``, ``view`` (the event view kind). ``max_queue`` slices between the threads, ``outbox``
     records kept for :meth:`Pipeline.drain`, ``threads`` torch threads of the model thread."""
@@ -100,6 +103,7 @@ class LiveConfig:
     roi: tuple[int, int, int, int] | None = None
     downscale: int | str | None = None
     pool: str = "sum"
+    give_up_s: float | None = None
     max_queue: int = 16
     outbox: int = 4096
     threads: int | None = 1

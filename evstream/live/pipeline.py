@@ -93,7 +93,7 @@ class Pipeline:
     def _source_options(self) -> dict:
         if self.spec.startswith("tcp://"):
             # retry at least every second so closing never waits long for a reconnect attempt
-            return {"on_status": self._source_status, "max_retry_s": 1.0}
+            return {"on_status": self._source_status, "max_retry_s": 1.0, "give_up_s": self.config.give_up_s}
         if self.spec == "camera" or self.spec.startswith("camera:"):
             return {}
         return {"speed": None, "loop": self.config.loop}  # recordings are paced here (pause, speed at run time)
@@ -166,7 +166,13 @@ class Pipeline:
     paused = property(lambda self: self.reader.paused)
     position_us = property(lambda self: self.reader.position_us)
     duration_us = property(lambda self: self.reader.duration_us)
-    state = property(lambda self: self.reader.state)
+    link = "connected"  # a network stream: "connected", "reconnecting" or "lost" (told by the source)
+
+    @property
+    def state(self) -> str:
+        """ready, playing, paused, ended, error, stopped; "reconnecting" while a dropped stream is retried."""
+        st = self.reader.state
+        return "reconnecting" if self.link == "reconnecting" and st in ("playing", "paused") else st
     modes = property(lambda self: self.lm.modes if self.lm else ())
     classes = property(lambda self: self.lm.classes if self.lm else [])
 
@@ -252,8 +258,15 @@ class Pipeline:
         out.append(rec)
 
     def _source_status(self, text: str) -> None:
-        """A live source's news: a drop or giving up is an ``error`` (the GUI shows a dialog), the rest status."""
-        self._emit((ErrorRecord if "dropped" in text or "gave up" in text else StatusRecord)(text))
+        """A live source's news: a drop is a ``status`` (it is being reconnected: ``state`` says
+        "reconnecting"), giving up an ``error``."""
+        if "gave up" in text:
+            self.link = "lost"
+        elif "dropped" in text:
+            self.link = "reconnecting"
+        elif "connected" in text:
+            self.link = "connected"
+        self._emit((ErrorRecord if self.link == "lost" else StatusRecord)(text))
 
     def drain(self, limit: int | None = None) -> list:
         """Records posted since the last call (oldest first): ``step``, ``decision``, ``status``, ``error``,
