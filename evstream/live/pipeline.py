@@ -31,17 +31,17 @@ import time
 from collections import deque
 from pathlib import Path
 
-from evstream.errors import CheckpointError, EvstreamError, FormatError
+from evstream.errors import EvstreamError, FormatError
 from evstream.live.config import LIVE_SETTINGS, LiveConfig, parse_downscale, parse_roi
-from evstream.live.model import LoadedModel, check_fit, load_model
+from evstream.live.model import LoadedModel, load_model
 from evstream.live.queue import END, SliceQueue
 from evstream.live.reader import Pause, Play, Reader, Seek, SetSlicing, SetSpeed, Step
 from evstream.live.recorder import Recorder
+from evstream.live.region import fit as fit_region
 from evstream.live.records import ErrorRecord, StatusRecord
 from evstream.live.stepper import ModelStepper
 from evstream.live.view import EventView
 from evstream.monitors import LatencyStats
-from evstream.representations import Pooled, SpatialPool
 
 
 class Pipeline:
@@ -103,31 +103,12 @@ class Pipeline:
         return self._fit(load_model(path, None, mode=mode, mask_ratio=cfg.mask_ratio, seed=cfg.seed,
                                     decay=cfg.decay))
 
-    def _fit(self, lm: LoadedModel) -> LoadedModel:
-        """Map this source's sensor onto the model's (``config.roi`` / ``downscale``): ``lm.rep`` becomes a
-        :class:`~evstream.representations.Pooled` view when they differ; CheckpointError when they do not
-        fit and no region or factor is set."""
-        pool = self._pool_for(lm, self.config.roi, self.config.downscale)
-        rep = getattr(lm.rep, "rep", lm.rep)
-        lm.rep = rep if pool is None or pool.identity else Pooled(rep, pool)
-        return lm
-
-    def _pool_for(self, lm, roi, downscale):
-        if self.sensor_size == (0, 0):  # a stream that does not say its size: events outside are dropped
-            return None
-        rep = getattr(lm.rep, "rep", lm.rep)
-        try:
-            pool = SpatialPool.fit(self.sensor_size, rep.sensor_size, roi, downscale, self.config.pool == "mean")
-        except ValueError as exc:  # the region misses the sensor: this model cannot run on it
-            raise CheckpointError(str(exc)) from None
-        if pool is None:
-            try:
-                check_fit(lm.path, rep, self.sensor_size)
-            except CheckpointError as exc:
-                raise CheckpointError(f"{exc.problem}: choose a region (--roi x,y,w,h, or drag a box on the event "
-                                      f"view) or --downscale auto", where=exc.where) from None
-            return None
-        return pool
+    def _fit(self, lm: LoadedModel, roi=..., downscale=...) -> LoadedModel:
+        """Map this source's sensor onto the model's (:mod:`evstream.live.region`); CheckpointError when they
+        do not fit."""
+        cfg = self.config
+        return fit_region(lm, self.sensor_size, cfg.roi if roi is ... else roi,
+                          cfg.downscale if downscale is ... else downscale, cfg.pool == "mean")
 
     @property
     def region(self):
@@ -140,11 +121,8 @@ class Pipeline:
         None) for the running model, from its next input; EvstreamError (nothing changes) when it misses the
         sensor or the model no longer fits. Without a model only the setting changes (the next load uses it)."""
         roi, downscale = parse_roi(roi), parse_downscale(downscale)
-        lm = self.lm
-        if lm is not None:
-            pool = self._pool_for(lm, roi, downscale)
-            rep = getattr(lm.rep, "rep", lm.rep)
-            lm.rep = rep if pool is None or pool.identity else Pooled(rep, pool)
+        if self.lm is not None:
+            self._fit(self.lm, roi, downscale)
         self._update(roi=roi, downscale=downscale)
         pool = self.region
         self._emit(StatusRecord(f"model input: {pool.describe()}" if pool is not None else
