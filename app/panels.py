@@ -463,14 +463,14 @@ class EnergyPanel(TimedView):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.plot = self.addPlot(row=0, col=0, title="energy (µJ, log scale)")
+        self.plot = self.addPlot(row=0, col=0, title="µJ (log): <span style='color:#4fb36a'>■ spiking</span> "
+                                                     "<span style='color:#8a8f98'>■ ANN</span>")
         self.plot.setMouseEnabled(False, False)
         self.plot.getAxis("left").setTicks([[(k, f"{10.0 ** k:g}") for k in range(-1, 9)]])
         self.snn = pg.BarGraphItem(x=[0, 2], height=[0, 0], width=0.8, brush="#4fb36a", name="spiking (SNN)")
         self.ann = pg.BarGraphItem(x=[0.85, 2.85], height=[0, 0], width=0.8, brush="#8a8f98", name="same net as ANN")
         self.snn.setVisible(False)
         self.ann.setVisible(False)
-        self.plot.addLegend(offset=(4, 2), labelTextSize="8pt", brush=pg.mkBrush(17, 20, 24, 200))
         self.plot.addItem(self.snn)
         self.plot.addItem(self.ann)
         self.plot.setLabel("left", "µJ")

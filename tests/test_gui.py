@@ -377,8 +377,7 @@ def test_plots_say_what_they_show_and_nothing_before_data(qapp, qtbot):
         qtbot.waitUntil(lambda: e.snn.isVisible() and "µJ" in e.text.text, timeout=5000)
         text = e.text.text
         assert "Masked Spiking Transformer (ECMT neurons)" in text and "nan" not in text and "α" not in text
-        assert "MST power" not in text and [n.text for _, n in e.plot.legend.items] == ["spiking (SNN)",
-                                                                                       "same net as ANN"]
+        assert "MST power" not in text and "■ spiking" in e.plot.titleLabel.text and "ANN" in e.plot.titleLabel.text
         pr = w.prediction
         assert [n.text for _, n in pr.conf_plot.legend.items] == [str(i) for i in range(10)]
         qtbot.waitUntil(lambda: pr.n > 5, timeout=10000)

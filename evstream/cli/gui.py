@@ -28,12 +28,20 @@ def add_arguments(p):
                         "true class beside each decision and the running accuracy")
 
 
+def gui_config(args):
+    """The :class:`~evstream.live.LiveConfig` of ``evstream gui``'s flags (what a new user gets without any)."""
+    from evstream.cli.run import live_options
+    from evstream.live import LiveConfig
+
+    loop = args.loop if args.loop is not None else args.source is None
+    return LiveConfig(speed=args.speed or None, loop=loop, view=args.view, **live_options(args))
+
+
 def run(args) -> int:
     import os
     import sys
 
     from evstream.errors import EvstreamError
-    from evstream.live import LiveConfig
     from evstream.paths import DEMO_MODEL
 
     if sys.platform.startswith("linux") and not any(os.environ.get(v) for v in
@@ -49,11 +57,8 @@ def run(args) -> int:
     if missing:
         raise EvstreamError(missing)
     model = args.model or str(DEMO_MODEL)
-    loop = args.loop if args.loop is not None else args.source is None
-    from evstream.cli.run import live_options
-
     from evstream.cli.run import labels_segments, read_labels
 
-    config = LiveConfig(speed=args.speed or None, loop=loop, view=args.view, **live_options(args))
+    config = gui_config(args)
     labels = labels_segments(read_labels(args.labels)) if args.labels else None  # bad CSV: one line, no window
     return main(args.source, model, config, record_dir=args.record_dir, duration_s=args.duration, labels=labels)
