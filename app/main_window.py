@@ -23,7 +23,8 @@ FRAME_MS = 30  # frame timer: up to 33 frames per second (the target is 30)
 
 
 class MainWindow(QtWidgets.QMainWindow):
-    def __init__(self, source, model=None, config: LiveConfig | None = None, record_dir="recordings", labels=None):
+    def __init__(self, source, model=None, config: LiveConfig | None = None, record_dir="recordings", labels=None,
+                 settings=None):
         super().__init__()
         self.setWindowTitle("evstream — spiking transformer, live")
         self.resize(1400, 860)
@@ -80,6 +81,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self.timer.setTimerType(QtCore.Qt.TimerType.PreciseTimer)
         self.timer.timeout.connect(self.tick)
         self.timer.start(FRAME_MS)
+        self.settings = settings  # QSettings: geometry restored now, choices saved on close (app/settings.py)
+        if settings is not None:
+            from app.settings import restore_geometry
+
+            restore_geometry(settings, self)
         self.statusBar().showMessage(f"opening {source}…")
         self.worker.open(source, model)
 
@@ -269,6 +275,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self._last_tick = time.perf_counter() - t0
 
     def closeEvent(self, ev):
+        if self.settings is not None:
+            from app.settings import save
+
+            save(self.settings, self)
         self.timer.stop()
         self.worker.stop()
         if self.dialog is not None:

@@ -179,6 +179,17 @@ class EventPanel(TimedView):
         self.vb.addItem(self.region, ignoreBounds=True)
         self._roi = None
         self._size = None
+        self.rate_plot = self.addPlot(row=2, col=0)
+        self.rate_plot.setMouseEnabled(False, False)
+        self.rate_plot.disableAutoRange()
+        self.rate_plot.setXRange(-10, 0, padding=0)
+        self.rate_plot.setLabel("left", "events/s")
+        self.rate_plot.setLabel("bottom", "seconds ago")
+        self.rate_plot.getAxis("left").setWidth(46)
+        self.rate_curve = self.rate_plot.plot(pen=pg.mkPen("#e0c050", width=1))
+        self._rate_y = {}
+        self.ci.layout.setRowStretchFactor(1, 4)
+        self.ci.layout.setRowStretchFactor(2, 1)
         self.setMinimumSize(220, 220)
         self.setToolTip("events: ON red, OFF blue. Drag a box to choose the region the model classifies")
 
@@ -202,6 +213,13 @@ class EventPanel(TimedView):
             self.vb.image_size = (rgb.shape[1], rgb.shape[0])
             self.vb.setRange(xRange=(0, rgb.shape[1]), yRange=(0, rgb.shape[0]), padding=0)
         self.show_region(pipe.region)
+        now = time.perf_counter()
+        if now - getattr(self, "_rate_t", 0.0) >= 0.25:  # the event rate at 4 Hz
+            self._rate_t = now
+            x, y = pipe.view.rate()
+            self.rate_curve.setData(x, y)
+            if len(y):
+                _fit_y(self.rate_plot, float(y.max()), self._rate_y)
         pos = pipe.position_us / 1e6
         dur = f" / {pipe.duration_us / 1e6:.2f}" if pipe.duration_us else ""
         from app.menus import view_name

@@ -48,6 +48,8 @@ def test_opens_on_default_and_plays(win, qtbot):
     assert win.controls.mode.count() == len(p.modes) and win.controls.mode.currentText() == p.lm.mode
     assert win.events.img.image is not None and win.events.img.image.shape == (34, 34, 3)
     assert "p50" in win.stats.text() and "FPS" in win.stats.text()
+    qtbot.waitUntil(lambda: win.events.rate_curve.yData is not None and win.events.rate_curve.yData.max() > 0,
+                    timeout=5000)  # the event rate over the last seconds
 
 
 def test_pause_step_and_seek(win, qtbot):
@@ -203,6 +205,8 @@ def test_served_stream_is_shown_live(qapp, qtbot):
         assert not w.controls.seek.isEnabled()  # no seeking a live stream
         assert w.events.img.image.any()
         threads = list(w.pipe._threads)
+        if w.dialog is not None:  # from the attempts before the server listened
+            w.dialog.close()
         proc.kill()  # the stream drops (issue 17, 2): no dialog, the state says so, it keeps trying
         proc.wait(10)
         qtbot.waitUntil(lambda: w.pipe.state == "reconnecting", timeout=15000)
@@ -401,3 +405,51 @@ def test_the_control_column_never_needs_a_horizontal_scrollbar(win, qtbot):
     scroll = c.parentWidget().parentWidget()
     assert not scroll.horizontalScrollBar().isVisible()
     c.mask.setValue(0)
+
+
+def test_settings_are_saved_on_close_and_restored_where_no_flag_is_given(qapp, qtbot, tmp_path, monkeypatch):
+    """Issue 17 (9): QSettings: geometry, event view, speed and checkpoint of the last session."""
+    from app.main_window import MainWindow
+    from app.settings import saved, store
+    from evstream.cli import build_parser
+    from evstream.cli.gui import gui_config
+
+    monkeypatch.setenv("EVSTREAM_GUI_SETTINGS", str(tmp_path / "gui.ini"))
+    st = store()
+    assert saved(st) == {}
+    w = MainWindow(str(DEMO_RECORDING), str(DEMO_MODEL), LiveConfig(loop=True), record_dir="/tmp", settings=st)
+    w.show()
+    qtbot.waitUntil(lambda: w.pipe is not None and w.pipe.lm is not None, timeout=20000)
+    w.controls.set_view("sae")
+    w.controls.set_speed(0.5)
+    w.resize(701, 603)
+    w.close()
+    again = saved(store())
+    assert again == {"view": "sae", "speed": 0.5, "model": str(DEMO_MODEL)}
+    cfg = gui_config(build_parser().parse_args(["gui"]), again)
+    assert (cfg.view, cfg.speed) == ("sae", 0.5)
+    cfg = gui_config(build_parser().parse_args(["gui", "--view", "frames", "--speed", "2"]), again)
+    assert (cfg.view, cfg.speed) == ("frames", 2.0)  # flags win
+    w2 = MainWindow(str(DEMO_RECORDING), None, LiveConfig(), record_dir="/tmp", settings=store())
+    try:
+        assert (w2.width(), w2.height()) == (701, 603)
+    finally:
+        w2.close()
+    bad = store()
+    bad.setValue("view", "nonsense")
+    bad.setValue("speed", "-3")
+    bad.setValue("model", str(tmp_path / "gone.pt"))
+    assert saved(bad) == {}  # what no longer fits is ignored
+
+
+def test_event_rate_over_the_last_seconds():
+    from evstream.live.view import EventView
+
+    v = EventView((4, 4))
+    ev = np.zeros(10, dtype=read_events(DEMO_RECORDING).events.dtype)
+    for k in range(30):  # 10 events per 10 ms slice for 0.3 s: 1,000 events/s
+        v.update(ev, (k + 1) * 10_000)
+    x, y = v.rate(span_us=1_000_000, bin_us=100_000)
+    assert list(x) == [-0.2, -0.1, 0.0] and np.allclose(y, 1000.0)
+    v.reset()
+    assert len(v.rate()[0]) == 0
