@@ -32,12 +32,13 @@ from collections import deque
 from pathlib import Path
 
 from evstream.errors import EvstreamError, FormatError
-from evstream.live.config import LIVE_SETTINGS, LiveConfig, parse_downscale, parse_roi
+from evstream.live.config import LIVE_SETTINGS, LiveConfig
 from evstream.live.model import LoadedModel, load_model
 from evstream.live.queue import END, SliceQueue
 from evstream.live.reader import Pause, Play, Reader, Seek, SetSlicing, SetSpeed, Step
 from evstream.live.recorder import Recorder
 from evstream.live.region import fit as fit_region
+from evstream.live.region import region_of, set_region
 from evstream.live.records import ErrorRecord, StatusRecord
 from evstream.live.stepper import ModelStepper
 from evstream.live.view import EventView
@@ -103,30 +104,16 @@ class Pipeline:
         return self._fit(load_model(path, None, mode=mode, mask_ratio=cfg.mask_ratio, seed=cfg.seed,
                                     decay=cfg.decay))
 
-    def _fit(self, lm: LoadedModel, roi=..., downscale=...) -> LoadedModel:
-        """Map this source's sensor onto the model's (:mod:`evstream.live.region`); CheckpointError when they
-        do not fit."""
-        cfg = self.config
-        return fit_region(lm, self.sensor_size, cfg.roi if roi is ... else roi,
-                          cfg.downscale if downscale is ... else downscale, cfg.pool == "mean")
+    def _fit(self, lm: LoadedModel) -> LoadedModel:
+        """The camera mapped onto the model's sensor (:mod:`evstream.live.region`); CheckpointError otherwise."""
+        return fit_region(lm, self.sensor_size, self.config.roi, self.config.downscale, self.config.pool == "mean")
 
-    @property
-    def region(self):
-        """The :class:`~evstream.representations.SpatialPool` the model sees the camera through (None: as is)."""
-        lm = self.lm
-        return getattr(lm.rep, "pool", None) if lm is not None else None
+    region = property(lambda self: region_of(self.lm))  # the SpatialPool the model sees through (None: as is)
 
     def set_region(self, roi=None, downscale=None) -> None:
-        """A new region of interest (x, y, w, h; None: the whole sensor) and downscale factor (int, "auto",
-        None) for the running model, from its next input; EvstreamError (nothing changes) when it misses the
-        sensor or the model no longer fits. Without a model only the setting changes (the next load uses it)."""
-        roi, downscale = parse_roi(roi), parse_downscale(downscale)
-        if self.lm is not None:
-            self._fit(self.lm, roi, downscale)
-        self._update(roi=roi, downscale=downscale)
-        pool = self.region
-        self._emit(StatusRecord(f"model input: {pool.describe()}" if pool is not None else
-                                "model input: the whole sensor"))
+        """A region of interest (x, y, w, h; None: the whole sensor) and downscale factor for the running model
+        from its next input (:func:`evstream.live.region.set_region`)."""
+        set_region(self, roi, downscale)
 
     def _update(self, **changes) -> None:
         with self._lock:

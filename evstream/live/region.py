@@ -5,7 +5,9 @@ chosen from ``LiveConfig.roi`` / ``downscale`` / ``pool``."""
 from __future__ import annotations
 
 from evstream.errors import CheckpointError
+from evstream.live.config import parse_downscale, parse_roi
 from evstream.live.model import check_fit
+from evstream.live.records import StatusRecord
 from evstream.representations import Pooled, SpatialPool
 
 
@@ -35,3 +37,21 @@ def fit(lm, sensor_size, roi, downscale, mean=False):
     rep = getattr(lm.rep, "rep", lm.rep)
     lm.rep = rep if pool is None or pool.identity else Pooled(rep, pool)
     return lm
+
+
+def region_of(lm):
+    """The :class:`~evstream.representations.SpatialPool` a loaded model sees the camera through (None: as is)."""
+    return getattr(lm.rep, "pool", None) if lm is not None else None
+
+
+def set_region(pipe, roi=None, downscale=None) -> None:
+    """``pipe``'s new region of interest (x, y, w, h; None: the whole sensor) and downscale factor (int,
+    "auto", None) for its running model, from the next input; EvstreamError (nothing changes) when it misses
+    the sensor or the model no longer fits. Without a model only the setting changes (the next load uses it)."""
+    roi, downscale = parse_roi(roi), parse_downscale(downscale)
+    cfg = pipe.config
+    if pipe.lm is not None:
+        fit(pipe.lm, pipe.sensor_size, roi, downscale, cfg.pool == "mean")
+    pipe._update(roi=roi, downscale=downscale)
+    pool = region_of(pipe.lm)
+    pipe._emit(StatusRecord(f"model input: {pool.describe()}" if pool is not None else "model input: the whole sensor"))
