@@ -183,9 +183,9 @@ class EventPanel(TimedView):
         self.rate_plot.setMouseEnabled(False, False)
         self.rate_plot.disableAutoRange()
         self.rate_plot.setXRange(-10, 0, padding=0)
-        self.rate_plot.setLabel("left", "events/s")
+        self.rate_plot.setLabel("left", "rate", units="ev/s")  # SI prefix: "20 kev/s", not "20000"
         self.rate_plot.setLabel("bottom", "seconds ago")
-        self.rate_plot.getAxis("left").setWidth(46)
+        self.rate_plot.getAxis("left").setWidth(52)
         self.rate_curve = self.rate_plot.plot(pen=pg.mkPen("#e0c050", width=1))
         self._rate_y = {}
         self.ci.layout.setRowStretchFactor(1, 4)
