@@ -125,8 +125,9 @@ def test_menus_shortcuts_speed_box_and_seek_slider(win, qtbot):
     qtbot.waitUntil(lambda: not p.paused, timeout=5000)
     qtbot.keyClick(win, QtCore.Qt.Key.Key_Space)
     qtbot.waitUntil(lambda: p.paused, timeout=5000)
+    p.seek(2_000_000)  # room for +1 s before the end of the 7.5 s demo
+    qtbot.waitUntil(lambda: c.seek.value() == 2000, timeout=5000)
     c.seek.setFocus()  # the slider's own keys: Right = +1 s
-    qtbot.waitUntil(lambda: p.position_us > 0, timeout=5000)
     start = c.seek.value()
     qtbot.keyClick(c.seek, QtCore.Qt.Key.Key_Right)
     qtbot.waitUntil(lambda: abs(p.position_us / 1000 - (start + 1000)) < 60, timeout=5000)
