@@ -62,6 +62,9 @@ def build_menus(w) -> dict:
         a.setCheckable(True)
         group.addAction(a)
         acts[f"view:{kind}"] = a
+    v.addSeparator()
+    acts["zoom_reset"] = _action(v, "Whole sensor in the event view", w.events.vb.reset_zoom, "Ctrl+0",
+                                 "undo the wheel zoom and panning of the event view")
     combo = w.controls.view
     combo.currentIndexChanged.connect(lambda i: acts[f"view:{combo.itemData(i)}"].setChecked(True))
     acts[f"view:{combo.currentData()}"].setChecked(True)

@@ -129,7 +129,8 @@ def _ticks(names, every=1):
 
 class RegionViewBox(pg.ViewBox):
     """The event view's box: dragging with the left button draws a rectangle; on release ``on_region(x, y, w,
-    h)`` gets it in sensor pixels (clipped to the image; a click without a drag is ignored)."""
+    h)`` gets it in sensor pixels (clipped to the image; a click without a drag is ignored). The wheel zooms,
+    the middle button pans, a double click shows the whole sensor again (:meth:`reset_zoom`)."""
 
     def __init__(self, on_region, **kw):
         super().__init__(**kw)
@@ -142,8 +143,8 @@ class RegionViewBox(pg.ViewBox):
         self.addItem(self.rubber, ignoreBounds=True)
 
     def mouseDragEvent(self, ev, axis=None):
-        if ev.button() != QtCore.Qt.MouseButton.LeftButton:
-            ev.ignore()
+        if ev.button() != QtCore.Qt.MouseButton.LeftButton:  # middle / right drag: pan / zoom (pyqtgraph's)
+            super().mouseDragEvent(ev, axis)
             return
         ev.accept()
         a, b = self.mapSceneToView(ev.buttonDownScenePos()), self.mapSceneToView(ev.scenePos())
@@ -157,6 +158,18 @@ class RegionViewBox(pg.ViewBox):
             if x1 - x0 >= 2 and y1 - y0 >= 2:
                 self.on_region((x0, y0, x1 - x0, y1 - y0))
 
+    def mouseClickEvent(self, ev):
+        if ev.double() and ev.button() == QtCore.Qt.MouseButton.LeftButton:
+            ev.accept()
+            self.reset_zoom()
+            return
+        super().mouseClickEvent(ev)
+
+    def reset_zoom(self) -> None:
+        w, h = self.image_size
+        if w and h:
+            self.setRange(xRange=(0, w), yRange=(0, h), padding=0)
+
 
 class EventPanel(TimedView):
     """The event view: polarity frames, SAE or time surface of the latest events (ON red, OFF blue). Drag a
@@ -168,7 +181,8 @@ class EventPanel(TimedView):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.title = self.addLabel("events", row=0, col=0)
-        self.vb = RegionViewBox(self.region_selected.emit, lockAspect=True, invertY=True, enableMouse=False)
+        self.vb = RegionViewBox(self.region_selected.emit, lockAspect=True, invertY=True, enableMouse=True)
+        self.vb.setMenuEnabled(False)
         self.addItem(self.vb, row=1, col=0)
         self.img = pg.ImageItem()
         self.vb.addItem(self.img)
@@ -191,7 +205,8 @@ class EventPanel(TimedView):
         self.ci.layout.setRowStretchFactor(1, 4)
         self.ci.layout.setRowStretchFactor(2, 1)
         self.setMinimumSize(220, 220)
-        self.setToolTip("events: ON red, OFF blue. Drag a box to choose the region the model classifies")
+        self.setToolTip("events: ON red, OFF blue. Drag a box to choose the region the model classifies; wheel: "
+                        "zoom, middle button: pan, double click: whole sensor")
 
     def consume(self, records):
         pass

@@ -454,3 +454,23 @@ def test_event_rate_over_the_last_seconds():
     assert list(x) == [-0.2, -0.1, 0.0] and np.allclose(y, 1000.0)
     v.reset()
     assert len(v.rate()[0]) == 0
+
+
+def test_event_view_zooms_with_the_wheel_and_comes_back(win, qtbot):
+    """Issue 17 (features): zoom and pan of the event view; the box drag still sets the region."""
+    from PyQt6 import QtCore, QtGui, QtWidgets
+
+    view, vb = win.events, win.events.vb
+    qtbot.waitUntil(lambda: vb.image_size == (34, 34), timeout=5000)
+    (x0, x1), _ = vb.viewRange()
+    centre = view.mapFromScene(vb.mapViewToScene(QtCore.QPointF(17, 17)))
+    vp = view.viewport()
+    pos = QtCore.QPointF(centre)
+    ev = QtGui.QWheelEvent(pos, vp.mapToGlobal(pos), QtCore.QPoint(0, 0), QtCore.QPoint(0, 240),
+                           QtCore.Qt.MouseButton.NoButton, QtCore.Qt.KeyboardModifier.NoModifier,
+                           QtCore.Qt.ScrollPhase.NoScrollPhase, False)
+    QtWidgets.QApplication.sendEvent(vp, ev)
+    qtbot.waitUntil(lambda: vb.viewRange()[0][1] - vb.viewRange()[0][0] < 0.9 * (x1 - x0), timeout=3000)
+    win.actions_by_name["zoom_reset"].trigger()
+    (a, b), _ = vb.viewRange()
+    assert abs((b - a) - (x1 - x0)) < 1e-6
