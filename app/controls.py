@@ -12,10 +12,47 @@ from pathlib import Path
 
 from PyQt6 import QtCore, QtWidgets
 
+from app.menus import view_name
 from evstream.live import VIEWS
 from evstream.paths import MODELS
 
 SPEEDS = [("0.25x", 0.25), ("0.5x", 0.5), ("1x (real time)", 1.0), ("2x", 2.0), ("4x", 4.0), ("max", None)]
+
+
+class AbsoluteClickStyle(QtWidgets.QProxyStyle):
+    """A click on a slider's track moves the handle there (not one page towards it)."""
+
+    def styleHint(self, hint, option=None, widget=None, data=None):
+        if hint == QtWidgets.QStyle.StyleHint.SH_Slider_AbsoluteSetButtons:
+            return QtCore.Qt.MouseButton.LeftButton.value
+        return super().styleHint(hint, option, widget, data)
+
+
+class SeekSlider(QtWidgets.QSlider):
+    """The position in a recording (ms): dragging the handle, a click on the track, the arrow keys (1 s), Page
+    Up/Down (10 s), Home/End all ask for a seek (``seek_requested``) when the user lets go."""
+
+    seek_requested = QtCore.pyqtSignal(int)
+    KEY_ACTIONS = (QtWidgets.QAbstractSlider.SliderAction.SliderSingleStepAdd,
+                   QtWidgets.QAbstractSlider.SliderAction.SliderSingleStepSub,
+                   QtWidgets.QAbstractSlider.SliderAction.SliderPageStepAdd,
+                   QtWidgets.QAbstractSlider.SliderAction.SliderPageStepSub,
+                   QtWidgets.QAbstractSlider.SliderAction.SliderToMinimum,
+                   QtWidgets.QAbstractSlider.SliderAction.SliderToMaximum)
+
+    def __init__(self, parent=None):
+        super().__init__(QtCore.Qt.Orientation.Horizontal, parent)
+        self._style = AbsoluteClickStyle(self.style().name())
+        self.setStyle(self._style)
+        self.setSingleStep(1000)
+        self.setPageStep(10_000)
+        self.setFocusPolicy(QtCore.Qt.FocusPolicy.StrongFocus)
+        self.sliderReleased.connect(lambda: self.seek_requested.emit(self.value()))
+        self.actionTriggered.connect(self._action)
+
+    def _action(self, action):
+        if QtWidgets.QAbstractSlider.SliderAction(action) in self.KEY_ACTIONS and not self.isSliderDown():
+            self.seek_requested.emit(self.sliderPosition())  # the new position; value() follows after this
 
 
 class ControlPanel(QtWidgets.QWidget):
@@ -24,7 +61,7 @@ class ControlPanel(QtWidgets.QWidget):
         self.window = window
         lay = QtWidgets.QVBoxLayout(self)
         lay.setContentsMargins(6, 6, 6, 6)
-        for build in (self._source_box, self._playback_box, self._slicing_box, self._model_box):
+        for build in (self._source_box, self._playback_box, self._slicing_box, self._region_box, self._model_box):
             lay.addWidget(build())
         self.record_btn = QtWidgets.QPushButton("● Record session")
         self.record_btn.setCheckable(True)
@@ -57,8 +94,9 @@ class ControlPanel(QtWidgets.QWidget):
         self.step_btn = QtWidgets.QPushButton("Step")
         g.addWidget(self.play_btn, 0, 0)
         g.addWidget(self.step_btn, 0, 1)
-        self.seek = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
+        self.seek = SeekSlider()
         self.seek.setRange(0, 0)
+        self.seek.setToolTip("position: drag, click on the track, or use the arrow keys (1 s) / Page Up, Down (10 s)")
         g.addWidget(self.seek, 1, 0, 1, 2)
         self.pos_label = QtWidgets.QLabel("0.00 s")
         g.addWidget(self.pos_label, 2, 0)
@@ -66,7 +104,8 @@ class ControlPanel(QtWidgets.QWidget):
         g.addWidget(self.loop, 2, 1)
         g.addWidget(QtWidgets.QLabel("speed"), 3, 0)
         self.speed = QtWidgets.QComboBox()
-        for name, _ in SPEEDS:
+        self.speeds = list(SPEEDS)
+        for name, _ in self.speeds:
             self.speed.addItem(name)
         self.speed.setCurrentIndex(2)
         g.addWidget(self.speed, 3, 1)
@@ -85,8 +124,30 @@ class ControlPanel(QtWidgets.QWidget):
         g.addWidget(QtWidgets.QLabel("event view"), 1, 0)
         self.view = QtWidgets.QComboBox()
         for v in VIEWS:
-            self.view.addItem(v)
+            self.view.addItem(view_name(v), v)
+        self.view.setToolTip("what the event view draws (display only: the model gets what it was trained on)")
         g.addWidget(self.view, 1, 1)
+        return box
+
+    def _region_box(self):
+        box = QtWidgets.QGroupBox("model input")
+        g = QtWidgets.QGridLayout(box)
+        self.region_label = QtWidgets.QLabel("whole sensor")
+        self.region_label.setWordWrap(True)
+        self.region_label.setToolTip("the part of the camera the model classifies: drag a box on the event view")
+        g.addWidget(self.region_label, 0, 0, 1, 2)
+        g.addWidget(QtWidgets.QLabel("downscale"), 1, 0)
+        self.downscale = QtWidgets.QSpinBox()
+        self.downscale.setRange(0, 64)
+        self.downscale.setSpecialValueText("auto")
+        self.downscale.setSuffix("x")
+        self.downscale.setKeyboardTracking(False)
+        self.downscale.setToolTip("pool N x N camera pixels into one model pixel (auto: the largest N whose "
+                                  "pooled region still fills the model's input)")
+        g.addWidget(self.downscale, 1, 1)
+        self.whole_btn = QtWidgets.QPushButton("Whole sensor")
+        self.whole_btn.setToolTip("classify the whole sensor (downscaled to the model's input size)")
+        g.addWidget(self.whole_btn, 2, 0, 1, 2)
         return box
 
     def _model_box(self):
@@ -121,9 +182,11 @@ class ControlPanel(QtWidgets.QWidget):
         self.early_thr.setValue(0.9)
         g.addWidget(self.early_thr, 4, 1)
         self.mask_label = QtWidgets.QLabel("mask ratio 0.00")
+        self.mask_label.setToolTip("Random Spike Masking: the share of Q, K and attention spikes dropped (saves energy)")
         g.addWidget(self.mask_label, 5, 0, 1, 2)
         self.mask = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
         self.mask.setRange(0, 95)
+        self.mask.setToolTip(self.mask_label.toolTip())
         g.addWidget(self.mask, 6, 0, 1, 2)
         return box
 
@@ -136,11 +199,11 @@ class ControlPanel(QtWidgets.QWidget):
         self.webcam_btn.clicked.connect(lambda: w.open_source("webcam:0"))
         self.play_btn.clicked.connect(self.toggle_play)
         self.step_btn.clicked.connect(lambda: w.pipe and w.pipe.step())
-        self.seek.sliderReleased.connect(lambda: w.pipe and w.pipe.seek(self.seek.value() * 1000))
+        self.seek.seek_requested.connect(lambda ms: w.pipe and w.pipe.seek(ms * 1000))
         self.loop.toggled.connect(lambda b: w.pipe and w.pipe.set_loop(b))
-        self.speed.currentIndexChanged.connect(lambda i: w.pipe and w.pipe.set_speed(SPEEDS[i][1]))
+        self.speed.currentIndexChanged.connect(lambda i: w.pipe and w.pipe.set_speed(self.speeds[i][1]))
         self.slice_ms.valueChanged.connect(lambda v: w.pipe and w.pipe.set_slicing(slice_ms=v))
-        self.view.currentTextChanged.connect(lambda v: w.pipe and w.pipe.set_view(v))
+        self.view.currentIndexChanged.connect(lambda i: w.pipe and w.pipe.set_view(self.view.itemData(i)))
         self.model.activated.connect(self._model_chosen)
         self.model_browse.clicked.connect(w.open_model_dialog)
         self.mode.activated.connect(lambda i: w.pipe and w.pipe.set_mode(self.mode.itemText(i)))
@@ -150,10 +213,36 @@ class ControlPanel(QtWidgets.QWidget):
         self.early_thr.valueChanged.connect(self._early_changed)
         self.mask.valueChanged.connect(self._mask_changed)
         self.record_btn.toggled.connect(w.set_recording)
+        self.downscale.valueChanged.connect(lambda v: w.set_region(w.pipe.config.roi if w.pipe else None))
+        self.whole_btn.clicked.connect(lambda: w.set_region(None))
+
+    def set_speed(self, speed):
+        """Show ``speed`` (x real time; None: as fast as possible) in the box, adding it when it is not listed."""
+        for i, (_, v) in enumerate(self.speeds):
+            if v == speed or (v is not None and speed is not None and abs(v - speed) < 1e-9):
+                self.speed.setCurrentIndex(i)
+                return
+        self.speeds.append((f"{speed:g}x", speed))
+        self.speed.addItem(self.speeds[-1][0])
+        self.speed.setCurrentIndex(len(self.speeds) - 1)
+
+    def set_view(self, kind: str) -> None:
+        self.view.setCurrentIndex(self.view.findData(kind))
+
+    def step_speed(self, direction: int) -> None:
+        """The next listed speed up (+1) or down (-1); "max" stays the fastest."""
+        i = min(max(self.speed.currentIndex() + direction, 0), self.speed.count() - 1)
+        self.speed.setCurrentIndex(i)
+
+    def downscale_value(self):
+        return self.downscale.value() or "auto"
 
     def toggle_play(self):
         p = self.window.pipe
         if p is None:
+            return
+        if p.is_live and p.state in ("ended", "error"):  # the stream is gone: connect again
+            self.window.open_source(p.spec)
             return
         if p.paused or p.state == "ended":
             p.play()
@@ -167,7 +256,7 @@ class ControlPanel(QtWidgets.QWidget):
             self.window.pipe.set(early_exit=self.early_thr.value() if self.early.isChecked() else None)
 
     def _mask_changed(self, v):
-        self.mask_label.setText(f"mask ratio {v / 100:.2f} (Q, K, attention spikes)")
+        self.mask_label.setText(f"mask ratio {v / 100:.2f}")
         if self.window.pipe:
             self.window.pipe.set(mask_ratio=v / 100)
 
@@ -195,6 +284,22 @@ class ControlPanel(QtWidgets.QWidget):
             self.mode.addItem(m)
         self.mode.setCurrentText(info.mode or "")
 
+    def sync_model(self, pipe):
+        """The picker names the checkpoint that runs, or says that none does."""
+        lm = pipe.lm if pipe is not None else None
+        if lm is None:
+            self.model.setPlaceholderText("no model running")
+            self.model.setCurrentIndex(-1)
+            self.mode.clear()
+        elif self.model.currentData() != lm.path:
+            self.show_model(lm.info())
+
+    def show_region(self, pipe):
+        pool = pipe.region
+        text = pool.describe() if pool is not None and not pool.identity else "whole sensor"
+        if self.region_label.text() != text:
+            self.region_label.setText(text)
+
     def show_source(self, pipe):
         self.source_label.setText(f"{pipe.spec}  ({pipe.sensor_size[0]}x{pipe.sensor_size[1]})")
         live = pipe.is_live
@@ -209,7 +314,7 @@ class ControlPanel(QtWidgets.QWidget):
         pipe.set(steps_per_slice=self.steps.value(), max_steps=self.max_steps.value() or None,
                  early_exit=self.early_thr.value() if self.early.isChecked() else None,
                  mask_ratio=self.mask.value() / 100)
-        pipe.set_view(self.view.currentText())
+        pipe.set_view(self.view.currentData())
 
     def update_position(self, pipe):
         """Called every frame; widgets are touched only when what they show changes (4 Hz for the time)."""

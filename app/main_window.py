@@ -13,15 +13,18 @@ from pathlib import Path
 from PyQt6 import QtCore, QtWidgets
 
 from app.controls import ControlPanel
+from app.menus import build_menus
 from app.panels import (METER, EnergyPanel, EventPanel, PredictionPanel, SpikePanel, StatsPanel, StepsPanel)
 from app.worker import PipelineWorker
+from evstream.errors import EvstreamError
 from evstream.live import LiveConfig
 
 FRAME_MS = 30  # frame timer: up to 33 frames per second (the target is 30)
 
 
 class MainWindow(QtWidgets.QMainWindow):
-    def __init__(self, source, model=None, config: LiveConfig | None = None, record_dir="recordings"):
+    def __init__(self, source, model=None, config: LiveConfig | None = None, record_dir="recordings", labels=None,
+                 settings=None):
         super().__init__()
         self.setWindowTitle("evstream — spiking transformer, live")
         self.resize(1400, 860)
@@ -34,11 +37,16 @@ class MainWindow(QtWidgets.QMainWindow):
 
         self.events = EventPanel()
         self.prediction = PredictionPanel()
+        self.labels_source = str(source) if labels else None  # the labels belong to this source only
+        self.prediction.set_labels(labels)
         self.spikes = SpikePanel()
         self.energy = EnergyPanel()
         self.steps = StepsPanel()
         self.stats = StatsPanel()
         self.panels = [self.events, self.prediction, self.spikes, self.energy, self.steps, self.stats]
+        self.model_panels = [self.prediction, self.spikes, self.energy, self.steps]
+        self.model_problem = ""  # why no model runs (the last checkpoint error), for the panels' notice
+        self.events.region_selected.connect(self.set_region)
 
         central = QtWidgets.QWidget()
         grid = QtWidgets.QGridLayout(central)
@@ -66,12 +74,18 @@ class MainWindow(QtWidgets.QMainWindow):
         self.addDockWidget(QtCore.Qt.DockWidgetArea.LeftDockWidgetArea, dock)
         self._init_controls(self.worker.config)
 
+        self.actions_by_name = build_menus(self)
         self.frames = 0
         self._last_tick = None
         self.timer = QtCore.QTimer(self)
         self.timer.setTimerType(QtCore.Qt.TimerType.PreciseTimer)
         self.timer.timeout.connect(self.tick)
         self.timer.start(FRAME_MS)
+        self.settings = settings  # QSettings: geometry restored now, choices saved on close (app/settings.py)
+        if settings is not None:
+            from app.settings import restore_geometry
+
+            restore_geometry(settings, self)
         self.statusBar().showMessage(f"opening {source}…")
         self.worker.open(source, model)
 
@@ -86,7 +100,13 @@ class MainWindow(QtWidgets.QMainWindow):
         if cfg.mask_ratio:
             c.mask.setValue(int(round(cfg.mask_ratio * 100)))
         c.loop.setChecked(bool(cfg.loop))
-        c.view.setCurrentText(cfg.view)
+        c.speed.blockSignals(True)  # the box says the speed the pipeline starts with (--speed 0.25: 0.25x)
+        c.set_speed(cfg.speed)
+        c.speed.blockSignals(False)
+        c.set_view(cfg.view)
+        c.downscale.blockSignals(True)  # the flag's factor; no region change at start-up
+        c.downscale.setValue(cfg.downscale if isinstance(cfg.downscale, int) else 0)
+        c.downscale.blockSignals(False)
 
     @property
     def pipe(self):
@@ -124,6 +144,43 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         self.worker.load_model(path)
 
+    def set_region(self, roi=None, downscale=None):
+        """The region of the camera the model classifies (x, y, w, h; None: the whole sensor) and the
+        downscale factor (None: the control's); starts the model when it could not run on the whole sensor."""
+        p = self.pipe
+        if p is None:
+            return
+        if downscale is None:
+            downscale = self.controls.downscale_value()
+        try:
+            p.set_region(roi, downscale)
+        except EvstreamError as exc:
+            self.show_error(str(exc))
+            return
+        if p.lm is None and self.worker.model_path:
+            self.statusBar().showMessage(f"loading {self.worker.model_path}…")
+            p.load_model(self.worker.model_path)
+
+    def seek_by(self, seconds: float) -> None:
+        p = self.pipe
+        if p is None or p.is_live:
+            return
+        t = min(max(0, p.position_us + int(seconds * 1e6)), max(0, p.duration_us - 1))
+        p.seek(t)
+
+    def show_help(self, html: str, title: str = "Keyboard shortcuts") -> None:
+        box = QtWidgets.QMessageBox(QtWidgets.QMessageBox.Icon.Information, title, html,
+                                    QtWidgets.QMessageBox.StandardButton.Ok, self)
+        box.setTextFormat(QtCore.Qt.TextFormat.RichText)
+        box.setModal(False)
+        box.show()
+        self.help_box = box
+
+    def no_model_text(self) -> str:
+        why = self.model_problem or "no checkpoint is loaded"
+        return (f"No model is running.\n{why}\n\nDrag a box on the event view around what to classify, set "
+                f"'downscale' to auto, or choose another checkpoint.")
+
     def set_recording(self, on: bool):
         p = self.pipe
         if p is None:
@@ -141,18 +198,23 @@ class MainWindow(QtWidgets.QMainWindow):
 
     # ------------------------------------------------------------------ records and errors
     def _opened(self, pipe):
+        if self.labels_source is not None and pipe.spec != self.labels_source:
+            self.prediction.set_labels(None)
         self.controls.apply_to(pipe)
         self.controls.show_source(pipe)
         for p in (self.prediction, self.spikes, self.energy, self.steps):
             p.reset()
         if pipe.lm is None:
             self.prediction.set_classes([])
+        self.controls.sync_model(pipe)
         self.statusBar().showMessage(f"playing {pipe.spec}" + ("" if pipe.lm else " (no model)"), 8000)
         if self.controls.record_btn.isChecked():
             self.set_recording(True)
 
     def show_error(self, text: str):
         """A status-bar message and a (non-blocking) dialog; the app keeps running."""
+        if self.pipe is None or self.pipe.lm is None:
+            self.model_problem = text
         self.errors.append(text)
         del self.errors[:-50]
         self.statusBar().showMessage(text, 20000)
@@ -175,8 +237,9 @@ class MainWindow(QtWidgets.QMainWindow):
                 self.energy.reset()
             elif kind == "error":
                 self.show_error(r.text)
-            elif kind == "status":
-                self.statusBar().showMessage(r.text, 8000)
+                self.controls.sync_model(self.pipe)  # the picker names the model that runs, or none
+            elif kind == "status":  # "reconnecting" stays up until the next news (reconnected, gave up)
+                self.statusBar().showMessage(r.text, 0 if "reconnecting" in r.text else 8000)
             elif kind == "reset":
                 self.prediction.reset()
                 self.spikes.reset()
@@ -194,17 +257,28 @@ class MainWindow(QtWidgets.QMainWindow):
             p.latency.add("draw", self._last_tick + paint)
         records = p.drain(limit=4000)
         self._handle(records)
+        # the panels start over at a reset (seek, loop, slicing) or a new model: what came before it is stale
+        cut = max((i for i, r in enumerate(records) if r.kind in ("reset", "model")), default=-1)
+        records = records[cut + 1:]
         for panel in self.panels[:-1]:
             if records:
                 panel.consume(records)
             if panel.isVisible():
                 panel.draw(p)
         self.stats.draw(p, METER.fps())
+        notice = None if p.lm is not None else self.no_model_text()
+        for panel in self.model_panels:
+            panel.set_notice(notice)
+        self.controls.show_region(p)
         self.controls.update_position(p)
         self.frames += 1
         self._last_tick = time.perf_counter() - t0
 
     def closeEvent(self, ev):
+        if self.settings is not None:
+            from app.settings import save
+
+            save(self.settings, self)
         self.timer.stop()
         self.worker.stop()
         if self.dialog is not None:

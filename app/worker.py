@@ -44,7 +44,8 @@ class PipelineWorker(QtCore.QObject):
         if self.pipe is not None:  # carry the live settings over to the new source
             p = self.pipe
             cfg = dataclasses.replace(p.config, view=p.view.kind,
-                                      mode=p.lm.mode if p.lm and p.lm.path == model else cfg.mode)
+                                      mode=p.lm.mode if p.lm and p.lm.path == model else cfg.mode,
+                                      roi=p.config.roi if str(spec) == p.spec else None)  # a region is per camera
         self.opening = True
 
         def build():

@@ -11,3 +11,5 @@ python -m pip install -q --upgrade pip
 python -m pip install -q torch==2.13.0
 python -m pip install -q --no-deps spikingjelly==2.0.0
 python -m pip install -q -e '.[test]'
+# The GUI's system libraries (Qt's X11 plugin; Debian names): a note with the apt-get line when some are missing
+python -m app.qtcheck || true

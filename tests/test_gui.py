@@ -48,6 +48,8 @@ def test_opens_on_default_and_plays(win, qtbot):
     assert win.controls.mode.count() == len(p.modes) and win.controls.mode.currentText() == p.lm.mode
     assert win.events.img.image is not None and win.events.img.image.shape == (34, 34, 3)
     assert "p50" in win.stats.text() and "FPS" in win.stats.text()
+    qtbot.waitUntil(lambda: win.events.rate_curve.yData is not None and win.events.rate_curve.yData.max() > 0,
+                    timeout=5000)  # the event rate over the last seconds
 
 
 def test_pause_step_and_seek(win, qtbot):
@@ -74,14 +76,14 @@ def test_mask_ratio_and_event_view(win, qtbot):
     assert win.pipe.config.mask_ratio == 0.5 and "0.50" in c.mask_label.text()
     c.mask.setValue(0)
     before = win.pipe.view.kind
-    c.view.setCurrentText("sae")
+    c.set_view("sae")
     assert before == "frames" and win.pipe.view.kind == "sae"
     qtbot.waitUntil(lambda: win.pipe.view.planes().max() > 0, timeout=5000)
     planes = win.pipe.view.planes()
     assert planes.shape == (2, 34, 34) and 0 <= planes.min() and planes.max() <= 1
-    c.view.setCurrentText("time_surface")
+    c.set_view("time_surface")
     assert win.pipe.view.kind == "time_surface"
-    c.view.setCurrentText("frames")
+    c.set_view("frames")
 
 
 def test_model_swap_and_a_checkpoint_that_does_not_fit(win, qtbot, tmp_path):
@@ -93,15 +95,68 @@ def test_model_swap_and_a_checkpoint_that_does_not_fit(win, qtbot, tmp_path):
     steps = win.pipe.steps
     qtbot.waitUntil(lambda: win.pipe.steps > steps + 3, timeout=10000)  # still running, no restart
     bad = small_checkpoint(tmp_path / "small16.pt")
-    win.load_model(bad)
+    win.controls.model.addItem("small16.pt", str(bad))
+    j = win.controls.model.count() - 1
+    win.controls.model.setCurrentIndex(j)
+    win.controls.model.activated.emit(j)  # chosen in the picker
     qtbot.waitUntil(lambda: any("16x16" in e for e in win.errors), timeout=10000)
     assert win.dialog is not None and win.dialog.isVisible() and "16x16" in win.statusBar().currentMessage()
     assert win.pipe.lm.path == str(other) and win.pipe.state == "playing"
+    qtbot.waitUntil(lambda: win.controls.model.currentData() == str(other), timeout=5000)  # names what runs
     win.dialog.close()
     i = win.controls.model.findData(str(DEMO_MODEL))
     win.controls.model.setCurrentIndex(i)
     win.controls.model.activated.emit(i)  # back to the shipped model through the picker
     qtbot.waitUntil(lambda: win.pipe.lm.path == str(DEMO_MODEL), timeout=10000)
+
+
+def test_menus_shortcuts_speed_box_and_seek_slider(win, qtbot):
+    """Issue 17 (6, 8): File/Playback/View/Help, Space, arrows, +/-; a click on the seek track seeks."""
+    from PyQt6 import QtCore
+
+    assert [a.text().replace("&", "") for a in win.menuBar().actions()] == ["File", "Playback", "View", "Help"]
+    from PyQt6 import QtWidgets
+
+    win.raise_()
+    win.activateWindow()
+    qtbot.waitUntil(lambda: QtWidgets.QApplication.activeWindow() is win, timeout=5000)  # window shortcuts
+    win.setFocus()
+    c, p = win.controls, win.pipe
+    qtbot.waitUntil(lambda: not p.paused, timeout=5000)
+    qtbot.keyClick(win, QtCore.Qt.Key.Key_Space)
+    qtbot.waitUntil(lambda: p.paused, timeout=5000)
+    p.seek(2_000_000)  # room for +1 s before the end of the 7.5 s demo
+    qtbot.waitUntil(lambda: c.seek.value() == 2000, timeout=5000)
+    c.seek.setFocus()  # the slider's own keys: Right = +1 s
+    start = c.seek.value()
+    qtbot.keyClick(c.seek, QtCore.Qt.Key.Key_Right)
+    qtbot.waitUntil(lambda: abs(p.position_us / 1000 - (start + 1000)) < 60, timeout=5000)
+    win.setFocus()
+    at = p.position_us
+    qtbot.keyClick(win, QtCore.Qt.Key.Key_Left)  # the window's shortcut: back 1 s
+    qtbot.waitUntil(lambda: abs(p.position_us - (at - 1_000_000)) < 60_000, timeout=5000)
+    r = c.seek.rect()
+    qtbot.mouseClick(c.seek, QtCore.Qt.MouseButton.LeftButton, pos=QtCore.QPoint(int(r.width() * 0.75), r.height() // 2))
+    dur = p.duration_us
+    qtbot.waitUntil(lambda: abs(p.position_us - 0.75 * dur) < 0.1 * dur, timeout=5000)  # jumps to the click
+    speed = c.speed.currentText()
+    qtbot.keyClick(win, QtCore.Qt.Key.Key_Minus)
+    assert c.speed.currentText() != speed
+    qtbot.waitUntil(lambda: p.config.speed == c.speeds[c.speed.currentIndex()][1], timeout=5000)
+    qtbot.keyClick(win, QtCore.Qt.Key.Key_Plus)
+    assert c.speed.currentText() == speed
+    c.set_speed(0.25)
+    assert c.speed.currentText() == "0.25x"
+    c.set_speed(0.3)
+    assert c.speed.currentText() == "0.3x"
+    c.set_speed(1.0)
+    assert all(" " not in c.view.itemText(i) or "_" not in c.view.itemText(i) for i in range(c.view.count()))
+    assert "sae" not in [c.view.itemText(i) for i in range(c.view.count())]
+    from app.menus import about_text, shortcuts_text
+
+    assert "torch" in about_text() and "PyQt6" in about_text() and "Space" in shortcuts_text(win.actions_by_name)
+    qtbot.keyClick(win, QtCore.Qt.Key.Key_Space)
+    qtbot.waitUntil(lambda: not p.paused, timeout=5000)
 
 
 def test_record_session(win, qtbot):
@@ -151,10 +206,20 @@ def test_served_stream_is_shown_live(qapp, qtbot):
         assert not w.controls.seek.isEnabled()  # no seeking a live stream
         assert w.events.img.image.any()
         threads = list(w.pipe._threads)
-        proc.kill()  # the stream drops: a dialog, the app stays up and keeps trying
+        if w.dialog is not None:  # from the attempts before the server listened
+            w.dialog.close()
+        proc.kill()  # the stream drops (issue 17, 2): no dialog, the state says so, it keeps trying
         proc.wait(10)
-        qtbot.waitUntil(lambda: any("dropped" in e for e in w.errors), timeout=15000)
-        assert w.dialog.isVisible() and w.pipe.state != "error"
+        qtbot.waitUntil(lambda: w.pipe.state == "reconnecting", timeout=15000)
+        qtbot.waitUntil(lambda: "reconnecting" in w.statusBar().currentMessage(), timeout=5000)
+        assert not w.errors and (w.dialog is None or not w.dialog.isVisible())
+        qtbot.wait(1500)
+        assert w.pipe.state == "reconnecting" and "state reconnecting" in w.stats.text()
+        steps = w.pipe.steps
+        proc = start_serve(DEMO_RECORDING, port, "--speed", "1", "--loop")  # the server comes back
+        qtbot.waitUntil(lambda: w.pipe.state == "playing" and w.pipe.steps > steps + 5, timeout=30000)
+        assert "reconnected" in w.statusBar().currentMessage() or w.pipe.link == "connected"
+        assert not w.errors and w.pipe is not None and w.pipe.source.reconnects >= 1
     finally:
         w.close()
         proc.kill()
@@ -190,3 +255,222 @@ def test_gui_without_a_display_says_so_in_one_line():
     r = subprocess.run([sys.executable, "-m", "evstream", "gui"], capture_output=True, text=True, timeout=120, env=env)
     assert r.returncode == 2 and "no display" in r.stderr and "evstream run" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr[-500:]
+
+
+def drag(view, a, b):
+    """A left-button drag on a pyqtgraph view from scene point ``a`` to ``b`` (real Qt mouse events)."""
+    from PyQt6 import QtCore, QtGui, QtWidgets
+
+    vp = view.viewport()
+    left, none = QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.MouseButton.NoButton
+    mods = QtCore.Qt.KeyboardModifier.NoModifier
+    pts = [view.mapFromScene(QtCore.QPointF(*a)), view.mapFromScene(QtCore.QPointF(*b))]
+    steps = [pts[0] + (pts[1] - pts[0]) * (k / 6) for k in range(7)]
+
+    def send(kind, pt, button, buttons):
+        p = QtCore.QPointF(pt)
+        QtWidgets.QApplication.sendEvent(vp, QtGui.QMouseEvent(kind, p, vp.mapToGlobal(p), button, buttons, mods))
+
+    send(QtCore.QEvent.Type.MouseButtonPress, steps[0], left, left)
+    for pt in steps[1:]:
+        send(QtCore.QEvent.Type.MouseMove, pt, none, left)
+    send(QtCore.QEvent.Type.MouseButtonRelease, steps[-1], left, none)
+
+
+def test_a_bigger_camera_says_why_no_model_runs_until_a_box_is_dragged(qapp, qtbot, tmp_path):
+    """Issue 17 (3): a 640x480 recording with the 34x34 model: a notice in the model panels, the picker names
+    no model; dragging a box around the digits on the event view starts the model on that region."""
+    from app.main_window import MainWindow
+    from evstream.events import EventChunk
+    from evstream.writers import write_events
+
+    ev = read_events(DEMO_RECORDING).events.copy()
+    ev["x"] += 400
+    ev["y"] += 300
+    big = tmp_path / "big.npz"
+    write_events(big, EventChunk(ev, sensor_size=(640, 480)))
+    w = MainWindow(str(big), str(DEMO_MODEL), LiveConfig(loop=True), record_dir=str(tmp_path))
+    w.resize(1400, 860)
+    w.show()
+    try:
+        qtbot.waitUntil(lambda: w.pipe is not None and w.frames > 3, timeout=20000)
+        assert w.pipe.lm is None and w.pipe.sensor_size == (640, 480)
+        qtbot.waitUntil(lambda: w.prediction.notice is not None and w.prediction.notice.isVisible(), timeout=5000)
+        text = w.prediction.notice.text()
+        assert "No model is running" in text and "34x34" in text and "640x480" in text and "Drag a box" in text
+        assert all(p.notice.isVisible() for p in w.model_panels)
+        assert w.controls.model.currentIndex() == -1 and w.controls.model.currentText() == ""
+        vb = w.events.vb
+        a = vb.mapViewToScene(QtCore_point(398, 298))
+        b = vb.mapViewToScene(QtCore_point(436, 336))
+        drag(w.events, (a.x(), a.y()), (b.x(), b.y()))
+        qtbot.waitUntil(lambda: w.pipe.lm is not None and w.pipe.steps > 3, timeout=20000)
+        pool = w.pipe.region
+        x, y, rw, rh = pool.roi
+        assert abs(x - 398) <= 1 and abs(y - 298) <= 1 and abs(rw - 38) <= 2 and abs(rh - 38) <= 2
+        assert pool.factor == 1 and w.pipe.config.roi == pool.roi
+        qtbot.waitUntil(lambda: not w.prediction.notice.isVisible() and w.prediction.n > 3, timeout=10000)
+        assert w.events.region.isVisible() and w.events.region.rect().x() == x
+        assert w.controls.model.currentData() == str(DEMO_MODEL) and "region 3" in w.controls.region_label.text()
+        w.controls.whole_btn.click()  # the whole sensor, auto-downscaled (14x) into 34x34
+        qtbot.waitUntil(lambda: w.pipe.region is not None and w.pipe.region.factor == 14, timeout=5000)
+        qtbot.waitUntil(lambda: w.events.region.rect().width() == 640, timeout=5000)  # the outline follows
+        assert "14x14" in w.controls.region_label.text()
+    finally:
+        w.close()
+
+
+def QtCore_point(x, y):
+    from PyQt6 import QtCore
+
+    return QtCore.QPointF(x, y)
+
+
+def test_labels_show_the_true_class_and_a_running_accuracy(qapp, qtbot):
+    """Issue 17 (5): `evstream gui --labels CSV`: the true class beside each decision, the running accuracy;
+    a seek leaves no old bars or decision text behind (6)."""
+    from app.main_window import MainWindow
+    from evstream.cli.run import labels_segments, read_labels
+    from evstream.streams import truth_of
+
+    segs = labels_segments(read_labels(DEMO_RECORDING.with_suffix(".labels.csv")))
+    w = MainWindow(str(DEMO_RECORDING), str(DEMO_MODEL), LiveConfig(loop=True, speed=2.0), record_dir="/tmp",
+                   labels=segs)
+    w.show()
+    try:
+        assert w.controls.speed.currentText() == "2x"  # the box says the speed it plays at
+        qtbot.waitUntil(lambda: w.prediction.scored >= 3, timeout=30000)
+        pr = w.prediction
+        qtbot.waitUntil(lambda: "running accuracy" in pr.decision_text.text, timeout=5000)
+        kept = [d for d in pr.decisions]
+        for _, _, rec, true in kept:  # each decision's truth is the labelled span covering its window
+            seg = truth_of(segs, rec.t_us, rec.window_us)
+            assert true == (seg.label if seg else None)
+        assert 0 <= pr.right <= pr.scored
+        assert any(m.isVisible() and ("✓" in m.label.format or "≠" in m.label.format) for m in pr.marks)
+        w.pipe.pause()
+        w.pipe.seek(1_000_000)
+        qtbot.waitUntil(lambda: pr.n == 0, timeout=5000)  # the reset record arrived
+        assert pr.decision_text.text == "" and len(pr.bars.opts["height"]) == 0
+        assert not any(m.isVisible() for m in pr.marks)
+    finally:
+        w.close()
+
+
+def test_gui_labels_flag_checks_the_csv_before_opening_a_window(tmp_path, capsys):
+    from evstream.cli import main
+
+    bad = tmp_path / "l.csv"
+    bad.write_text("a,b\n1,2\n")
+    assert main(["gui", "--labels", str(bad), "--duration", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "l.csv" in err and "t_start_us" in err
+
+
+def test_plots_say_what_they_show_and_nothing_before_data(qapp, qtbot):
+    """Issue 17 (4, 7): before any decision the energy panel draws no bars and no 'nan'; after, the model is
+    named in words; the plots have legends, axis titles, a colour bar and fixed x ranges."""
+    from app.main_window import MainWindow
+
+    w = MainWindow(str(DEMO_RECORDING), str(DEMO_MODEL), LiveConfig(loop=True), record_dir="/tmp")
+    w.show()
+    try:
+        e = w.energy
+        e.draw(w.pipe) if w.pipe else None
+        assert not e.snn.isVisible() and not e.ann.isVisible() and "nan" not in e.text.text
+        qtbot.waitUntil(lambda: w.pipe is not None and e.last is not None, timeout=30000)
+        qtbot.waitUntil(lambda: e.snn.isVisible() and "µJ" in e.text.text, timeout=5000)
+        text = e.text.text
+        assert "Masked Spiking Transformer (ECMT neurons)" in text and "nan" not in text and "α" not in text
+        assert "MST power" not in text and "■ spiking" in e.plot.titleLabel.text and "ANN" in e.plot.titleLabel.text
+        pr = w.prediction
+        assert [n.text for _, n in pr.conf_plot.legend.items] == [str(i) for i in range(10)]
+        qtbot.waitUntil(lambda: pr.n > 5, timeout=10000)
+        qtbot.wait(200)
+        (x0, x1), _ = pr.conf_plot.viewRange()
+        assert x0 < -290 and x1 >= 0  # the whole history, however few steps there are yet
+        sp = w.spikes
+        assert sp.heat_plot.getAxis("bottom").labelText == "timesteps ago" and sp.colorbar is not None
+        assert w.steps.plot.getAxis("left").labelText == "timesteps"
+        labels = [t for _, t in sp.heat_plot.getAxis("left")._tickLevels[0]]
+        rows = [v for v, _ in sp.heat_plot.getAxis("left")._tickLevels[0]]
+        assert len(labels) >= 3 and min(b - a for a, b in zip(rows, rows[1:])) >= 3  # block labels apart
+    finally:
+        w.close()
+
+
+def test_the_control_column_never_needs_a_horizontal_scrollbar(win, qtbot):
+    c = win.controls
+    c.mask.setValue(95)
+    qtbot.wait(100)
+    scroll = c.parentWidget().parentWidget()
+    assert not scroll.horizontalScrollBar().isVisible()
+    c.mask.setValue(0)
+
+
+def test_settings_are_saved_on_close_and_restored_where_no_flag_is_given(qapp, qtbot, tmp_path, monkeypatch):
+    """Issue 17 (9): QSettings: geometry, event view, speed and checkpoint of the last session."""
+    from app.main_window import MainWindow
+    from app.settings import saved, store
+    from evstream.cli import build_parser
+    from evstream.cli.gui import gui_config
+
+    monkeypatch.setenv("EVSTREAM_GUI_SETTINGS", str(tmp_path / "gui.ini"))
+    st = store()
+    assert saved(st) == {}
+    w = MainWindow(str(DEMO_RECORDING), str(DEMO_MODEL), LiveConfig(loop=True), record_dir="/tmp", settings=st)
+    w.show()
+    qtbot.waitUntil(lambda: w.pipe is not None and w.pipe.lm is not None, timeout=20000)
+    w.controls.set_view("sae")
+    w.controls.set_speed(0.5)
+    w.resize(701, 603)
+    w.close()
+    again = saved(store())
+    assert again == {"view": "sae", "speed": 0.5, "model": str(DEMO_MODEL)}
+    cfg = gui_config(build_parser().parse_args(["gui"]), again)
+    assert (cfg.view, cfg.speed) == ("sae", 0.5)
+    cfg = gui_config(build_parser().parse_args(["gui", "--view", "frames", "--speed", "2"]), again)
+    assert (cfg.view, cfg.speed) == ("frames", 2.0)  # flags win
+    w2 = MainWindow(str(DEMO_RECORDING), None, LiveConfig(), record_dir="/tmp", settings=store())
+    try:
+        assert (w2.width(), w2.height()) == (701, 603)
+    finally:
+        w2.close()
+    bad = store()
+    bad.setValue("view", "nonsense")
+    bad.setValue("speed", "-3")
+    bad.setValue("model", str(tmp_path / "gone.pt"))
+    assert saved(bad) == {}  # what no longer fits is ignored
+
+
+def test_event_rate_over_the_last_seconds():
+    from evstream.live.view import EventView
+
+    v = EventView((4, 4))
+    ev = np.zeros(10, dtype=read_events(DEMO_RECORDING).events.dtype)
+    for k in range(30):  # 10 events per 10 ms slice for 0.3 s: 1,000 events/s
+        v.update(ev, (k + 1) * 10_000)
+    x, y = v.rate(span_us=1_000_000, bin_us=100_000)
+    assert list(x) == [-0.2, -0.1, 0.0] and np.allclose(y, 1000.0)
+    v.reset()
+    assert len(v.rate()[0]) == 0
+
+
+def test_event_view_zooms_with_the_wheel_and_comes_back(win, qtbot):
+    """Issue 17 (features): zoom and pan of the event view; the box drag still sets the region."""
+    from PyQt6 import QtCore, QtGui, QtWidgets
+
+    view, vb = win.events, win.events.vb
+    qtbot.waitUntil(lambda: vb.image_size == (34, 34), timeout=5000)
+    (x0, x1), _ = vb.viewRange()
+    centre = view.mapFromScene(vb.mapViewToScene(QtCore.QPointF(17, 17)))
+    vp = view.viewport()
+    pos = QtCore.QPointF(centre)
+    ev = QtGui.QWheelEvent(pos, vp.mapToGlobal(pos), QtCore.QPoint(0, 0), QtCore.QPoint(0, 240),
+                           QtCore.Qt.MouseButton.NoButton, QtCore.Qt.KeyboardModifier.NoModifier,
+                           QtCore.Qt.ScrollPhase.NoScrollPhase, False)
+    QtWidgets.QApplication.sendEvent(vp, ev)
+    qtbot.waitUntil(lambda: vb.viewRange()[0][1] - vb.viewRange()[0][0] < 0.9 * (x1 - x0), timeout=3000)
+    win.actions_by_name["zoom_reset"].trigger()
+    (a, b), _ = vb.viewRange()
+    assert abs((b - a) - (x1 - x0)) < 1e-6

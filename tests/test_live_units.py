@@ -222,6 +222,31 @@ def test_live_stream_that_ends_is_an_error_record():
     r, q, records, _ = make_reader(src)
     pump(r)
     assert isinstance(records[-1], ErrorRecord) and "the live stream ended" in records[-1].text
+    r.send(Play())  # issue 17 (2): Play does not claim a stream that is gone is playing
+    pump(r, 1)
+    assert r.state == "ended" and not r.paused
+
+
+def test_a_dropped_network_stream_is_reconnecting_not_an_error():
+    """Issue 17 (2): the source's news: a drop is status + state "reconnecting", only giving up is an error;
+    a DV stream is retried until the pipeline stops (give_up_s None) unless the config says otherwise."""
+    from types import SimpleNamespace
+
+    from evstream.live import LiveConfig, Pipeline
+
+    p = Pipeline.__new__(Pipeline)
+    p._out, p.outbox_overflow = __import__("collections").deque(maxlen=10), 0
+    p.reader = SimpleNamespace(state="playing")
+    p.spec, p.config = "tcp://127.0.0.1:1", LiveConfig()
+    assert p._source_options()["give_up_s"] is None
+    p.config = LiveConfig(give_up_s=60)
+    assert p._source_options()["give_up_s"] == 60
+    p._source_status("stream tcp://127.0.0.1:1 dropped; reconnecting")
+    assert p.state == "reconnecting" and p.drain()[-1].kind == "status"
+    p._source_status("reconnected to tcp://127.0.0.1:1 (reconnect #1)")
+    assert p.state == "playing" and p.drain()[-1].kind == "status"
+    p._source_status("gave up on tcp://127.0.0.1:1 after 60.0 s")
+    assert p.link == "lost" and p.drain()[-1].kind == "error"
 
 
 # ------------------------------------------------------------------------------------------ records

@@ -178,3 +178,19 @@ def test_sops_from_spike_counts_equal_counting_every_layer():
             snn.reset()
             runs.append([(o.sops, o.macs, o.total_spikes) for o in (snn.step(x) for _ in range(5))])
         assert runs[0] == runs[1] and runs[0][-1][0] > 0
+
+
+def test_a_bad_checkpoint_is_named_in_whole_words(tmp_path):
+    """Issue 17 (8): no PyTorch text cut mid-sentence in the one line."""
+    from evstream.errors import CheckpointError
+    from evstream.paths import DEMO_MODEL
+    from evstream.snn import load_checkpoint
+
+    cut, text = tmp_path / "cut.pt", tmp_path / "text.pt"
+    cut.write_bytes(DEMO_MODEL.read_bytes()[:100_000])
+    text.write_text("garbage")
+    for path, words in ((cut, "not a complete zip archive"), (text, "without running code")):
+        with pytest.raises(CheckpointError) as info:
+            load_checkpoint(path)
+        msg = str(info.value)
+        assert msg.endswith(f"{words})") and "\n" not in msg and "If you are seeing" not in msg, msg

@@ -57,6 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     from evstream.errors import EvstreamError
     from evstream.fileio import Terminated
 
+    import logging
+
+    # torch warns "Triton not available" when SpikingJelly's LIF first runs on a CPU-only install: not news
+    logging.getLogger("torch._library.triton").setLevel(logging.ERROR)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):

@@ -17,12 +17,30 @@ def add_arguments(p):
     from evstream.cli.run import add_live_arguments
 
     add_live_arguments(p)
-    p.add_argument("--speed", type=float, default=1.0, help="recordings: x real time (default 1)")
+    p.add_argument("--speed", type=float, default=None,
+                   help="recordings: x real time (default: the last one used, else 1; 0: as fast as possible)")
     p.add_argument("--loop", action=__import__("argparse").BooleanOptionalAction, default=None,
                    help="replay a recording forever (default: on for the demo, off otherwise)")
-    p.add_argument("--view", default="frames", choices=list(VIEWS))
+    p.add_argument("--view", default=None, choices=list(VIEWS), help="the event view (default: the last one used, "
+                                                                      "else frames)")
     p.add_argument("--record-dir", default="recordings", help="where 'Record session' writes (default recordings/)")
     p.add_argument("--duration", type=float, default=None, help="close the window after this many seconds")
+    p.add_argument("--labels", default=None,
+                   help="CSV with t_start_us, t_end_us and a label/digit column (as `evstream run --labels`): the "
+                        "true class beside each decision and the running accuracy")
+
+
+def gui_config(args, saved: dict | None = None):
+    """The :class:`~evstream.live.LiveConfig` of ``evstream gui``'s flags (what a new user gets without any);
+    ``saved``: the choices of the last session (``app.settings.saved``), used where no flag is given."""
+    from evstream.cli.run import live_options
+    from evstream.live import LiveConfig
+
+    saved = saved or {}
+    loop = args.loop if args.loop is not None else args.source is None
+    speed = args.speed if args.speed is not None else saved.get("speed", 1.0)
+    return LiveConfig(speed=speed or None, loop=loop, view=args.view or saved.get("view", "frames"),
+                      **live_options(args))
 
 
 def run(args) -> int:
@@ -30,7 +48,6 @@ def run(args) -> int:
     import sys
 
     from evstream.errors import EvstreamError
-    from evstream.live import LiveConfig
     from evstream.paths import DEMO_MODEL
 
     if sys.platform.startswith("linux") and not any(os.environ.get(v) for v in
@@ -39,11 +56,19 @@ def run(args) -> int:
                             "pipeline headless with `evstream run SOURCE`, or set QT_QPA_PLATFORM=offscreen")
     try:
         from app import main
+        from app.qtcheck import problem
     except ImportError as exc:  # PyQt6 / pyqtgraph missing: one line
         raise EvstreamError(f"the GUI needs PyQt6 and pyqtgraph ({exc})") from None
-    model = args.model or str(DEMO_MODEL)
-    loop = args.loop if args.loop is not None else args.source is None
-    from evstream.cli.run import live_options
+    missing = problem()  # before Qt aborts the process on a missing platform library
+    if missing:
+        raise EvstreamError(missing)
+    from app.settings import saved, store
+    from evstream.cli.run import labels_segments, read_labels
 
-    config = LiveConfig(speed=args.speed or None, loop=loop, view=args.view, **live_options(args))
-    return main(args.source, model, config, record_dir=args.record_dir, duration_s=args.duration)
+    settings = store()
+    prefs = saved(settings)
+    model = args.model or prefs.get("model") or str(DEMO_MODEL)
+    config = gui_config(args, prefs)
+    labels = labels_segments(read_labels(args.labels)) if args.labels else None  # bad CSV: one line, no window
+    return main(args.source, model, config, record_dir=args.record_dir, duration_s=args.duration, labels=labels,
+                settings=settings)

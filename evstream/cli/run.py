@@ -66,20 +66,33 @@ def add_live_arguments(p) -> None:
     p.add_argument("--steps-per-slice", type=int, default=1, help="state carry: SNN timesteps per slice (default 1)")
     p.add_argument("--decay", type=float, default=0.0,
                    help="state carry: running output = exponential mean with this decay per step (0: plain mean)")
+    p.add_argument("--roi", default=None, metavar="X,Y,W,H",
+                   help="classify only this region of the camera (pixels; e.g. a screen showing digits)")
+    p.add_argument("--downscale", default=None, metavar="auto|N",
+                   help="pool N x N camera pixels into one model pixel (events summed, as tonic's Downsample); "
+                        "auto: the largest N that still fills the model's input from the region (default: auto "
+                        "with --roi, else none: the camera must be the model's size)")
+    p.add_argument("--pool", default="sum", choices=["sum", "mean"],
+                   help="downscaling: sum every event into its pooled pixel (tonic's Downsample; default) or keep "
+                        "1 of N*N per pooled pixel (mean: the counts a camera of the model's resolution gives)")
     p.add_argument("--mask", type=float, default=0.0, help="spike mask ratio (RSM) on Q, K, attention")
     p.add_argument("--threads", type=int, default=1, help="torch threads for the model (default 1)")
     p.add_argument("--seed", type=int, default=0, help="seed of the spike masks")
 
 
 def live_options(args) -> dict:
-    """The :class:`~evstream.live.LiveConfig` fields the shared live flags set."""
+    """The :class:`~evstream.live.LiveConfig` fields the shared live flags set (a bad region or factor: one
+    line, before anything is loaded)."""
+    from evstream.live.config import parse_downscale, parse_roi
+
     return dict(mode=args.mode, slice_ms=args.slice_ms, slice_events=args.slice_events, state=args.state,
                 decide_every_ms=args.decide_every_ms, window_ms=args.window_ms, max_steps=args.max_steps,
                 min_steps=args.min_steps, early_exit=args.early_exit, smooth=args.smooth,
                 switch_margin=args.switch_margin, min_confidence=args.min_confidence,
                 window_slices=args.window_slices, steps_per_slice=args.steps_per_slice,
                 decay=args.decay if args.decay > 0 else None, mask_ratio=args.mask, threads=args.threads,
-                seed=args.seed)
+                seed=args.seed, roi=parse_roi(args.roi), downscale=parse_downscale(args.downscale),
+                pool=args.pool)
 
 
 def read_labels(path) -> list[tuple[int, int, str]]:

@@ -17,6 +17,34 @@ VIEWS = ("frames", "sae", "time_surface")
 LIVE_SETTINGS = ("steps_per_slice", "max_steps", "min_steps", "early_exit", "mask_ratio", "window_slices",
                  "state", "decide_every_ms", "window_ms", "smooth", "switch_margin", "min_confidence")
 STATES = ("reset", "carry")
+POOLS = ("sum", "mean")
+
+
+def parse_roi(value) -> tuple[int, int, int, int] | None:
+    """A region of interest from ``"x,y,w,h"`` (or a 4-sequence; None or "" for none); one-line error."""
+    if value is None or value == "" or value == "none":
+        return None
+    parts = value.split(",") if isinstance(value, str) else list(value)
+    try:
+        x, y, w, h = (int(str(v).strip()) for v in parts)
+    except ValueError:
+        raise EvstreamError(f"region of interest {value!r} is not x,y,w,h (four whole numbers)") from None
+    if x < 0 or y < 0 or w < 1 or h < 1:
+        raise EvstreamError(f"region of interest {value!r}: x, y must be >= 0 and w, h >= 1")
+    return x, y, w, h
+
+
+def parse_downscale(value) -> int | str | None:
+    """``"auto"``, a factor >= 1 (``"2"`` or 2) or None; one-line error."""
+    if value is None or value == "auto":
+        return value
+    try:
+        factor = int(value)
+    except (TypeError, ValueError):
+        factor = 0
+    if factor < 1 or str(value).strip() not in (str(factor), f"{factor}.0"):
+        raise EvstreamError(f"downscale {value!r} is not 'auto' or a whole factor >= 1")
+    return factor
 # SNN timesteps per decision where neither the flag nor the checkpoint (meta["live"]["steps"]) says:
 # rate-coded IF neurons (mst) need tens of steps on one input, ECMT and the directly trained Spikformer a few.
 DEFAULT_STEPS = {"mst": 32, "ecmt": 4, "spikformer": 4}
@@ -39,6 +67,14 @@ class LiveConfig:
     ``state="carry"`` (the former behaviour): membranes carry over from slice to slice,
     ``steps_per_slice`` steps per slice on the last ``window_slices`` slices, a decision every
     ``max_steps`` steps (or at ``early_exit``), the running output an exponential mean (``decay``).
+
+    ``roi`` (x, y, w, h) and ``downscale`` (an int factor, ``"auto"`` or None) map a camera onto the sensor
+    the model was trained on (:meth:`~evstream.representations.SpatialPool.fit`: the region, pooled, centred
+    in the model's input); None and None: the camera must be the model's size. ``pool``: "sum" (every event
+    kept, as tonic's Downsample) or "mean" (1 of factor² events per pooled pixel, tonic's Decimation after it).
+
+    ``give_up_s``: a DV network stream that drops is reconnected with back-off for that long (None: until
+    the pipeline is stopped).
 
     ``mask_ratio`` (RSM), ``seed``. ``speed`` x real time for recordings (None: as fast as possible, never
     drops), ``loop``, ``view`` (the event view kind). ``max_queue`` slices between the threads, ``outbox``
@@ -64,6 +100,10 @@ class LiveConfig:
     smooth: float = 0.5
     switch_margin: float = 0.05
     min_confidence: float = 0.0
+    roi: tuple[int, int, int, int] | None = None
+    downscale: int | str | None = None
+    pool: str = "sum"
+    give_up_s: float | None = None
     max_queue: int = 16
     outbox: int = 4096
     threads: int | None = 1
@@ -80,6 +120,10 @@ class LiveConfig:
         if (self.decide_every_ms is not None and self.decide_every_ms <= 0) or \
                 (self.window_ms is not None and self.window_ms <= 0):
             raise EvstreamError("decide_every_ms and window_ms must be positive")
+        object.__setattr__(self, "roi", parse_roi(self.roi))
+        object.__setattr__(self, "downscale", parse_downscale(self.downscale))
+        if self.pool not in POOLS:
+            raise EvstreamError(f"unknown pooling {self.pool!r} (known: {', '.join(POOLS)})")
         if not 0 <= self.smooth < 1:
             raise EvstreamError(f"smooth must be in [0, 1), not {self.smooth}")
 

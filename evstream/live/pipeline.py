@@ -31,12 +31,14 @@ import time
 from collections import deque
 from pathlib import Path
 
-from evstream.errors import CheckpointError, EvstreamError
+from evstream.errors import EvstreamError, FormatError
 from evstream.live.config import LIVE_SETTINGS, LiveConfig
-from evstream.live.model import LoadedModel, check_fit, load_model
+from evstream.live.model import LoadedModel, load_model
 from evstream.live.queue import END, SliceQueue
 from evstream.live.reader import Pause, Play, Reader, Seek, SetSlicing, SetSpeed, Step
 from evstream.live.recorder import Recorder
+from evstream.live.region import fit as fit_region
+from evstream.live.region import region_of, set_region
 from evstream.live.records import ErrorRecord, StatusRecord
 from evstream.live.stepper import ModelStepper
 from evstream.live.view import EventView
@@ -56,18 +58,21 @@ class Pipeline:
         self.spec = str(source)
         self._out: deque | None = deque(maxlen=cfg.outbox)
         self.outbox_overflow = 0
+        # a recording that is not there says so at once, before the model loads (seconds)
+        if not self.spec.startswith(("tcp://", "camera", "webcam")) and not Path(self.spec).exists():
+            raise FormatError("no such file", where=self.spec)
         # the checkpoint first: a live stream starts flowing as soon as it is opened
         lm = load_model(model, None, mode=cfg.mode, mask_ratio=cfg.mask_ratio, seed=cfg.seed, decay=cfg.decay) \
             if model is not None else None
         self.source = open_source(self.spec, **self._source_options())
+        self.sensor_size = tuple(self.source.sensor_size)
         if lm is not None:
             try:
-                check_fit(lm.path, lm.rep, tuple(self.source.sensor_size))
-            except CheckpointError:
+                lm = self._fit(lm)
+            except EvstreamError:
                 self.source.close()
                 raise
         self.is_live = bool(self.source.is_live)
-        self.sensor_size = tuple(self.source.sensor_size)
         self.on_status = on_status
         self.view = EventView(self.sensor_size if self.sensor_size != (0, 0) else (1, 1), cfg.view)
         self._lock = threading.RLock()
@@ -89,15 +94,26 @@ class Pipeline:
     def _source_options(self) -> dict:
         if self.spec.startswith("tcp://"):
             # retry at least every second so closing never waits long for a reconnect attempt
-            return {"on_status": self._source_status, "max_retry_s": 1.0}
+            return {"on_status": self._source_status, "max_retry_s": 1.0, "give_up_s": self.config.give_up_s}
         if self.spec == "camera" or self.spec.startswith("camera:"):
             return {}
         return {"speed": None, "loop": self.config.loop}  # recordings are paced here (pause, speed at run time)
 
     def _load(self, path, mode=None) -> LoadedModel:
         cfg = self.config
-        return load_model(path, self.sensor_size, mode=mode, mask_ratio=cfg.mask_ratio, seed=cfg.seed,
-                          decay=cfg.decay)
+        return self._fit(load_model(path, None, mode=mode, mask_ratio=cfg.mask_ratio, seed=cfg.seed,
+                                    decay=cfg.decay))
+
+    def _fit(self, lm: LoadedModel) -> LoadedModel:
+        """The camera mapped onto the model's sensor (:mod:`evstream.live.region`); CheckpointError otherwise."""
+        return fit_region(lm, self.sensor_size, self.config.roi, self.config.downscale, self.config.pool == "mean")
+
+    region = property(lambda self: region_of(self.lm))  # the SpatialPool the model sees through (None: as is)
+
+    def set_region(self, roi=None, downscale=None) -> None:
+        """A region of interest (x, y, w, h; None: the whole sensor) and downscale factor for the running model
+        from its next input (:func:`evstream.live.region.set_region`)."""
+        set_region(self, roi, downscale)
 
     def _update(self, **changes) -> None:
         with self._lock:
@@ -115,7 +131,13 @@ class Pipeline:
     paused = property(lambda self: self.reader.paused)
     position_us = property(lambda self: self.reader.position_us)
     duration_us = property(lambda self: self.reader.duration_us)
-    state = property(lambda self: self.reader.state)
+    link = "connected"  # a network stream: "connected", "reconnecting" or "lost" (told by the source)
+
+    @property
+    def state(self) -> str:
+        """ready, playing, paused, ended, error, stopped; "reconnecting" while a dropped stream is retried."""
+        st = self.reader.state
+        return "reconnecting" if self.link == "reconnecting" and st in ("playing", "paused") else st
     modes = property(lambda self: self.lm.modes if self.lm else ())
     classes = property(lambda self: self.lm.classes if self.lm else [])
 
@@ -201,8 +223,15 @@ class Pipeline:
         out.append(rec)
 
     def _source_status(self, text: str) -> None:
-        """A live source's news: a drop or giving up is an ``error`` (the GUI shows a dialog), the rest status."""
-        self._emit((ErrorRecord if "dropped" in text or "gave up" in text else StatusRecord)(text))
+        """A live source's news: a drop is a ``status`` (it is being reconnected: ``state`` says
+        "reconnecting"), giving up an ``error``."""
+        if "gave up" in text:
+            self.link = "lost"
+        elif "dropped" in text:
+            self.link = "reconnecting"
+        elif "connected" in text:
+            self.link = "connected"
+        self._emit((ErrorRecord if self.link == "lost" else StatusRecord)(text))
 
     def drain(self, limit: int | None = None) -> list:
         """Records posted since the last call (oldest first): ``step``, ``decision``, ``status``, ``error``,

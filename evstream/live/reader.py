@@ -148,8 +148,9 @@ class Reader:
         seek_to = None
         if isinstance(cmd, Pause):
             self.paused, self.state = True, "paused"
-        elif isinstance(cmd, Play):
-            self.paused, self.state = False, "playing"
+        elif isinstance(cmd, Play):  # a live stream that ended stays "ended": nothing would play
+            self.paused = False
+            self.state = "ended" if self._ended and self.is_live else "playing"
             self.pacer.reset()
             seek_to = 0 if restart else None  # play again from the start
         elif isinstance(cmd, Step):

@@ -23,6 +23,7 @@ class EventView:
         self.kind = kind
         self.span_us = span_us
         self._recent: deque = deque(maxlen=256)  # (t_end, events) of recent slices
+        self._counts: deque = deque(maxlen=8192)  # (t_end, events in the slice): the event rate
         self._sae = SAE(self.sensor_size)
         self._ts = TimeSurface(self.sensor_size)
         self.t = None
@@ -31,6 +32,7 @@ class EventView:
     def reset(self) -> None:
         with self._lock:
             self._recent.clear()
+            self._counts.clear()
             self._sae.reset()
             self._ts.reset()
             self.t = None
@@ -41,6 +43,7 @@ class EventView:
             events = events[(events["x"] < w) & (events["y"] < h)]
         with self._lock:
             self._recent.append((int(t_end), events))
+            self._counts.append((int(t_end), len(events)))
             while self._recent and self._recent[0][0] <= t_end - self.span_us:
                 self._recent.popleft()
             if self.kind == "sae":
@@ -48,6 +51,24 @@ class EventView:
             elif self.kind == "time_surface":
                 self._ts.update(events)
             self.t = int(t_end)
+
+    def rate(self, span_us: int = 10_000_000, bin_us: int = 100_000) -> tuple[np.ndarray, np.ndarray]:
+        """Events per second of stream in bins of ``bin_us`` over the last ``span_us`` before the newest slice:
+        (bin ends in seconds before it, <= 0; rates). Empty before any slice."""
+        with self._lock:
+            counts = list(self._counts)
+        if not counts:
+            return np.zeros(0), np.zeros(0)
+        t = np.array([c[0] for c in counts], np.int64)
+        n = np.array([c[1] for c in counts], np.float64)
+        now = int(t[-1])
+        keep = t > now - span_us
+        nbins = max(1, span_us // bin_us)
+        idx = np.minimum((now - t[keep]) // bin_us, nbins - 1)
+        per_bin = np.bincount(idx, weights=n[keep], minlength=nbins)
+        first = int(idx.max()) + 1  # bins that have stream time behind them
+        x = -np.arange(first, dtype=np.float64) * bin_us / 1e6
+        return x[::-1], per_bin[:first][::-1] / (bin_us / 1e6)
 
     def set_kind(self, kind: str) -> None:
         if kind not in VIEWS:

@@ -11,12 +11,14 @@ from evstream.representations.transforms import (
     SAE,
     EventCount,
     PolarityFrames,
+    Pooled,
     Representation,
     SlicedFrames,
+    SpatialPool,
     TimeSurface,
     VoxelGrid,
     from_config,
 )
 
-__all__ = ["KINDS", "SAE", "EventCount", "PolarityFrames", "Representation", "SlicedFrames", "TimeSurface",
-           "VoxelGrid", "from_config", "functional"]
+__all__ = ["KINDS", "SAE", "EventCount", "PolarityFrames", "Pooled", "Representation", "SlicedFrames", "SpatialPool",
+           "TimeSurface", "VoxelGrid", "from_config", "functional"]

@@ -330,3 +330,56 @@ def to_voxel_grid(events: np.ndarray, sensor_size, n_time_bins: int) -> np.ndarr
     if j >= 0:
         _outside(events, j, sensor_size)
     return grid[:, None]
+
+
+# ---------------------------------------------------------------------------------------------------
+# spatial pooling (region of interest + downscaling)
+
+
+def pool_events(events: np.ndarray, factor: int = 1, roi=None, shift=(0, 0), out_size=None) -> np.ndarray:
+    """A camera's events mapped onto a smaller sensor: the events inside ``roi`` (x, y, w, h; None: all),
+    their coordinates made relative to its corner and floor-divided by ``factor`` (every event kept, several
+    may land on one pixel: sum pooling of counts, as tonic ``Downsample(spatial_factor=1/factor)`` and
+    dv-processing's ``scale``), then moved by ``shift`` (dx, dy: a centre crop or padding, as tonic
+    ``CenterCrop``); those left of or above the origin and, with ``out_size`` (w, h), outside it are dropped. A new array; order kept."""
+    factor = int(factor)
+    if factor < 1:
+        raise EvstreamError(f"downscale factor must be >= 1, not {factor}")
+    x = events["x"].astype(np.int64)
+    y = events["y"].astype(np.int64)
+    keep = None
+    if roi is not None:
+        x0, y0, w, h = (int(v) for v in roi)
+        keep = (x >= x0) & (x < x0 + w) & (y >= y0) & (y < y0 + h)
+        x, y = x - x0, y - y0
+    x = x // factor + int(shift[0])
+    y = y // factor + int(shift[1])
+    if out_size is not None or min(shift) < 0:
+        inside = (x >= 0) & (y >= 0)
+        if out_size is not None:
+            inside &= (x < int(out_size[0])) & (y < int(out_size[1]))
+        keep = inside if keep is None else keep & inside
+    if keep is not None:
+        events, x, y = events[keep], x[keep], y[keep]
+    out = events.copy()
+    out["x"], out["y"] = x, y
+    return out
+
+
+def decimate(events: np.ndarray, n: int) -> np.ndarray:
+    """Every ``n``-th event of each pixel (both polarities counted together), in order: tonic ``Decimation``.
+    After ``pool_events`` by ``f``, ``n = f * f`` turns the pooled sums into means (a ``f`` times finer camera
+    sees a scene with about ``f * f`` times the events)."""
+    n = int(n)
+    if n < 1:
+        raise EvstreamError(f"decimation must keep 1 of n >= 1 events, not {n}")
+    if n == 1 or not len(events):
+        return events.copy()
+    key = events["x"].astype(np.int64) * 65536 + events["y"].astype(np.int64)
+    order = np.argsort(key, kind="stable")
+    ks = key[order]
+    starts = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
+    rank = np.arange(len(ks)) - np.repeat(starts, np.diff(np.r_[starts, len(ks)]))
+    keep = np.zeros(len(events), bool)
+    keep[order[(rank + 1) % n == 0]] = True
+    return events[keep]

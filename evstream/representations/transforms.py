@@ -246,6 +246,104 @@ class SlicedFrames:
         return list(out)
 
 
+@dataclass
+class SpatialPool:
+    """A region of ``sensor_size`` (w, h) mapped onto ``out_size`` (w, h), the sensor a model was trained on:
+    ``roi`` (x, y, w, h) cut out, pooled ``factor`` x ``factor`` (:func:`~functional.pool_events`), centred
+    in ``out_size`` (cropped or padded as tonic ``CenterCrop``); with ``mean`` only every ``factor``-squared-th
+    event of each pooled pixel is kept (:func:`~functional.decimate`: counts as a camera of the model's
+    resolution would give). :meth:`fit` chooses it; ``pool(events)``."""
+
+    sensor_size: tuple[int, int]
+    out_size: tuple[int, int]
+    roi: tuple[int, int, int, int]
+    factor: int = 1
+    mean: bool = False
+    kind: str = field(default="spatial_pool", init=False)
+
+    def __post_init__(self):
+        self.sensor_size = (int(self.sensor_size[0]), int(self.sensor_size[1]))
+        self.out_size = (int(self.out_size[0]), int(self.out_size[1]))
+        self.roi = tuple(int(v) for v in self.roi)
+        self.factor = int(self.factor)
+        if self.factor < 1 or min(self.out_size) < 1 or min(self.roi[2:]) < 1:
+            raise ValueError(f"bad spatial pool {self.roi} / {self.factor} -> {self.out_size}")
+
+    @property
+    def pooled_size(self) -> tuple[int, int]:
+        """The region's size after pooling (before the centre crop or padding)."""
+        f = self.factor
+        return -(-self.roi[2] // f), -(-self.roi[3] // f)
+
+    @property
+    def shift(self) -> tuple[int, int]:
+        (pw, ph), (ow, oh) = self.pooled_size, self.out_size
+        return -((pw - ow) // 2), -((ph - oh) // 2)  # tonic CenterCrop's offsets
+
+    @property
+    def identity(self) -> bool:
+        return self.factor == 1 and self.roi == (0, 0, *self.sensor_size) and self.sensor_size == self.out_size
+
+    @property
+    def config(self) -> dict:
+        return {"kind": self.kind, "sensor_size": list(self.sensor_size), "out_size": list(self.out_size),
+                "roi": list(self.roi), "factor": self.factor, "mean": self.mean}
+
+    def describe(self) -> str:
+        x, y, w, h = self.roi
+        (pw, ph), (ow, oh) = self.pooled_size, self.out_size
+        fit = "" if (pw, ph) == (ow, oh) else (", centre-cropped" if pw >= ow and ph >= oh else ", centred")
+        how = "averaged" if self.mean and self.factor > 1 else "pooled"
+        return f"region {x},{y} {w}x{h} {how} {self.factor}x{self.factor} -> {pw}x{ph}{fit} into {ow}x{oh}"
+
+    def __call__(self, events: np.ndarray) -> np.ndarray:
+        if self.identity:
+            return events
+        out = F.pool_events(events, self.factor, self.roi, self.shift, self.out_size)
+        return F.decimate(out, self.factor * self.factor) if self.mean and self.factor > 1 else out
+
+    @classmethod
+    def fit(cls, sensor_size, out_size, roi=None, downscale=None, mean=False) -> "SpatialPool | None":
+        """The pool from a camera of ``sensor_size`` onto a model's ``out_size``: ``roi`` (None: the whole
+        sensor, clipped to it), ``downscale`` an int factor, ``"auto"`` (the largest factor whose pooled
+        region still covers ``out_size``: the region is then centre-cropped by less than one factor) or None
+        (``"auto"`` when a ``roi`` is given; without one the sensor must already be ``out_size``: None when
+        it is not). ``ValueError`` when the region misses the sensor."""
+        sw, sh = int(sensor_size[0]), int(sensor_size[1])
+        if roi is None:
+            region = (0, 0, sw, sh)
+        else:
+            x0, y0 = max(0, int(roi[0])), max(0, int(roi[1]))
+            x1, y1 = min(sw, int(roi[0]) + int(roi[2])), min(sh, int(roi[1]) + int(roi[3]))
+            if x1 <= x0 or y1 <= y0:
+                raise ValueError(f"region {tuple(roi)} lies outside the {sw}x{sh} sensor")
+            region = (x0, y0, x1 - x0, y1 - y0)
+        if downscale is None and roi is None:
+            return cls((sw, sh), out_size, region, 1) if (sw, sh) == tuple(out_size) else None
+        if downscale is None or downscale == "auto":
+            factor = max(1, min(region[2] // int(out_size[0]), region[3] // int(out_size[1])))
+        else:
+            factor = int(downscale)
+        return cls((sw, sh), out_size, region, factor, bool(mean))
+
+
+class Pooled:
+    """A representation of a camera's events through a :class:`SpatialPool`: ``sensor_size`` is the camera's,
+    the output (``channels``, ``out_hw``, ``config``...) the wrapped representation's."""
+
+    def __init__(self, rep, pool: SpatialPool):
+        self.rep, self.pool = rep, pool
+        self.sensor_size = pool.sensor_size
+
+    def __call__(self, events, t_start=None, t_end=None) -> np.ndarray:
+        return self.rep(self.pool(events), t_start, t_end)
+
+    def __getattr__(self, name):
+        if name in ("rep", "pool"):
+            raise AttributeError(name)
+        return getattr(self.rep, name)
+
+
 KINDS = {"frames": PolarityFrames, "count": EventCount, "sae": SAE, "time_surface": TimeSurface,
          "voxel": VoxelGrid}
 

@@ -39,8 +39,20 @@ def read_file(path, what: str = "checkpoint", map_location="cpu"):
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-        raise CheckpointError(f"not a readable {what} (truncated or foreign file: {first})", where=path) from None
+        raise CheckpointError(f"not a readable {what} (truncated or foreign file: {_load_problem(exc)})",
+                              where=path) from None
+
+
+def _load_problem(exc) -> str:
+    """What went wrong in ``torch.load``, in words (PyTorch's own text is long and cut by nothing)."""
+    text = str(exc)
+    if "central directory" in text or "zip archive" in text:
+        return "not a complete zip archive"
+    if "Weights only load failed" in text or "Unsupported global" in text:
+        return "not something torch.load reads without running code"
+    first = (text.strip().splitlines() or [type(exc).__name__])[0]
+    first = first.split(". ")[0].rstrip(".")
+    return f"{first[:200]}" if len(first) <= 200 else f"{type(exc).__name__} while loading it"
 
 
 def check_state_dict(state, where, key: str = "state_dict") -> dict:
