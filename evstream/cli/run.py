@@ -148,7 +148,7 @@ def run(args) -> int:
     summary = {"source": args.source, "model": args.model, "mode": pipe.lm.mode if pipe.lm else None,
                "slices": st["slices_in"], "dropped_slices": st["dropped_slices"], "steps": st["steps"],
                "decisions": st["decisions"], "ann_energy_uJ_per_inference": st["ann_uJ"],
-               "snn_energy_uJ_total": pipe.energy.total_uJ,
+               "snn_energy_uJ_total": pipe.energy.total_uJ, "step": st["step"], "degrade": st["degrade"],
                "latency_ms": {k: {"p50": round(v["p50_ms"], 3), "p99": round(v["p99_ms"], 3)} for k, v in lat.items()}}
     if segments is not None:
         from evstream.streams import score_decisions

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from evstream.errors import EvstreamError
+from evstream.live.degrade import LoadGovernor
 from evstream.live.policy import DecisionSmoother
 from evstream.live.queue import END, Reset
 from evstream.live.records import DecisionRecord, EndRecord, ErrorRecord, ResetRecord, StatusRecord, StepRecord
@@ -57,6 +58,9 @@ class ModelStepper:
         self._request = None
         self.headless = False
         self.slices_done = self.steps = self.decisions = 0
+        self.skipped = 0  # decision times passed over: a later one was already queued (state "reset")
+        self.governor = None  # LoadGovernor of the attached model (state "reset", paced streams)
+        self._slot = 0  # decision times seen (the governor decides on every n-th)
         self._reset_tally()
 
     # ---------------------------------------------------------------- the model
@@ -65,6 +69,8 @@ class ModelStepper:
         self.energy = EnergyMonitor(lm.ann_uJ)
         self.spikes = SpikeMonitor()
         self.window = deque(maxlen=self.window_slices(lm))
+        cfg = self.config()
+        self.governor = LoadGovernor(cfg.steps_for(lm), min_steps=cfg.min_steps) if cfg.degrade else None
         self.smoother.reset()
         self._next_t = None
         self._reset_tally()
@@ -208,7 +214,18 @@ class ModelStepper:
         if t_rel < self._next_t:
             return
         self._next_t = (t_rel // every + 1) * every
+        backlog_us = self.slices.qsize() * max(1, int(sl.t_end - sl.t_start))
+        if backlog_us >= every:  # a later decision time is already queued: decide there (never lag behind)
+            self.skipped += 1
+            return
+        self._slot += 1
+        level = self.governor.level if self.governor is not None else None
+        if level is not None and self._slot % level.every:
+            return
         self._decide_window(lm, cfg, sl.t_end, t_rel, span, t_start, t_ready, on_step, on_decision)
+        if self.governor is not None and cfg.speed:
+            period_s = every * (level.every if level else 1) / 1e6 / cfg.speed
+            self.governor.observe(time.perf_counter() - t_start, period_s, backlog_us / 1e6 / cfg.speed)
 
     def _decide_window(self, lm, cfg, t_end, t_rel, span, t_start, t_ready, on_step, on_decision,
                        reason=None) -> None:
@@ -216,12 +233,20 @@ class ModelStepper:
         self.latency.add("represent", time.perf_counter() - t_start)
         lm.runner.reset()
         self._reset_tally()
-        self.policy.max_steps = cfg.steps_for(lm)
+        level = self.governor.level if self.governor is not None else None
+        self.policy.max_steps = level.steps if level is not None else cfg.steps_for(lm)
         decision = None
+        batch = getattr(lm.runner, "steps", None)  # a compiled runner: the decision's steps in one call
+        if batch is not None and self.policy.early_exit is None:
+            t0 = time.perf_counter()
+            outs = batch(x, self.policy.max_steps)
+            each = (time.perf_counter() - t0) / len(outs)
+            for out in outs:
+                decision = self._record(lm, out, t_rel, on_step, each)
         while decision is None:
             decision = self._step(lm, x, t_rel, on_step)
         self.decide(self._last_out, reason or decision.reason, t_rel, on_decision, t_slice_ready=t_ready,
-                    window_us=min(span, t_rel))  # the stream's first event bounds what it summarises
+                    window_us=min(span, t_rel), level=level)  # the stream's first event bounds what it summarises
 
     def final_window(self, on_step=None, on_decision=None) -> None:
         """The stream ended: one last decision on its last window, unless one was just made there."""
@@ -252,11 +277,15 @@ class ModelStepper:
 
     def _step(self, lm, x, t_rel, on_step):
         """One SNN timestep: monitors, the step record (recorded, posted, ``on_step``), the policy's answer."""
-        import torch
-
         t0 = time.perf_counter()
         out = lm.runner.step(x)
-        self.latency.add("step", time.perf_counter() - t0)
+        return self._record(lm, out, t_rel, on_step, time.perf_counter() - t0)
+
+    def _record(self, lm, out, t_rel, on_step, seconds):
+        """A step's monitors, record and the policy's answer; ``seconds`` it took (its share of a batch)."""
+        import torch
+
+        self.latency.add("step", seconds)
         self.steps += 1
         if not lm.neurons:
             lm.neurons = neuron_counts(lm.runner)
@@ -283,7 +312,7 @@ class ModelStepper:
             on_step(row)
         return decision
 
-    def decide(self, out, reason, t_rel, on_decision, t_slice_ready=None, window_us=0) -> None:
+    def decide(self, out, reason, t_rel, on_decision, t_slice_ready=None, window_us=0, level=None) -> None:
         import torch
 
         lm = self.lm
@@ -305,7 +334,8 @@ class ModelStepper:
         rec = DecisionRecord(self.decisions, t_rel, int(window_us), None if idx is None else name(idx), idx, conf,
                              float(out.margin[0]), self.policy.steps, reason, self._energy, lm.ann_uJ,
                              int(self._spikes), [[name(int(i)), float(p)] for p, i in zip(top.values, top.indices)],
-                             self.config().mask_ratio, lm.mode, self.dropped(), latency)
+                             self.config().mask_ratio, lm.mode, self.dropped(), latency,
+                             level.to_dict() if level is not None and level.degraded else None)
         self.decisions += 1
         self._decided_t = t_rel
         lm.runner.reset_mean()

@@ -140,8 +140,7 @@ class PureEC(_Pure):
     """Mode ``ecmt``: ``ecmt._ec_mt_kernel`` without masking: expectation compensation of the QCFS
     (S ← d·S + x, g = clip(floor(S·c + 1/2), 0, L)·c2 with c = L/(λW), c2 = λW/L, o = g − d·G) and the
     multi-threshold neuron (the level ±θ·2^k nearest to m = v + o, nothing while |m| ≤ θ/2, v ← m − s).
-    The level index k = ceil(log2(|m|/1.5θ)) is the number of powers 2^j (j < n − 1) below |m|/1.5θ: the
-    same integer as the kernel's exponent bits, without them. Expectations start at 0 (the kernel's first
+    The level is chosen as the kernel does, from the float32 exponent bits. Expectations start at 0 (the kernel's first
     step, exactly: 0·d + x = x and g − d·0 = g)."""
 
     def __init__(self, src: ECQCFS, tape: Tape):
@@ -151,6 +150,7 @@ class PureEC(_Pure):
         th = np.float32(src.theta or 1.0)
         self.theta, self.half, lo = float(th), float(np.float32(0.5) * th), np.float32(1.5) * th
         self.inv_lo = float(np.float32(1.0) / lo)
+        self.theta_bits = int(np.array([th], dtype=np.float32).view(np.int32)[0])
         self.numel = 0
 
     def forward(self, x):
@@ -175,10 +175,10 @@ class PureEC(_Pure):
         for o in os_:
             m = v + o
             a = m.abs()
-            y = a * self.inv_lo
-            lev = torch.full_like(m, self.theta)
-            for j in range(self.n - 1):  # the level θ·2^k, k = #{j < n − 1: y > 2^j}
-                lev = torch.where(y > float(2 ** j), lev * 2.0, lev)
+            # the level θ·2^k, k = ceil(log2(max(|m|/1.5θ, 1))) ≤ n − 1 from the float32 exponent bits
+            b = torch.clamp(a * self.inv_lo, min=1.0).view(torch.int32)
+            k = ((b >> 23) & 0xFF) - 127 + ((b & 0x7FFFFF) != 0).to(torch.int32)
+            lev = (torch.clamp(k, max=self.n - 1) * (1 << 23) + self.theta_bits).view(torch.float32)
             fire = a > self.half
             lev = torch.where(fire, lev, torch.zeros_like(lev))
             s = torch.where(m >= 0, lev, -lev)
