@@ -68,6 +68,10 @@ def add_live_arguments(p) -> None:
                    help="state carry: running output = exponential mean with this decay per step (0: plain mean)")
     p.add_argument("--mask", type=float, default=0.0, help="spike mask ratio (RSM) on Q, K, attention")
     p.add_argument("--threads", type=int, default=1, help="torch threads for the model (default 1)")
+    p.add_argument("--step", default="auto", choices=["auto", "eager", "inductor", "ort", "pure"],
+                   help="how the SNN step runs: auto (default; benchmarks/RESULTS.md 'Live speed'), eager (the "
+                        "reference runner), inductor / ort (compiled; the compile cache is ~/.cache/evstream), "
+                        "pure (the compiled step's function, uncompiled)")
     p.add_argument("--seed", type=int, default=0, help="seed of the spike masks")
 
 
@@ -79,7 +83,7 @@ def live_options(args) -> dict:
                 switch_margin=args.switch_margin, min_confidence=args.min_confidence,
                 window_slices=args.window_slices, steps_per_slice=args.steps_per_slice,
                 decay=args.decay if args.decay > 0 else None, mask_ratio=args.mask, threads=args.threads,
-                seed=args.seed)
+                seed=args.seed, step=args.step)
 
 
 def read_labels(path) -> list[tuple[int, int, str]]:

@@ -89,7 +89,7 @@ def use_compiled_step(lm: LoadedModel, config, notice=print) -> None:
         return
     import torch
 
-    chunk = chunk_for(config.steps_for(lm)) if config.state == "reset" else max(1, int(config.steps_per_slice))
+    chunk = chunk_for(config.steps_for(lm)) if config.state == "reset" else 1  # carry: one step per call
     example = torch.zeros(1, int(lm.rep.channels), *(int(v) for v in lm.rep.out_hw))
     lm.runner = compile_runner(lm.runner, example, step, chunk=chunk, notice=notice)
 

@@ -37,6 +37,21 @@ def window_events(window, sensor_size) -> np.ndarray:
     return events
 
 
+def batched_steps(stepper, lm, x, t_rel, on_step):
+    """A runner with ``steps(x, n)`` (the compiled step): the decision's timesteps in one call, each recorded
+    with its share of the call's time; the policy's answer after the last (None: step on one by one)."""
+    batch = getattr(lm.runner, "steps", None)
+    if batch is None or stepper.policy.early_exit is not None:
+        return None
+    t0 = time.perf_counter()
+    outs = batch(x, stepper.policy.max_steps)
+    each = (time.perf_counter() - t0) / max(1, len(outs))
+    decision = None
+    for out in outs:
+        decision = stepper._record(lm, out, t_rel, on_step, each)
+    return decision
+
+
 class ModelStepper:
     """See the module docstring. ``config()`` gives the current :class:`LiveConfig`; ``load(path, mode)`` a
     :class:`~evstream.live.model.LoadedModel` for this source; ``t_first()`` the stream time positions are
@@ -58,9 +73,8 @@ class ModelStepper:
         self._request = None
         self.headless = False
         self.slices_done = self.steps = self.decisions = 0
-        self.skipped = 0  # decision times passed over: a later one was already queued (state "reset")
-        self.governor = None  # LoadGovernor of the attached model (state "reset", paced streams)
-        self._slot = 0  # decision times seen (the governor decides on every n-th)
+        # decision times passed over (a later one already queued); the LoadGovernor; decision times seen
+        self.skipped, self.governor, self._slot = 0, None, 0
         self._reset_tally()
 
     # ---------------------------------------------------------------- the model
@@ -70,7 +84,9 @@ class ModelStepper:
         self.spikes = SpikeMonitor()
         self.window = deque(maxlen=self.window_slices(lm))
         cfg = self.config()
-        self.governor = LoadGovernor(cfg.steps_for(lm), min_steps=cfg.min_steps) if cfg.degrade else None
+        steps = cfg.steps_for(lm)  # a compiled step runs whole chunks of steps: it degrades by deciding less often
+        least = steps if getattr(lm.runner, "chunk", 1) > 1 else cfg.min_steps
+        self.governor = LoadGovernor(steps, min_steps=least) if cfg.degrade else None
         self.smoother.reset()
         self._next_t = None
         self._reset_tally()
@@ -215,7 +231,7 @@ class ModelStepper:
             return
         self._next_t = (t_rel // every + 1) * every
         backlog_us = self.slices.qsize() * max(1, int(sl.t_end - sl.t_start))
-        if backlog_us >= every:  # a later decision time is already queued: decide there (never lag behind)
+        if cfg.speed and backlog_us >= every:  # paced: a later decision time is already queued, decide there
             self.skipped += 1
             return
         self._slot += 1
@@ -223,9 +239,9 @@ class ModelStepper:
         if level is not None and self._slot % level.every:
             return
         self._decide_window(lm, cfg, sl.t_end, t_rel, span, t_start, t_ready, on_step, on_decision)
-        if self.governor is not None and cfg.speed:
-            period_s = every * (level.every if level else 1) / 1e6 / cfg.speed
-            self.governor.observe(time.perf_counter() - t_start, period_s, backlog_us / 1e6 / cfg.speed)
+        if self.governor is not None and cfg.speed:  # wall time: stream time / speed
+            self.governor.observe(time.perf_counter() - t_start, every * level.every / 1e6 / cfg.speed,
+                                  backlog_us / 1e6 / cfg.speed)
 
     def _decide_window(self, lm, cfg, t_end, t_rel, span, t_start, t_ready, on_step, on_decision,
                        reason=None) -> None:
@@ -235,14 +251,7 @@ class ModelStepper:
         self._reset_tally()
         level = self.governor.level if self.governor is not None else None
         self.policy.max_steps = level.steps if level is not None else cfg.steps_for(lm)
-        decision = None
-        batch = getattr(lm.runner, "steps", None)  # a compiled runner: the decision's steps in one call
-        if batch is not None and self.policy.early_exit is None:
-            t0 = time.perf_counter()
-            outs = batch(x, self.policy.max_steps)
-            each = (time.perf_counter() - t0) / len(outs)
-            for out in outs:
-                decision = self._record(lm, out, t_rel, on_step, each)
+        decision = batched_steps(self, lm, x, t_rel, on_step)
         while decision is None:
             decision = self._step(lm, x, t_rel, on_step)
         self.decide(self._last_out, reason or decision.reason, t_rel, on_decision, t_slice_ready=t_ready,

@@ -40,6 +40,7 @@ def cache_dir() -> Path:
 def compile_pure(pure: PureStep, example: tuple, backend: str):
     """A callable ``fn(x, w, states) -> (logits, counts, states)`` computing ``pure`` with ``backend``."""
     if backend == "pure":
+        pure.tape.kernels = True  # eager: the neurons' numba kernels (nothing to trace)
         return pure
     if backend == "inductor":
         os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_dir() / "inductor"))
@@ -102,11 +103,15 @@ class CompiledRunner:
             # one eager step: the neuron layers' sizes (read by the monitors) and the MACs per step (constant:
             # the analog layers and ECMT's compensation)
             self.macs = float(runner.step(example).macs)
-        self.pures = {n: PureStep(runner, example, steps=n) for n in {1, self.chunk}}
-        for n, pure in self.pures.items():
-            self._fns[n] = compile_pure(pure, self._args(pure, example), backend)
+        self.example = example
+        self.pures = {}
+        self._build(self.chunk)
         self.compile_s = time.perf_counter() - t0
         self.reset()
+
+    def _build(self, n: int) -> None:
+        pure = self.pures[n] = PureStep(self.ref, self.example, steps=n)
+        self._fns[n] = compile_pure(pure, self._args(pure, self.example), self.backend)
 
     def _args(self, pure, x):
         return (x, torch.arange(1, pure.steps + 1, dtype=torch.float64), pure.init_states())
@@ -134,7 +139,7 @@ class CompiledRunner:
         self.ref.reset_mean()
         self._w, self._first = 0.0, True
         if self.states is not None:
-            pure = self.pures[1]
+            pure = self.pures[self.chunk]  # every chunk size has the same states
             for i in pure.expectation_states():
                 self.states[i] = pure.reset_values[i].clone()
 
@@ -144,13 +149,16 @@ class CompiledRunner:
     @torch.inference_mode()
     def steps(self, x: torch.Tensor, n: int) -> list:
         """``n`` timesteps of the same input ``x``, as ``StepResult`` s. Computed in compiled calls of
-        ``chunk`` steps (1 when ``n`` is not a multiple of it); the eager runner when masking or for
-        another input shape."""
-        if tuple(x.shape) != self.shape or not self.compiled_active:
+        ``chunk`` steps; the eager runner when masking, for another input shape, or for a count of steps that
+        is not a multiple of ``chunk`` from a reset (otherwise a one-step function is compiled for them)."""
+        fresh = self.states is None and self.ref.t == 0
+        if tuple(x.shape) != self.shape or not self.compiled_active or (n % self.chunk and fresh):
             return [self.ref.step(x) for _ in range(n)]
         if x.dtype != torch.float32 or not x.is_contiguous():
             x = x.to(torch.float32).contiguous()
         size = self.chunk if n % self.chunk == 0 else 1
+        if size not in self._fns:
+            self._build(size)
         out = []
         for _ in range(n // size):
             out += self._call(x, size)

@@ -33,9 +33,9 @@ import torch
 from torch import nn
 
 from evstream.energy import fan_out
-from evstream.snn.ecmt import ECProduct, ECQCFS
+from evstream.snn.ecmt import ECProduct, ECQCFS, _ec_mt_kernel
 from evstream.snn.layers import SpikeMatmul
-from evstream.snn.neurons import QCFS
+from evstream.snn.neurons import NO_KEEP, QCFS, _if_step, lif_step
 from evstream.snn.spikformer import LIF
 
 
@@ -45,6 +45,7 @@ class Tape:
 
     def __init__(self, steps: int = 1):
         self.T = int(steps)
+        self.kernels = False  # eager only: the neurons run their numba kernels (the same arithmetic, fewer calls)
         self.begin(None, None)
 
     def begin(self, states, w) -> None:
@@ -70,6 +71,16 @@ class Tape:
     def per_step(self, x: torch.Tensor) -> torch.Tensor:
         """``x (T·B, ...)`` (time folded into the batch, time-major) as ``(T, B, ...)``."""
         return x.unflatten(0, (self.T, -1))
+
+
+def kernel_steps(xs: torch.Tensor, v: torch.Tensor, kernel, *params):
+    """Eager (``Tape.kernels``): the numba neuron ``kernel(x, v, out, keep, *params)`` once per timestep of
+    ``xs (T, ...)``, the membrane ``v`` updated in place; returns (outputs ``(T, ...)``, spikes ``(T,)``)."""
+    xs = xs.detach().to(torch.float32).contiguous()
+    out = torch.empty(xs.shape)
+    vf = v.numpy().reshape(-1)
+    n = [kernel(xs[t].numpy().reshape(-1), vf, out[t].numpy().reshape(-1), NO_KEEP, *params) for t in range(len(xs))]
+    return out, torch.tensor(n, dtype=torch.int64)
 
 
 def _sum_t(s: torch.Tensor) -> torch.Tensor:
@@ -102,6 +113,11 @@ class PureIF(_Pure):
     def forward(self, x):
         xs = self.tape.per_step(x)
         v = self.tape.state("v", lambda: torch.full(xs.shape[1:], self.v0))
+        if self.tape.kernels:
+            out, n = kernel_steps(xs, v, _if_step, self.theta, self.theta)
+            self.tape.new.append(v)
+            self.tape.count(("spikes", self.name), n)
+            return out.view(x.shape)
         out = []
         for xt in xs.unbind(0):
             h = v + xt
@@ -124,6 +140,11 @@ class PureLIF(_Pure):
     def forward(self, x):
         xs = self.tape.per_step(x)
         v = self.tape.state("v", lambda: torch.zeros(xs.shape[1:]))
+        if self.tape.kernels:
+            out, n = kernel_steps(xs, v, lif_step, self.tau, self.theta)
+            self.tape.new.append(v)
+            self.tape.count(("spikes", self.name), n)
+            return out.view(x.shape)
         out = []
         for xt in xs.unbind(0):
             h = v + (xt - v) / self.tau
@@ -153,9 +174,30 @@ class PureEC(_Pure):
         self.theta_bits = int(np.array([th], dtype=np.float32).view(np.int32)[0])
         self.numel = 0
 
+    def _kernels(self, xs):
+        """Eager: ``ecmt._ec_mt_kernel`` once per step on the states in place (the reference's arithmetic)."""
+        t = self.tape
+        empty = torch.empty(0)
+        S = t.state("S", lambda: torch.zeros(xs.shape[1:])) if self.ec else empty
+        G = t.state("G", lambda: torch.zeros(xs.shape[1:])) if self.ec else empty
+        v = t.state("v", lambda: torch.zeros(xs.shape[1:])) if self.mt else empty
+        xs = xs.detach().to(torch.float32).contiguous()
+        out = torch.empty(xs.shape)
+        flat = [a.numpy().reshape(-1) for a in (S, G, v)]
+        f, lam, L, n = np.float32, self.lam, self.L, []
+        for i, w in enumerate(t.w.tolist()):
+            n.append(_ec_mt_kernel(xs[i].numpy().reshape(-1), *flat, out[i].numpy().reshape(-1), NO_KEEP, self.ec,
+                                   self.mt, False, f(self.d), f(L / (lam * w)), f(lam * w / L), f(L), f(self.theta),
+                                   self.n, f(1.0)))
+        t.new += ([S, G] if self.ec else []) + ([v] if self.mt else [])
+        t.count(("spikes", self.name), torch.tensor(n, dtype=torch.int64))
+        return out
+
     def forward(self, x):
         t = self.tape
         xs = t.per_step(x)
+        if t.kernels:
+            return self._kernels(xs).view(x.shape)
         os_ = list(xs.unbind(0))
         if self.ec:
             S = t.state("S", lambda: torch.zeros(xs.shape[1:]))
