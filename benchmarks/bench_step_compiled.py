@@ -4,14 +4,14 @@ One live decision is "reset, then T timesteps of one window's input" (docs/model
 times it per timestep, at batch 1, one thread, spike and op counting included, on a real N-MNIST recording:
 
 - ``eager``: the streaming runner as it was (numba neurons, counting hooks), one ``step()`` per timestep;
-- ``pure``: the pure step (evstream/snn/pure.py) run eagerly, ``chunk`` timesteps per call;
+- ``batched``: the pure step (evstream/snn/pure.py) run eagerly, ``chunk`` timesteps per call (numba neurons);
 - ``inductor``: that step through ``torch.export`` + ``torch.compile`` (C++ wrapper, freezing);
 - ``ort``: that step exported to ONNX, ONNX Runtime with one thread (when onnxruntime is installed).
 
 Rounds interleave the contenders (the machine is shared: medians over rounds of medians). Compile times
 are wall times in this run (inductor's cache: ``evstream.snn.compiled.cache_dir()``).
 
-    python benchmarks/bench_step_compiled.py [--modes ecmt,mst,spikformer] [--backends pure,inductor,ort]
+    python benchmarks/bench_step_compiled.py [--modes ecmt,mst,spikformer] [--backends batched,inductor,ort]
         [--rounds 5] [--json benchmarks/bench_step_compiled.json]
 """
 
@@ -104,7 +104,7 @@ def bench_mode(mode, backends, rounds, n):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--modes", default="ecmt,mst,spikformer")
-    ap.add_argument("--backends", default="pure,inductor,ort")
+    ap.add_argument("--backends", default="batched,inductor,ort")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--n", type=int, default=10, help="decisions per round and contender")
     ap.add_argument("--json")

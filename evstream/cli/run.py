@@ -68,10 +68,11 @@ def add_live_arguments(p) -> None:
                    help="state carry: running output = exponential mean with this decay per step (0: plain mean)")
     p.add_argument("--mask", type=float, default=0.0, help="spike mask ratio (RSM) on Q, K, attention")
     p.add_argument("--threads", type=int, default=1, help="torch threads for the model (default 1)")
-    p.add_argument("--step", default="auto", choices=["auto", "eager", "inductor", "ort", "pure"],
-                   help="how the SNN step runs: auto (default; benchmarks/RESULTS.md 'Live speed'), eager (the "
-                        "reference runner), inductor / ort (compiled; the compile cache is ~/.cache/evstream), "
-                        "pure (the compiled step's function, uncompiled)")
+    p.add_argument("--step", default="auto", choices=["auto", "eager", "inductor", "ort", "batched"],
+                   help="how the SNN step runs: auto (default: batched, what measured best; benchmarks/RESULTS.md "
+                        "'Live speed'), eager (the reference runner, one call per step), batched (a decision's "
+                        "steps in one call, layer by layer), inductor / ort (that step compiled; minutes to "
+                        "compile on a 2-core machine; cache: ~/.cache/evstream/compiled)")
     p.add_argument("--seed", type=int, default=0, help="seed of the spike masks")
 
 

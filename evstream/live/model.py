@@ -71,10 +71,12 @@ def chunk_for(steps: int, most: int = 8) -> int:
     return max(d for d in range(1, min(int(steps), most) + 1) if steps % d == 0)
 
 
-# how the live SNN step runs: "eager" the streaming runner (the reference); "inductor" / "ort" its pure step
-# compiled (evstream/snn/compiled.py); "auto" the one benchmarks/RESULTS.md measured best ("Live speed")
-STEPS = ("auto", "eager", "inductor", "ort", "pure")
-AUTO_STEP = "inductor"
+# how the live SNN step runs: "eager" the streaming runner (the reference, one call per step); "batched" its
+# pure step run eagerly, a decision's steps in one call; "inductor" / "ort" that step compiled
+# (evstream/snn/compiled.py); "auto" what benchmarks/RESULTS.md ("Live speed") measured best without a
+# compile of minutes at start
+STEPS = ("auto", "eager", "batched", "inductor", "ort")
+AUTO_STEP = "batched"
 
 
 def use_compiled_step(lm: LoadedModel, config, notice=print) -> None:
@@ -92,6 +94,7 @@ def use_compiled_step(lm: LoadedModel, config, notice=print) -> None:
     chunk = chunk_for(config.steps_for(lm)) if config.state == "reset" else 1  # carry: one step per call
     example = torch.zeros(1, int(lm.rep.channels), *(int(v) for v in lm.rep.out_hw))
     lm.runner = compile_runner(lm.runner, example, step, chunk=chunk, notice=notice)
+    lm.neurons = dict(getattr(lm.runner, "neuron_sizes", {}))  # the monitors' rates (spikes per neuron)
 
 
 LIVE_MODES = ("ecmt",)  # preferred on live streams, in this order, where a model has them

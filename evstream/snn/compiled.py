@@ -27,7 +27,7 @@ import torch
 
 from evstream.snn.pure import PureStep
 
-BACKENDS = ("inductor", "ort", "pure")
+BACKENDS = ("inductor", "ort", "batched")
 
 
 def cache_dir() -> Path:
@@ -39,7 +39,7 @@ def cache_dir() -> Path:
 
 def compile_pure(pure: PureStep, example: tuple, backend: str):
     """A callable ``fn(x, w, states) -> (logits, counts, states)`` computing ``pure`` with ``backend``."""
-    if backend == "pure":
+    if backend == "batched":
         pure.tape.kernels = True  # eager: the neurons' numba kernels (nothing to trace)
         return pure
     if backend == "inductor":
@@ -103,6 +103,7 @@ class CompiledRunner:
             # one eager step: the neuron layers' sizes (read by the monitors) and the MACs per step (constant:
             # the analog layers and ECMT's compensation)
             self.macs = float(runner.step(example).macs)
+            self.neuron_sizes = {m.name: int(m.last_numel) for m in runner.neurons}  # {layer: neurons}
         self.example = example
         self.pures = {}
         self._build(self.chunk)

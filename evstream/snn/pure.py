@@ -349,6 +349,7 @@ class PureStep(nn.Module):
             m._forward_hooks.clear()
             m._forward_pre_hooks.clear()
         _rewrite(self.model, self.tape, analog, fed)
+        self.eval()
         self._discover(example)
 
     def _discover(self, example) -> None:
