@@ -1,4 +1,4 @@
-"""One SNN timestep as a pure function over explicit state tensors, for compilation (issue 16).
+"""T SNN timesteps as one pure function over explicit state tensors, for batching and compilation (issue 16).
 
     pure = PureStep(runner, x, steps=T)        # the runner's SNN (any mode) rewritten as a function
     states = pure.init_states()                # membranes (and ECMT's expectations) at their reset values
