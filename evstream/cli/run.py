@@ -77,6 +77,11 @@ def add_live_arguments(p) -> None:
                         "1 of N*N per pooled pixel (mean: the counts a camera of the model's resolution gives)")
     p.add_argument("--mask", type=float, default=0.0, help="spike mask ratio (RSM) on Q, K, attention")
     p.add_argument("--threads", type=int, default=1, help="torch threads for the model (default 1)")
+    p.add_argument("--step", default="auto", choices=["auto", "eager", "inductor", "ort", "batched"],
+                   help="how the SNN step runs: auto (default: batched, what measured best; benchmarks/RESULTS.md "
+                        "'Live speed'), eager (the reference runner, one call per step), batched (a decision's "
+                        "steps in one call, layer by layer), inductor / ort (that step compiled; minutes to "
+                        "compile on a 2-core machine; cache: ~/.cache/evstream/compiled)")
     p.add_argument("--seed", type=int, default=0, help="seed of the spike masks")
 
 
@@ -92,7 +97,7 @@ def live_options(args) -> dict:
                 window_slices=args.window_slices, steps_per_slice=args.steps_per_slice,
                 decay=args.decay if args.decay > 0 else None, mask_ratio=args.mask, threads=args.threads,
                 seed=args.seed, roi=parse_roi(args.roi), downscale=parse_downscale(args.downscale),
-                pool=args.pool)
+                pool=args.pool, step=args.step)
 
 
 def read_labels(path) -> list[tuple[int, int, str]]:
@@ -161,7 +166,7 @@ def run(args) -> int:
     summary = {"source": args.source, "model": args.model, "mode": pipe.lm.mode if pipe.lm else None,
                "slices": st["slices_in"], "dropped_slices": st["dropped_slices"], "steps": st["steps"],
                "decisions": st["decisions"], "ann_energy_uJ_per_inference": st["ann_uJ"],
-               "snn_energy_uJ_total": pipe.energy.total_uJ,
+               "snn_energy_uJ_total": pipe.energy.total_uJ, "step": st["step"], "degrade": st["degrade"],
                "latency_ms": {k: {"p50": round(v["p50_ms"], 3), "p99": round(v["p99_ms"], 3)} for k, v in lat.items()}}
     if segments is not None:
         from evstream.streams import score_decisions

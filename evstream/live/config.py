@@ -78,7 +78,10 @@ class LiveConfig:
 
     ``mask_ratio`` (RSM), ``seed``. ``speed`` x real time for recordings (None: as fast as possible, never
     drops), ``loop``, ``view`` (the event view kind). ``max_queue`` slices between the threads, ``outbox``
-    records kept for :meth:`Pipeline.drain`, ``threads`` torch threads of the model thread."""
+    records kept for :meth:`Pipeline.drain`, ``threads`` torch threads of the model thread. ``step``: how the SNN
+    step runs (``evstream.live.model.STEPS``; "eager" forces the reference runner); ``degrade``: on a paced
+    stream the model thread decides less often or with fewer steps when it cannot keep up (shown in the
+    decision records and the summary) instead of dropping slices."""
 
     mode: str | None = None
     slice_ms: float = 10.0
@@ -108,6 +111,8 @@ class LiveConfig:
     outbox: int = 4096
     threads: int | None = 1
     policy: type = DecisionPolicy
+    step: str = "auto"  # the SNN step: "auto", "eager", "inductor", "ort" (evstream/live/model.py STEPS)
+    degrade: bool = True  # paced streams: fewer decisions / steps when too slow (evstream/live/degrade.py)
 
     def __post_init__(self):
         if self.view not in VIEWS:

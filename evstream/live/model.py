@@ -65,6 +65,38 @@ def check_fit(path, rep, sensor_size) -> None:
                               f"{sensor_size[0]}x{sensor_size[1]}", where=path)
 
 
+def chunk_for(steps: int, most: int = 8) -> int:
+    """Timesteps per compiled call for decisions of ``steps``: the largest divisor of it up to ``most`` (the
+    compiled graph grows with the chunk; mode mst's 64 steps run as 8 calls of 8)."""
+    return max(d for d in range(1, min(int(steps), most) + 1) if steps % d == 0)
+
+
+# how the live SNN step runs: "eager" the streaming runner (the reference, one call per step); "batched" its
+# pure step run eagerly, a decision's steps in one call; "inductor" / "ort" that step compiled
+# (evstream/snn/compiled.py); "auto" what benchmarks/RESULTS.md ("Live speed") measured best without a
+# compile of minutes at start
+STEPS = ("auto", "eager", "batched", "inductor", "ort")
+AUTO_STEP = "batched"
+
+
+def use_compiled_step(lm: LoadedModel, config, notice=print) -> None:
+    """Replace ``lm.runner`` by its compiled step (``config.step``; for decisions of ``config.steps_for(lm)``
+    timesteps), or keep the eager runner with a one-line notice when that is not available here."""
+    from evstream.snn.compiled import compile_runner
+
+    step = AUTO_STEP if config.step == "auto" else config.step
+    if step not in STEPS:
+        raise CheckpointError(f"unknown step {config.step!r} (known: {', '.join(STEPS)})")
+    if step == "eager":
+        return
+    import torch
+
+    chunk = chunk_for(config.steps_for(lm)) if config.state == "reset" else 1  # carry: one step per call
+    example = torch.zeros(1, int(lm.rep.channels), *(int(v) for v in lm.rep.out_hw))
+    lm.runner = compile_runner(lm.runner, example, step, chunk=chunk, notice=notice)
+    lm.neurons = dict(getattr(lm.runner, "neuron_sizes", {}))  # the monitors' rates (spikes per neuron)
+
+
 LIVE_MODES = ("ecmt",)  # preferred on live streams, in this order, where a model has them
 
 

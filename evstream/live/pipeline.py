@@ -33,7 +33,7 @@ from pathlib import Path
 
 from evstream.errors import EvstreamError, FormatError
 from evstream.live.config import LIVE_SETTINGS, LiveConfig
-from evstream.live.model import LoadedModel, load_model
+from evstream.live.model import LoadedModel, load_model, use_compiled_step
 from evstream.live.queue import END, SliceQueue
 from evstream.live.reader import Pause, Play, Reader, Seek, SetSlicing, SetSpeed, Step
 from evstream.live.recorder import Recorder
@@ -89,6 +89,7 @@ class Pipeline:
         self.stepper = ModelStepper(self.slices, load=self._load, t_first=lambda: self.reader.t_first,
                                     dropped=lambda: self.slices.dropped, lock=self._lock, **common)
         if lm is not None:
+            use_compiled_step(lm, cfg, notice=self._notice)
             self.stepper.attach(lm)
 
     def _source_options(self) -> dict:
@@ -101,8 +102,9 @@ class Pipeline:
 
     def _load(self, path, mode=None) -> LoadedModel:
         cfg = self.config
-        return self._fit(load_model(path, None, mode=mode, mask_ratio=cfg.mask_ratio, seed=cfg.seed,
-                                    decay=cfg.decay))
+        lm = self._fit(load_model(path, None, mode=mode, mask_ratio=cfg.mask_ratio, seed=cfg.seed, decay=cfg.decay))
+        use_compiled_step(lm, cfg, notice=self._notice)
+        return lm
 
     def _fit(self, lm: LoadedModel) -> LoadedModel:
         """The camera mapped onto the model's sensor (:mod:`evstream.live.region`); CheckpointError otherwise."""
@@ -114,6 +116,13 @@ class Pipeline:
         """A region of interest (x, y, w, h; None: the whole sensor) and downscale factor for the running model
         from its next input (:func:`evstream.live.region.set_region`)."""
         set_region(self, roi, downscale)
+
+    def _notice(self, text: str) -> None:
+        """A one-line notice (the compiled step fell back to eager): stderr and a status record."""
+        import sys
+
+        print(f"evstream: {text}", file=sys.stderr)
+        self._emit(StatusRecord(text))
 
     def _update(self, **changes) -> None:
         with self._lock:
@@ -250,7 +259,15 @@ class Pipeline:
                 "dropped_slices": self.dropped_slices, "queued": self.slices.qsize(), "steps": self.steps,
                 "decisions": self.decisions, "latency": self.latency.summary(), "energy": self.energy.per_second(),
                 "ann_uJ": self.energy.ann_uJ, "recording": str(self.recorder.base) if self.recorder else None,
-                "error": self.error}
+                "error": self.error, "step": type(self.lm.runner).__name__ if self.lm else None,
+                "degrade": self._degrade()}
+
+    def _degrade(self) -> dict:
+        """What the load governor did (evstream/live/degrade.py): its level now, the deepest, how often it
+        moved, and the decision times passed over because a later one was already queued."""
+        gov = self.stepper.governor
+        return {"level": gov.level.to_dict() if gov else None, "deepest_level": gov.deepest if gov else 0,
+                "changes": gov.changes if gov else 0, "skipped_decisions": self.stepper.skipped}
 
     # ---------------------------------------------------------------- running
     def _thread(self, fn, name) -> threading.Thread:

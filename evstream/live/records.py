@@ -70,7 +70,8 @@ class DecisionRecord(Record):
     ``class_name`` (``"class"`` in the dict and JSON; None: undecided), its ``index`` and ``confidence``, the
     ``top`` 3 as [name, probability], the ``timesteps``, ``energy_uJ`` and ``spikes`` it took (the ANN's
     ``ann_energy_uJ`` for one inference beside it), ``reason`` (the policy's, or ``"end"``), and
-    ``latency_ms`` from its last slice being complete to the decision (absent at the end of a stream)."""
+    ``latency_ms`` from its last slice being complete to the decision (absent at the end of a stream), ``degraded``
+(absent unless the machine was too slow: ``{"level", "every", "steps", "reason"}``, ``live/degrade.py``)."""
 
     kind: ClassVar[str] = "decision"
     decision: int
@@ -90,6 +91,7 @@ class DecisionRecord(Record):
     mode: str
     dropped_slices: int
     latency_ms: float | None = _optional()
+    degraded: dict | None = _optional()  # the load governor's level when degraded (evstream/live/degrade.py)
 
 
 @dataclass

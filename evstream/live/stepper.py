@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from evstream.errors import EvstreamError
+from evstream.live.degrade import LoadGovernor
 from evstream.live.policy import DecisionSmoother
 from evstream.live.queue import END, Reset
 from evstream.live.records import DecisionRecord, EndRecord, ErrorRecord, ResetRecord, StatusRecord, StepRecord
@@ -34,6 +35,21 @@ def window_events(window, sensor_size) -> np.ndarray:
     if len(events) and (int(events["x"].max()) >= w or int(events["y"].max()) >= h):
         events = events[(events["x"] < w) & (events["y"] < h)]
     return events
+
+
+def batched_steps(stepper, lm, x, t_rel, on_step):
+    """A runner with ``steps(x, n)`` (the compiled step): the decision's timesteps in one call, each recorded
+    with its share of the call's time; the policy's answer after the last (None: step on one by one)."""
+    batch = getattr(lm.runner, "steps", None)
+    if batch is None or stepper.policy.early_exit is not None:
+        return None
+    t0 = time.perf_counter()
+    outs = batch(x, stepper.policy.max_steps)
+    each = (time.perf_counter() - t0) / max(1, len(outs))
+    decision = None
+    for out in outs:
+        decision = stepper._record(lm, out, t_rel, on_step, each)
+    return decision
 
 
 class ModelStepper:
@@ -57,6 +73,8 @@ class ModelStepper:
         self._request = None
         self.headless = False
         self.slices_done = self.steps = self.decisions = 0
+        # decision times passed over (a later one already queued); the LoadGovernor; decision times seen
+        self.skipped, self.governor, self._slot = 0, None, 0
         self._reset_tally()
 
     # ---------------------------------------------------------------- the model
@@ -65,6 +83,10 @@ class ModelStepper:
         self.energy = EnergyMonitor(lm.ann_uJ)
         self.spikes = SpikeMonitor()
         self.window = deque(maxlen=self.window_slices(lm))
+        cfg = self.config()
+        steps = cfg.steps_for(lm)  # a compiled step runs whole chunks of steps: it degrades by deciding less often
+        least = steps if getattr(lm.runner, "chunk", 1) > 1 else cfg.min_steps
+        self.governor = LoadGovernor(steps, min_steps=least) if cfg.degrade else None
         self.smoother.reset()
         self._next_t = None
         self._reset_tally()
@@ -208,7 +230,18 @@ class ModelStepper:
         if t_rel < self._next_t:
             return
         self._next_t = (t_rel // every + 1) * every
+        backlog_us = self.slices.qsize() * max(1, int(sl.t_end - sl.t_start))
+        if cfg.speed and backlog_us >= every:  # paced: a later decision time is already queued, decide there
+            self.skipped += 1
+            return
+        self._slot += 1
+        level = self.governor.level if self.governor is not None else None
+        if level is not None and self._slot % level.every:
+            return
         self._decide_window(lm, cfg, sl.t_end, t_rel, span, t_start, t_ready, on_step, on_decision)
+        if self.governor is not None and cfg.speed:  # wall time: stream time / speed
+            self.governor.observe(time.perf_counter() - t_start, every * level.every / 1e6 / cfg.speed,
+                                  backlog_us / 1e6 / cfg.speed)
 
     def _decide_window(self, lm, cfg, t_end, t_rel, span, t_start, t_ready, on_step, on_decision,
                        reason=None) -> None:
@@ -216,12 +249,13 @@ class ModelStepper:
         self.latency.add("represent", time.perf_counter() - t_start)
         lm.runner.reset()
         self._reset_tally()
-        self.policy.max_steps = cfg.steps_for(lm)
-        decision = None
+        level = self.governor.level if self.governor is not None else None
+        self.policy.max_steps = level.steps if level is not None else cfg.steps_for(lm)
+        decision = batched_steps(self, lm, x, t_rel, on_step)
         while decision is None:
             decision = self._step(lm, x, t_rel, on_step)
         self.decide(self._last_out, reason or decision.reason, t_rel, on_decision, t_slice_ready=t_ready,
-                    window_us=min(span, t_rel))  # the stream's first event bounds what it summarises
+                    window_us=min(span, t_rel), level=level)  # the stream's first event bounds what it summarises
 
     def final_window(self, on_step=None, on_decision=None) -> None:
         """The stream ended: one last decision on its last window, unless one was just made there."""
@@ -252,11 +286,15 @@ class ModelStepper:
 
     def _step(self, lm, x, t_rel, on_step):
         """One SNN timestep: monitors, the step record (recorded, posted, ``on_step``), the policy's answer."""
-        import torch
-
         t0 = time.perf_counter()
         out = lm.runner.step(x)
-        self.latency.add("step", time.perf_counter() - t0)
+        return self._record(lm, out, t_rel, on_step, time.perf_counter() - t0)
+
+    def _record(self, lm, out, t_rel, on_step, seconds):
+        """A step's monitors, record and the policy's answer; ``seconds`` it took (its share of a batch)."""
+        import torch
+
+        self.latency.add("step", seconds)
         self.steps += 1
         if not lm.neurons:
             lm.neurons = neuron_counts(lm.runner)
@@ -283,7 +321,7 @@ class ModelStepper:
             on_step(row)
         return decision
 
-    def decide(self, out, reason, t_rel, on_decision, t_slice_ready=None, window_us=0) -> None:
+    def decide(self, out, reason, t_rel, on_decision, t_slice_ready=None, window_us=0, level=None) -> None:
         import torch
 
         lm = self.lm
@@ -305,7 +343,8 @@ class ModelStepper:
         rec = DecisionRecord(self.decisions, t_rel, int(window_us), None if idx is None else name(idx), idx, conf,
                              float(out.margin[0]), self.policy.steps, reason, self._energy, lm.ann_uJ,
                              int(self._spikes), [[name(int(i)), float(p)] for p, i in zip(top.values, top.indices)],
-                             self.config().mask_ratio, lm.mode, self.dropped(), latency)
+                             self.config().mask_ratio, lm.mode, self.dropped(), latency,
+                             level.to_dict() if level is not None and level.degraded else None)
         self.decisions += 1
         self._decided_t = t_rel
         lm.runner.reset_mean()

@@ -435,10 +435,14 @@ class ECMTRunner(SpikingRunner):
         output; ``mean`` the (weighted) mean of the outputs, which by Theorem 1 is the classifier applied
         to the compensated mean of its input."""
         logits = self.model(x_t)
+        return self._result(logits, self.accumulate(logits), ECMTStepResult,
+                            spikes_per_level=SpikesPerLevel(self.neurons))
+
+    def accumulate(self, logits: torch.Tensor) -> torch.Tensor:
+        """The (weighted) mean of the compensated outputs so far."""
         self.t += 1
         d = self.decay or 1.0
         self._sum = logits.clone() if self._sum is None else self._sum.mul_(d).add_(logits)
         self._w = d * self._w + 1.0
         self._k += 1
-        mean = self._sum / self._w
-        return self._result(logits, mean, ECMTStepResult, spikes_per_level=SpikesPerLevel(self.neurons))
+        return self._sum / self._w

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import torch
 
-from evstream.energy import OpCounter, mst_power_alpha
+from evstream.energy import OpCounter, energy_uJ, mst_power_alpha
 from evstream.snn.registry import register_conversion
 
 
@@ -112,29 +112,36 @@ class SpikingRunner:
     def step(self, x_t: torch.Tensor) -> StepResult:
         """Exactly one timestep for a batch ``x_t (B, C, H, W)``."""
         logits = self.model(x_t)
+        return self._result(logits, self.accumulate(logits))
+
+    def accumulate(self, logits: torch.Tensor) -> torch.Tensor:
+        """One more step's output into the running output; returns the running mean (this mode's rule)."""
         self.t += 1
         if self.decay:
             self._mean = logits.clone() if self._mean is None else self.decay * self._mean + (1 - self.decay) * logits
-            mean = self._mean
-        else:
-            self._sum = logits.clone() if self._sum is None else self._sum + logits
-            self._k += 1
-            mean = self._sum / self._k
-        return self._result(logits, mean)
+            return self._mean
+        self._sum = logits.clone() if self._sum is None else self._sum + logits
+        self._k += 1
+        return self._sum / self._k
 
     def _result(self, logits, mean, result=StepResult, **extra) -> StepResult:
         """This step's spikes, operations, energy and confidence, added to the run's totals."""
         spikes = {m.name: m.last_spikes for m in self.neurons}
+        ops = self.counter.take() if self.counter else None
+        return self.result(logits, mean, spikes, ops.sops if ops else 0.0, ops.macs if ops else 0.0, result, **extra)
+
+    def result(self, logits, mean, spikes: dict, sops: float, macs: float, result=StepResult, **extra) -> StepResult:
+        """A step's record from its output, running mean, spikes per neuron layer and operations (added to
+        the run's totals); shared with the compiled step (``evstream.snn.compiled``)."""
         total = sum(spikes.values())
         self.total_spikes += total
-        ops = self.counter.take() if self.counter else None
-        e = ops.energy_uJ if ops else 0.0
+        e = energy_uJ(sops, macs) if self.counter else 0.0
         self.total_energy_uJ += e
         p = torch.softmax(mean, dim=-1)
         top2 = p.topk(min(2, p.shape[-1]), dim=-1).values
         margin = top2[:, 0] - (top2[:, 1] if top2.shape[-1] > 1 else 0)
-        return result(self.t, logits, mean, top2[:, 0], margin, spikes, total, ops.sops if ops else 0.0,
-                      ops.macs if ops else 0.0, e, mst_power_alpha(total), **extra)
+        return result(self.t, logits, mean, top2[:, 0], margin, spikes, total, sops, macs, e, mst_power_alpha(total),
+                      **extra)
 
     @torch.no_grad()
     def run(self, x: torch.Tensor, T: int) -> torch.Tensor:

@@ -1,0 +1,208 @@
+"""The SNN step compiled for CPU inference: a runner with the streaming API whose steps run a compiled
+:class:`~evstream.snn.pure.PureStep` (issue 16).
+
+    fast = CompiledRunner(runner, x, backend="inductor", chunk=4)   # runner: model.spiking(mode=...)
+    fast.reset()
+    outs = fast.steps(x, 4)        # 4 StepResults, computed in one call (layer by layer over the 4 steps)
+    out = fast.step(x)             # one step (a chunk of 1 is compiled for it when chunk > 1)
+
+Backends (``BACKENDS``): ``inductor`` (``torch.export`` of the pure step, then ``torch.compile`` with
+inductor's C++ wrapper and freezing; the compiled code is cached by inductor under ``cache_dir()``),
+``ort`` (ONNX Runtime, one intra-op thread, sequential; needs ``onnxruntime``), ``pure`` (the pure step
+run eagerly: the reference for the compiled ones). The eager runner itself stays the reference of the
+whole path; ``tests/test_compiled.py`` checks every backend against it.
+
+What the compiled step does not cover falls back to the eager runner, per call: Random Spike Masking
+(``mask_ratio > 0``) and inputs of another shape. ``compile_runner`` returns the eager runner with a one-line
+notice when compilation is unavailable (no C++ compiler, no onnxruntime, an export error).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import torch
+
+from evstream.snn.pure import PureStep
+
+BACKENDS = ("inductor", "ort", "batched")
+
+
+def cache_dir() -> Path:
+    """Where compiled steps are cached: ``$EVSTREAM_CACHE/compiled`` or ``~/.cache/evstream/compiled``
+    (inductor's cache, set through ``TORCHINDUCTOR_CACHE_DIR`` unless that is set already)."""
+    root = os.environ.get("EVSTREAM_CACHE") or str(Path.home() / ".cache" / "evstream")
+    return Path(root) / "compiled"
+
+
+def compile_pure(pure: PureStep, example: tuple, backend: str):
+    """A callable ``fn(x, w, states) -> (logits, counts, states)`` computing ``pure`` with ``backend``."""
+    if backend == "batched":
+        pure.tape.kernels = True  # eager: the neurons' numba kernels (nothing to trace)
+        return pure
+    if backend == "inductor":
+        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_dir() / "inductor"))
+        with torch.no_grad():
+            gm = torch.export.export(pure, example, strict=False).module()
+        fn = torch.compile(gm, backend="inductor", options={"cpp_wrapper": True, "freezing": True})
+        return _warm(fn, example)
+    if backend == "ort":
+        return _warm(OrtStep(pure, example), example)
+    raise ValueError(f"unknown step backend {backend!r} (known: {', '.join(BACKENDS)})")
+
+
+def _warm(fn, example):
+    with torch.inference_mode():
+        fn(*example)  # compiles now, not at the first live step
+    return fn
+
+
+class OrtStep:
+    """The pure step exported to ONNX and run by ONNX Runtime (one thread, sequential execution)."""
+
+    def __init__(self, pure: PureStep, example: tuple):
+        import onnxruntime as ort
+
+        x, w, states = example
+        path = cache_dir() / f"step-{os.getpid()}-{id(pure)}.onnx"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        names = ["x", "w"] + [f"s{i}" for i in range(len(states))]
+        with torch.no_grad():
+            torch.onnx.export(pure, (x, w, list(states)), str(path), input_names=names, dynamo=True,
+                              external_data=False)
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        path.unlink(missing_ok=True)
+        self.inputs = [i.name for i in self.session.get_inputs()]
+        self.n_states = len(states)
+
+    def __call__(self, x, w, states):
+        feeds = dict(zip(self.inputs, [x.numpy(), w.numpy()] + [s.numpy() for s in states]))
+        out = [torch.from_numpy(o) for o in self.session.run(None, feeds)]
+        return out[0], out[1], out[2:]
+
+
+class CompiledRunner:
+    """The streaming API of ``runner`` (``reset``, ``reset_mean``, ``step``, ``run``, ``set_mask_ratio``,
+    ``model``, ``neurons``) over the pure step compiled by ``backend`` for inputs shaped like ``example``;
+    ``chunk`` timesteps per compiled call (:meth:`steps`). The running output, totals and records are the
+    eager runner's own code (``accumulate``, ``result``), so both give the same ``StepResult`` s."""
+
+    def __init__(self, runner, example: torch.Tensor, backend: str = "inductor", chunk: int = 1):
+        self.ref, self.backend, self.chunk = runner, backend, max(1, int(chunk))
+        self.shape = tuple(example.shape)
+        t0 = time.perf_counter()
+        self._fns = {}
+        with torch.inference_mode():
+            runner.reset()
+            # one eager step: the neuron layers' sizes (read by the monitors) and the MACs per step (constant:
+            # the analog layers and ECMT's compensation)
+            self.macs = float(runner.step(example).macs)
+            self.neuron_sizes = {m.name: int(m.last_numel) for m in runner.neurons}  # {layer: neurons}
+        self.example = example
+        self.pures = {}
+        self._build(self.chunk)
+        self.compile_s = time.perf_counter() - t0
+        self.reset()
+
+    def _build(self, n: int) -> None:
+        pure = self.pures[n] = PureStep(self.ref, self.example, steps=n)
+        self._fns[n] = compile_pure(pure, self._args(pure, self.example), self.backend)
+
+    def _args(self, pure, x):
+        return (x, torch.arange(1, pure.steps + 1, dtype=torch.float64), pure.init_states())
+
+    # the eager runner's attributes the live path reads
+    model = property(lambda self: self.ref.model)
+    neurons = property(lambda self: self.ref.neurons)
+    mask_ratios = property(lambda self: self.ref.mask_ratios)
+    t = property(lambda self: self.ref.t)
+
+    @property
+    def compiled_active(self) -> bool:
+        """False while the eager runner does the steps (masking on)."""
+        return not any(r > 0 for r in _ratios(self.ref.mask_ratios))
+
+    def set_mask_ratio(self, ratio) -> None:
+        self.ref.set_mask_ratio(ratio)
+
+    def reset(self) -> None:
+        self.ref.reset()
+        self.states = None  # the reset values, made at the next step
+        self._w, self._first = 0.0, True
+
+    def reset_mean(self) -> None:
+        self.ref.reset_mean()
+        self._w, self._first = 0.0, True
+        if self.states is not None:
+            pure = self.pures[self.chunk]  # every chunk size has the same states
+            for i in pure.expectation_states():
+                self.states[i] = pure.reset_values[i].clone()
+
+    def step(self, x_t: torch.Tensor):
+        return self.steps(x_t, 1)[0]
+
+    @torch.inference_mode()
+    def steps(self, x: torch.Tensor, n: int) -> list:
+        """``n`` timesteps of the same input ``x``, as ``StepResult`` s. Computed in compiled calls of
+        ``chunk`` steps; the eager runner when masking, for another input shape, or for a count of steps that
+        is not a multiple of ``chunk`` from a reset (otherwise a one-step function is compiled for them)."""
+        fresh = self.states is None and self.ref.t == 0
+        if tuple(x.shape) != self.shape or not self.compiled_active or (n % self.chunk and fresh):
+            return [self.ref.step(x) for _ in range(n)]
+        if x.dtype != torch.float32 or not x.is_contiguous():
+            x = x.to(torch.float32).contiguous()
+        size = self.chunk if n % self.chunk == 0 else 1
+        if size not in self._fns:
+            self._build(size)
+        out = []
+        for _ in range(n // size):
+            out += self._call(x, size)
+        return out
+
+    def _call(self, x, size):
+        pure, ref = self.pures[size], self.ref
+        if self.states is None:
+            self.states = pure.init_states()
+        d = ref.decay or 1.0
+        ws = []
+        for _ in range(size):
+            self._w = d * self._w + 1.0
+            ws.append(self._w)
+        logits, counts, self.states = self._fns[size](x, torch.tensor(ws, dtype=torch.float64), self.states)
+        self.states = list(self.states)
+        rows = counts.t().tolist()
+        out = []
+        for i in range(size):
+            spikes, sops = pure.ops(rows[i], self._first)
+            self._first = False
+            lg = logits[i]
+            out.append(ref.result(lg, ref.accumulate(lg), spikes, sops, self.macs if ref.counter else 0.0))
+        return out
+
+    @torch.no_grad()
+    def run(self, x: torch.Tensor, T: int) -> torch.Tensor:
+        """Reset, then ``T`` steps of the same input; (T, B, K) running means."""
+        self.reset()
+        return torch.stack([r.mean for r in self.steps(x, T)])
+
+
+def _ratios(ratios) -> list:
+    return list(ratios.values()) if isinstance(ratios, dict) else [ratios]
+
+
+def compile_runner(runner, example: torch.Tensor, backend: str = "inductor", chunk: int = 1, notice=print):
+    """A :class:`CompiledRunner`, or ``runner`` itself with a one-line ``notice`` when the backend is not
+    available here (no C++ compiler, no onnxruntime, an export the backend cannot take)."""
+    try:
+        return CompiledRunner(runner, example, backend, chunk)
+    except Exception as exc:  # a compiler or exporter failure of any kind: keep the eager step
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        notice(f"compiled step unavailable ({backend}: {type(exc).__name__}: {first}); using the eager step")
+        runner.reset()
+        return runner

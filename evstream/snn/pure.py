@@ -1,0 +1,413 @@
+"""T SNN timesteps as one pure function over explicit state tensors, for batching and compilation (issue 16).
+
+    pure = PureStep(runner, x, steps=T)        # the runner's SNN (any mode) rewritten as a function
+    states = pure.init_states()                # membranes (and ECMT's expectations) at their reset values
+    logits, counts, new_states = pure(x, w, states)    # T steps of input x: (T, B, K), (keys, T), states
+
+The streaming runners (:mod:`evstream.snn.streaming`) keep their state in the neuron modules and count
+operations with hooks: right for training and evaluation, but neither can be traced. ``PureStep`` is a
+copy of the runner's (fused, converted) model in which
+
+- every neuron layer is its pure twin (:class:`PureIF` for mode ``mst``, :class:`PureEC` for ``ecmt``,
+  :class:`PureLIF` for ``spikformer``): it reads its state from the call's ``states`` and hands back the
+  next state, with the same float32 arithmetic as the numba kernels it stands for (so run eagerly it gives
+  the same spikes: ``tests/test_compiled.py``);
+- every product of two spike tensors (:class:`PureProduct`, :class:`PureECProduct`) and every linear layer
+  whose spike input no neuron layer accounts for (:class:`Counted`) reports the count that
+  :class:`evstream.energy.OpCounter` would take with a hook;
+- the counts come back as one float64 tensor, ``counts[i]`` described by ``keys[i]``;
+  :meth:`PureStep.ops` turns them into the runner's SOPs and MACs (``tests/test_compiled.py`` checks they
+  equal today's).
+
+``w`` holds, for each of the call's T steps, the (weighted) number of steps since the expectations were last
+cleared (ECMT's ``W``; float64, shape ``(T,)``); the other modes ignore it. The backends that compile this function live in
+:mod:`evstream.snn.compiled`.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+from torch import nn
+
+from evstream.energy import fan_out
+from evstream.snn.ecmt import ECProduct, ECQCFS, _ec_mt_kernel
+from evstream.snn.layers import SpikeMatmul
+from evstream.snn.neurons import NO_KEEP, QCFS, _if_step, lif_step
+from evstream.snn.spikformer import LIF
+
+
+class Tape:
+    """The state and counts of one call, shared by the pure layers of one :class:`PureStep`. With
+    ``states=None`` (discovery) each layer makes its reset state from its input's shape and says what it is."""
+
+    def __init__(self, steps: int = 1):
+        self.T = int(steps)
+        self.kernels = False  # eager only: the neurons run their numba kernels (the same arithmetic, fewer calls)
+        self.begin(None, None)
+
+    def begin(self, states, w) -> None:
+        self.states, self.w, self.i = states, w, 0
+        self.new, self.counts = [], []
+        self.keys, self.roles = [], []  # filled in discovery only
+
+    def state(self, role: str, make):
+        """This layer's next state tensor (in discovery: ``make()``, its reset value)."""
+        if self.states is None:
+            self.roles.append(role)
+            return make()
+        s = self.states[self.i]
+        self.i += 1
+        return s
+
+    def count(self, key: tuple, value) -> None:
+        """``value``: this count for each of the call's timesteps, shape (T,)."""
+        if self.states is None:
+            self.keys.append(key)
+        self.counts.append(value)
+
+    def per_step(self, x: torch.Tensor) -> torch.Tensor:
+        """``x (T·B, ...)`` (time folded into the batch, time-major) as ``(T, B, ...)``."""
+        return x.unflatten(0, (self.T, -1))
+
+
+def kernel_steps(xs: torch.Tensor, v: torch.Tensor, kernel, *params):
+    """Eager (``Tape.kernels``): the numba neuron ``kernel(x, v, out, keep, *params)`` once per timestep of
+    ``xs (T, ...)``, the membrane ``v`` updated in place; returns (outputs ``(T, ...)``, spikes ``(T,)``)."""
+    xs = xs.detach().to(torch.float32).contiguous()
+    out = torch.empty(xs.shape)
+    vf = v.numpy().reshape(-1)
+    n = [kernel(xs[t].numpy().reshape(-1), vf, out[t].numpy().reshape(-1), NO_KEEP, *params) for t in range(len(xs))]
+    return out, torch.tensor(n, dtype=torch.int64)
+
+
+def _sum_t(s: torch.Tensor) -> torch.Tensor:
+    """(T, ...) -> (T,): the sum over everything but time."""
+    return s.flatten(1).sum(1)
+
+
+def f32(v: float) -> float:
+    """``v`` rounded to float32 (a constant the kernels use in float32), as a Python float."""
+    return float(np.float32(v))
+
+
+class _Pure(nn.Module):
+    def __init__(self, tape: Tape, name: str):
+        super().__init__()
+        object.__setattr__(self, "tape", tape)  # not a submodule
+        self.name = name
+        self.last_spikes = 0  # read by the models' attention (nnz hints); unused here
+
+
+class PureIF(_Pure):
+    """Mode ``mst``: ``HalfIF.fire`` (h = v + x; spike where h ≥ θ, then v = h − θ; out θ per spike),
+    membrane starting at θ/2."""
+
+    def __init__(self, src: QCFS, tape: Tape):
+        super().__init__(tape, src.name)
+        self.theta = f32(src.node.v_threshold)
+        self.v0 = f32(0.5 * src.node.v_threshold)
+
+    def forward(self, x):
+        xs = self.tape.per_step(x)
+        v = self.tape.state("v", lambda: torch.full(xs.shape[1:], self.v0))
+        if self.tape.kernels:
+            out, n = kernel_steps(xs, v, _if_step, self.theta, self.theta)
+            self.tape.new.append(v)
+            self.tape.count(("spikes", self.name), n)
+            return out.view(x.shape)
+        out = []
+        for xt in xs.unbind(0):
+            h = v + xt
+            s = h >= self.theta
+            v = torch.where(s, h - self.theta, h)
+            out.append(s)
+        self.tape.new.append(v)
+        s = torch.stack(out)
+        self.tape.count(("spikes", self.name), _sum_t(s))
+        return (s.to(x.dtype) * self.theta).view(x.shape)
+
+
+class PureLIF(_Pure):
+    """Mode ``spikformer``: ``neurons.lif_step`` (h = v + (x − v)/τ; spike where h ≥ θ, then v = 0)."""
+
+    def __init__(self, src: LIF, tape: Tape):
+        super().__init__(tape, src.name)
+        self.tau, self.theta = f32(src.node.tau), f32(src.node.v_threshold)
+
+    def forward(self, x):
+        xs = self.tape.per_step(x)
+        v = self.tape.state("v", lambda: torch.zeros(xs.shape[1:]))
+        if self.tape.kernels:
+            out, n = kernel_steps(xs, v, lif_step, self.tau, self.theta)
+            self.tape.new.append(v)
+            self.tape.count(("spikes", self.name), n)
+            return out.view(x.shape)
+        out = []
+        for xt in xs.unbind(0):
+            h = v + (xt - v) / self.tau
+            s = h >= self.theta
+            v = torch.where(s, torch.zeros_like(h), h)
+            out.append(s)
+        self.tape.new.append(v)
+        s = torch.stack(out)
+        self.tape.count(("spikes", self.name), _sum_t(s))
+        return s.to(x.dtype).view(x.shape)
+
+
+class PureEC(_Pure):
+    """Mode ``ecmt``: ``ecmt._ec_mt_kernel`` without masking: expectation compensation of the QCFS
+    (S ← d·S + x, g = clip(floor(S·c + 1/2), 0, L)·c2 with c = L/(λW), c2 = λW/L, o = g − d·G) and the
+    multi-threshold neuron (the level ±θ·2^k nearest to m = v + o, nothing while |m| ≤ θ/2, v ← m − s).
+    The level is chosen as the kernel does, from the float32 exponent bits. Expectations start at 0 (the kernel's first
+    step, exactly: 0·d + x = x and g − d·0 = g)."""
+
+    def __init__(self, src: ECQCFS, tape: Tape):
+        super().__init__(tape, src.name)
+        self.d, self.L, self.lam = f32(src.decay), f32(src.levels), float(src.lam)
+        self.ec, self.mt, self.n = bool(src.ec), src.theta is not None, int(src.n)
+        th = np.float32(src.theta or 1.0)
+        self.theta, self.half, lo = float(th), float(np.float32(0.5) * th), np.float32(1.5) * th
+        self.inv_lo = float(np.float32(1.0) / lo)
+        self.theta_bits = int(np.array([th], dtype=np.float32).view(np.int32)[0])
+        self.numel = 0
+
+    def _kernels(self, xs):
+        """Eager: ``ecmt._ec_mt_kernel`` once per step on the states in place (the reference's arithmetic)."""
+        t = self.tape
+        empty = torch.empty(0)
+        S = t.state("S", lambda: torch.zeros(xs.shape[1:])) if self.ec else empty
+        G = t.state("G", lambda: torch.zeros(xs.shape[1:])) if self.ec else empty
+        v = t.state("v", lambda: torch.zeros(xs.shape[1:])) if self.mt else empty
+        xs = xs.detach().to(torch.float32).contiguous()
+        out = torch.empty(xs.shape)
+        flat = [a.numpy().reshape(-1) for a in (S, G, v)]
+        f, lam, L, n = np.float32, self.lam, self.L, []
+        for i, w in enumerate(t.w.tolist()):
+            n.append(_ec_mt_kernel(xs[i].numpy().reshape(-1), *flat, out[i].numpy().reshape(-1), NO_KEEP, self.ec,
+                                   self.mt, False, f(self.d), f(L / (lam * w)), f(lam * w / L), f(L), f(self.theta),
+                                   self.n, f(1.0)))
+        t.new += ([S, G] if self.ec else []) + ([v] if self.mt else [])
+        t.count(("spikes", self.name), torch.tensor(n, dtype=torch.int64))
+        return out
+
+    def forward(self, x):
+        t = self.tape
+        xs = t.per_step(x)
+        if t.kernels:
+            return self._kernels(xs).view(x.shape)
+        os_ = list(xs.unbind(0))
+        if self.ec:
+            S = t.state("S", lambda: torch.zeros(xs.shape[1:]))
+            G = t.state("G", lambda: torch.zeros(xs.shape[1:]))
+            cs = (self.L / (self.lam * t.w)).to(torch.float32)  # per step, from W in float64 (as the kernel)
+            c2s = (self.lam * t.w / self.L).to(torch.float32)
+            for i, xt in enumerate(os_):
+                S = S * self.d + xt
+                g = torch.clamp(torch.floor(S * cs[i] + 0.5), 0.0, self.L) * c2s[i]
+                os_[i], G = g - G * self.d, g
+            t.new += [S, G]
+        if not self.mt:
+            t.count(("spikes", self.name), torch.zeros(t.T, dtype=torch.int64))
+            return torch.stack(os_).view(x.shape)
+        v = t.state("v", lambda: torch.zeros(xs.shape[1:]))
+        out, fired = [], []
+        for o in os_:
+            m = v + o
+            a = m.abs()
+            # the level θ·2^k, k = ceil(log2(max(|m|/1.5θ, 1))) ≤ n − 1 from the float32 exponent bits
+            b = torch.clamp(a * self.inv_lo, min=1.0).view(torch.int32)
+            k = ((b >> 23) & 0xFF) - 127 + ((b & 0x7FFFFF) != 0).to(torch.int32)
+            lev = (torch.clamp(k, max=self.n - 1) * (1 << 23) + self.theta_bits).view(torch.float32)
+            fire = a > self.half
+            lev = torch.where(fire, lev, torch.zeros_like(lev))
+            s = torch.where(m >= 0, lev, -lev)
+            v = m - s
+            out.append(s)
+            fired.append(fire)
+        t.new.append(v)
+        t.count(("spikes", self.name), _sum_t(torch.stack(fired)))
+        return torch.stack(out).view(x.shape)
+
+
+def _nnz(x, T: int):
+    """Non-zeros of ``x (T·B, ...)`` per timestep, (T,)."""
+    return (x.reshape(T, -1) != 0).sum(1)
+
+
+def pairs(a, b, T: int = 1):
+    """``energy.pair_ops`` in tensor operations, per timestep (the leading dimension is time-major):
+    Σ_k nnz(column k of a) x nnz(row k of b), summed over the batch."""
+    ca = (a != 0).sum(-2)
+    cb = (b != 0).sum(-1)
+    return (ca * cb).reshape(T, -1).sum(1)
+
+
+class PureProduct(_Pure):
+    """A :class:`SpikeMatmul` that reports its pair count (one SOP per pair of non-zeros that meet)."""
+
+    def forward(self, a, b, bias=None, alpha: float = 1.0, nnz=None):
+        self.tape.count(("pairs", self.name), pairs(a, b, self.tape.T))
+        return SpikeMatmul.forward(self, a, b, bias=bias, alpha=alpha)
+
+
+class PureECProduct(_Pure):
+    """:class:`ECProduct` with S_A, S_B and P(t − 1) as state (starting at 0): P(t) = S_A S_B / W,
+    out = P(t) − d·P(t − 1); reports the pair count and the operands' non-zeros (the compensation's
+    cross terms, counted from the second step after a reset)."""
+
+    def __init__(self, src: ECProduct, tape: Tape, name: str):
+        super().__init__(tape, name)
+        self.d = f32(src.decay)
+
+    def forward(self, a, b, bias=None, alpha: float = 1.0, nnz=None):
+        t, T = self.tape, self.tape.T
+        A, B = t.per_step(a), t.per_step(b)
+        SA = t.state("SA", lambda: torch.zeros(A.shape[1:]))
+        SB = t.state("SB", lambda: torch.zeros(B.shape[1:]))
+        P = t.state("P", lambda: torch.zeros(torch.broadcast_shapes(A.shape[1:-2], B.shape[1:-2])
+                                             + (A.shape[-2], B.shape[-1])))
+        sa, sb = [], []
+        for at, bt in zip(A.unbind(0), B.unbind(0)):
+            SA, SB = SA * self.d + at, SB * self.d + bt
+            sa.append(SA)
+            sb.append(SB)
+        w = t.w.to(torch.float32).view(T, *[1] * (len(P.shape)))
+        ps = (torch.stack(sa) @ torch.stack(sb)) / w  # every step's P(t) in one batched product
+        outs = []
+        for pt in ps.unbind(0):
+            outs.append(pt - P * self.d)
+            P = pt
+        t.new += [SA, SB, P]
+        out = torch.stack(outs).flatten(0, 1)
+        m, n = b.shape[-1], a.shape[-2]
+        t.count(("pairs", self.name), pairs(a, b, T))
+        t.count(("cross", self.name, float(out.numel() // T)), _nnz(a, T) * m + _nnz(b, T) * n)
+        return out if bias is None else torch.add(bias.view(out.shape), out, alpha=alpha)
+
+
+class Counted(_Pure):
+    """A linear layer whose spike input no neuron layer accounts for: reports its non-zero inputs (or, for a
+    layer marked ``counts_input``, the sum of its spike counts), x fan-out = its SOPs."""
+
+    def __init__(self, layer: nn.Module, tape: Tape, name: str):
+        super().__init__(tape, name)
+        self.layer = layer
+        self.by_sum = bool(getattr(layer, "counts_input", False))
+        self.fan_out = float(fan_out(layer))
+
+    def forward(self, x):
+        T = self.tape.T
+        self.tape.count(("layer", self.name, self.fan_out), x.abs().reshape(T, -1).sum(1) if self.by_sum else _nnz(x, T))
+        return self.layer(x)
+
+
+def _rewrite(model: nn.Module, tape: Tape, analog: set, fed: set) -> None:
+    """Swap, in place, every neuron layer, spike product and counted linear layer for its pure twin."""
+    names = {id(m): n for n, m in model.named_modules()}
+    for parent in list(model.modules()):
+        for child_name, child in list(parent.named_children()):
+            name = names.get(id(child), child_name)
+            if isinstance(child, ECQCFS):
+                new = PureEC(child, tape)
+            elif isinstance(child, QCFS):
+                new = PureIF(child, tape)
+            elif isinstance(child, LIF):
+                new = PureLIF(child, tape)
+            elif isinstance(child, ECProduct):
+                new = PureECProduct(child, tape, name)
+            elif isinstance(child, SpikeMatmul):
+                new = PureProduct(tape, name)
+            elif isinstance(child, (nn.Linear, nn.Conv2d)) and name not in analog and name not in fed:
+                new = Counted(child, tape, name)
+            else:
+                continue
+            setattr(parent, child_name, new)
+
+
+class PureStep(nn.Module):
+    """See the module docstring. Built for the runner's model and the shape of ``example`` ``(B, C, H, W)``;
+    ``steps`` T: one call runs T timesteps of the same input (layer by layer, time folded into the batch:
+    one matrix product per layer for all T steps, the neurons' recursions unrolled over T)."""
+
+    def __init__(self, runner, example: torch.Tensor, steps: int = 1):
+        super().__init__()
+        src = runner.model
+        self.steps = int(steps)
+        self.tape = Tape(self.steps)
+        fed_map = getattr(src, "spike_sources", dict)()
+        by_name = dict(src.named_modules())
+        analog = set(runner.analog)
+        # linear layers fed by exactly one neuron layer: SOPs = its spikes x fan-out (as OpCounter)
+        self.fed = [(src_mod.name, float(fan_out(by_name[n]))) for n, src_mod in fed_map.items()
+                    if n in by_name and n not in analog]
+        fed = {n for n in fed_map if n in by_name and n not in analog}
+        self.model = copy.deepcopy(src).eval()
+        for m in self.model.modules():  # the copy carries the runner's OpCounter hooks: not ours
+            m._forward_hooks.clear()
+            m._forward_pre_hooks.clear()
+        _rewrite(self.model, self.tape, analog, fed)
+        self.eval()
+        self._discover(example)
+
+    def _discover(self, example) -> None:
+        """One pass with ``states=None``: every state's reset value (made from its input's shape), role and
+        the counts' keys."""
+        made = []
+        tape = self.tape
+        orig = tape.state
+
+        def record(role, make):
+            s = orig(role, make)
+            made.append(s.clone())
+            return s
+
+        tape.state = record
+        try:
+            with torch.inference_mode():
+                tape.begin(None, torch.ones(self.steps, dtype=torch.float64))
+                self.model(self._repeat(example))
+        finally:
+            del tape.state
+        self.reset_values = made
+        self.roles = list(tape.roles)
+        self.keys = list(tape.keys)
+
+    def init_states(self) -> list:
+        return [s.clone() for s in self.reset_values]
+
+    def _repeat(self, x):
+        return x.repeat(self.steps, *[1] * (x.dim() - 1)) if self.steps > 1 else x
+
+    def forward(self, x, w, states):
+        """``x (B, ...)`` for each of the T steps, ``w (T,)`` float64 (ECMT's W at each step), ``states`` as
+        :meth:`init_states`: (logits ``(T, B, K)``, counts ``(keys, T)`` float64, next states)."""
+        self.tape.begin(list(states), w)
+        logits = self.model(self._repeat(x))
+        counts = torch.stack([c.to(torch.float64) for c in self.tape.counts])
+        return logits.unflatten(0, (self.steps, -1)), counts, list(self.tape.new)
+
+    # ---------------------------------------------------------------- the counts, read
+    def ops(self, counts: list, first: bool) -> tuple[dict, float]:
+        """({neuron layer: spikes}, SOPs) of one step from its ``counts`` (a list); ``first``: the first step
+        since the expectations were cleared (ECMT's compensation terms start at the second)."""
+        spikes, sops = {}, 0.0
+        for key, c in zip(self.keys, counts):
+            kind = key[0]
+            if kind == "spikes":
+                spikes[key[1]] = int(c)
+            elif kind == "pairs":
+                sops += c
+            elif kind == "layer":
+                sops += c * key[2]
+            elif kind == "cross" and not first:
+                sops += c + 3 * key[2]
+        for name, f in self.fed:
+            sops += spikes[name] * f
+        return spikes, sops
+
+    def expectation_states(self) -> list[int]:
+        """Indices of the states ``reset_mean()`` clears (ECMT's running sums), not the membranes."""
+        return [i for i, r in enumerate(self.roles) if r != "v"]

@@ -1,0 +1,155 @@
+"""The pure, compiled SNN step (evstream/snn/pure.py, compiled.py) against the eager runners (the reference):
+the same spikes, outputs and operation counts on real N-MNIST input, for every mode."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from evstream.paths import REPO
+from evstream.snn.compiled import CompiledRunner, compile_runner
+
+CHECKPOINTS = {"mst": "mst-nmnist.pt", "ecmt": "mst-nmnist.pt", "spikformer": "spikformer-nmnist.pt"}
+
+
+def real_input(data_file, rep=None, index=0):
+    """One real N-MNIST recording as model input: the checkpoint's representation, or (``rep=None``) the
+    first two of four polarity frames cropped to 16x16 (the tiny models' 4 channels)."""
+    from evstream.readers import read_events
+    from evstream.representations import from_config
+
+    path = sorted(data_file("nmnist_small/train").glob("*.bs2"))[index]
+    ev = read_events(path).events
+    if rep is not None:
+        return torch.from_numpy(rep(ev)[None])
+    frames = from_config({"kind": "frames", "n_frames": 2, "split_by": "time", "mode": "count",
+                          "sensor_size": [34, 34]})(ev)
+    return torch.from_numpy(np.ascontiguousarray(frames[:, 9:25, 9:25])[None]).float()
+
+
+def shipped(mode):
+    from evstream.live.model import load_model
+
+    path = REPO / "models" / CHECKPOINTS[mode]
+    if not path.exists():
+        pytest.skip(f"{path} not found")
+    return load_model(path, mode=mode)
+
+
+def assert_same_steps(ref_steps, steps, exact: bool):
+    """Step by step: spikes per layer, SOPs, MACs, outputs. ``exact`` (the same float operations as the
+    reference): equal; else within float tolerance, i.e. a few spikes at a threshold may flip: at most 1 %
+    of each step's spikes differ, and the outputs agree to what that allows."""
+    assert len(ref_steps) == len(steps)
+    for r, s in zip(ref_steps, steps):
+        assert list(r.spikes) == list(s.spikes)
+        if exact:
+            assert r.spikes == s.spikes
+            assert r.sops == s.sops and r.macs == s.macs and r.energy_uJ == s.energy_uJ
+            torch.testing.assert_close(s.logits, r.logits, rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(s.mean, r.mean, rtol=1e-5, atol=1e-5)
+            continue
+        diff = sum(abs(r.spikes[k] - s.spikes[k]) for k in r.spikes)
+        assert diff <= 0.01 * r.total_spikes + 2, (diff, r.total_spikes)
+        assert abs(r.sops - s.sops) <= 0.02 * r.sops + 100
+        assert r.macs == s.macs
+        scale = float(r.logits.abs().max()) + 1.0
+        assert float((r.logits - s.logits).abs().max()) <= 0.05 * scale
+
+
+@pytest.mark.parametrize("kernels", [True, False], ids=["numba", "torch-ops"])
+@pytest.mark.parametrize("mode", ["mst", "ecmt", "spikformer"])
+def test_pure_step_counts_equal_the_runner(mode, kernels, shared_file):
+    """The pure step run eagerly one step per call, its neurons as numba kernels or as the tensor operations
+    that get compiled (the same float operations as the runner's kernels): the same spikes per layer, SOPs,
+    MACs and energy as today's runner (hooks), over a reset_mean()."""
+    lm = shipped(mode)
+    x = real_input(shared_file, lm.rep)
+    fast = CompiledRunner(lm.runner, x, backend="batched", chunk=1)
+    fast.pures[1].tape.kernels = kernels
+    ref = lm.runner
+    fast.reset()
+    got = [fast.step(x) for _ in range(3)]
+    fast.reset_mean()
+    got += [fast.step(x) for _ in range(3)]
+    ref.reset()
+    want = [ref.step(x) for _ in range(3)]
+    ref.reset_mean()
+    want += [ref.step(x) for _ in range(3)]
+    assert sum(w.total_spikes for w in want) > 0
+    assert_same_steps(want, got, exact=True)
+
+
+@pytest.mark.parametrize("mode", ["mst", "ecmt", "spikformer"])
+def test_pure_steps_batched_over_time(mode, shared_file):
+    """T steps per call, layer by layer (one product per layer for all T): the runner's steps, within float
+    tolerance (a batched product may round differently from T single ones)."""
+    lm = shipped(mode)
+    x = real_input(shared_file, lm.rep, index=1)
+    fast = CompiledRunner(lm.runner, x, backend="batched", chunk=4)
+    fast.reset()
+    got = fast.steps(x, 8)
+    lm.runner.reset()
+    want = [lm.runner.step(x) for _ in range(8)]
+    assert_same_steps(want, got, exact=False)
+
+
+def tiny_runner(tiny_model, mode):
+    arch = "spikformer" if mode == "spikformer" else "mst"
+    m = tiny_model(arch).eval()
+    return m.spiking(mode=mode)
+
+
+# Compiling costs minutes of CPU per graph on a 2-core machine (benchmarks/RESULTS.md "Live speed"): the suite
+# compiles one mode's tiny model; EVSTREAM_COMPILE_TESTS=1 compiles every mode.
+COMPILED_MODES = ["mst", "ecmt", "spikformer"] if os.environ.get("EVSTREAM_COMPILE_TESTS") else ["spikformer"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+@pytest.mark.parametrize("mode", COMPILED_MODES)
+def test_compiled_step_equals_eager(mode, tiny_model, shared_file):
+    """The inductor-compiled step (C++ wrapper, freezing) on a tiny model and real input: the eager runner's
+    spikes, counts and outputs within float tolerance, 2 steps per call."""
+    x = real_input(shared_file)
+    runner = tiny_runner(tiny_model, mode)
+    fast = compile_runner(runner, x, backend="inductor", chunk=2, notice=pytest.skip)
+    assert isinstance(fast, CompiledRunner)
+    fast.reset()
+    got = fast.steps(x, 4)
+    ref = tiny_runner(tiny_model, mode)
+    ref.reset()
+    want = [ref.step(x) for _ in range(4)]
+    assert sum(w.total_spikes for w in want) > 0
+    assert_same_steps(want, got, exact=False)
+
+
+def test_masking_and_other_shapes_use_the_eager_step(tiny_model, shared_file):
+    x = real_input(shared_file)
+    fast = CompiledRunner(tiny_runner(tiny_model, "mst"), x, backend="batched", chunk=1)
+    fast.set_mask_ratio(0.5)
+    assert not fast.compiled_active
+    fast.reset()
+    got = [fast.step(x) for _ in range(3)]
+    ref = tiny_runner(tiny_model, "mst")
+    ref.set_mask_ratio(0.5)
+    ref.reset()
+    want = [ref.step(x) for _ in range(3)]
+    assert_same_steps(want, got, exact=True)
+    fast.set_mask_ratio(0.0)
+    assert fast.compiled_active
+    two = torch.cat([x, x])  # another batch size than compiled for: eager, same results
+    fast.reset()
+    assert fast.step(two).logits.shape[0] == 2
+
+
+def test_unavailable_backend_falls_back_with_one_notice(tiny_model, shared_file):
+    x = real_input(shared_file)
+    runner = tiny_runner(tiny_model, "mst")
+    notes = []
+    got = compile_runner(runner, x, backend="no-such-backend", notice=notes.append)
+    assert got is runner
+    assert len(notes) == 1 and "eager" in notes[0] and "\n" not in notes[0]
