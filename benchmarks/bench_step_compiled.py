@@ -35,6 +35,9 @@ from evstream.live.config import LiveConfig  # noqa: E402
 from evstream.live.model import chunk_for, load_model  # noqa: E402
 from evstream.snn.compiled import CompiledRunner, cache_dir  # noqa: E402
 
+sys.path.insert(0, str(REPO / "benchmarks"))
+from bench_step import timed  # noqa: E402  (the same median timer as the eager benchmark)
+
 CHECKPOINTS = {"ecmt": "mst-nmnist.pt", "mst": "mst-nmnist.pt", "spikformer": "spikformer-nmnist.pt"}
 
 
@@ -51,15 +54,6 @@ def real_input(rep):
 
     path = sorted((data_root() / "nmnist_small" / "train").glob("*.bs2"))[0]
     return torch.from_numpy(rep(read_events(path).events)[None])
-
-
-def timed(fn, n) -> float:
-    ts = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts)
 
 
 def bench_mode(mode, backends, rounds, n):
