@@ -138,6 +138,7 @@ def run(args) -> int:
     import json
 
     from evstream.live import Pipeline, decision_json
+    from evstream.live.summary import live_summary
 
     labels = read_labels(args.labels) if args.labels else None
     segments = labels_segments(labels) if labels else None
@@ -163,19 +164,7 @@ def run(args) -> int:
 
     st = pipe.run(on_decision=on_decision, max_decisions=args.max_decisions, duration_s=args.duration)
     lat = st["latency"]
-    summary = {"source": args.source, "model": args.model, "mode": pipe.lm.mode if pipe.lm else None,
-               "slices": st["slices_in"], "dropped_slices": st["dropped_slices"], "steps": st["steps"],
-               "decisions": st["decisions"], "ann_energy_uJ_per_inference": st["ann_uJ"],
-               "snn_energy_uJ_total": pipe.energy.total_uJ, "step": st["step"], "degrade": st["degrade"],
-               "latency_ms": {k: {"p50": round(v["p50_ms"], 3), "p99": round(v["p99_ms"], 3)} for k, v in lat.items()}}
-    if segments is not None:
-        from evstream.streams import score_decisions
-
-        rep = score_decisions(decisions, segments, duration_us=max(pipe.duration_us, segments[-1].t_end),
-                              ann_energy_uJ=st["ann_uJ"])
-        summary["stream"] = rep
-        summary["labelled_decisions"] = rep["scored"]
-        summary["accuracy"] = rep["accuracy"]
+    summary = live_summary(pipe, st, args.source, args.model, decisions, segments)
     if args.summary_json:
         from evstream.streams import save_report
 
