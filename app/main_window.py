@@ -70,6 +70,9 @@ class MainWindow(QtWidgets.QMainWindow):
         scroll = QtWidgets.QScrollArea()
         scroll.setWidget(self.controls)
         scroll.setWidgetResizable(True)
+        # wide enough for the column and a vertical scrollbar beside it (a short window): never a horizontal one
+        scroll.setMinimumWidth(self.controls.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width()
+                               + 2 * scroll.frameWidth())
         dock.setWidget(scroll)
         self.addDockWidget(QtCore.Qt.DockWidgetArea.LeftDockWidgetArea, dock)
         self._init_controls(self.worker.config)
@@ -104,6 +107,7 @@ class MainWindow(QtWidgets.QMainWindow):
         c.set_speed(cfg.speed)
         c.speed.blockSignals(False)
         c.set_view(cfg.view)
+        c.filters.show_spec(cfg.filters)
         c.downscale.blockSignals(True)  # the flag's factor; no region change at start-up
         c.downscale.setValue(cfg.downscale if isinstance(cfg.downscale, int) else 0)
         c.downscale.blockSignals(False)

@@ -474,3 +474,31 @@ def test_event_view_zooms_with_the_wheel_and_comes_back(win, qtbot):
     win.actions_by_name["zoom_reset"].trigger()
     (a, b), _ = vb.viewRange()
     assert abs((b - a) - (x1 - x0)) < 1e-6
+
+
+def test_filters_box_switches_the_filters_live_and_counts_what_they_remove(win, qtbot):
+    """Issue 17 (features): the background-activity and refractory filters, live, with their counts."""
+    from evstream.cli import build_parser
+    from evstream.cli.gui import gui_config
+
+    f = win.controls.filters
+    qtbot.waitUntil(lambda: win.pipe is not None and win.pipe.position_us > 0, timeout=20000)
+    assert f.counts.text() == "no filter" and win.pipe.config.filters == ()
+    f.times["refractory"].setValue(5.0)
+    f.checks["refractory"].setChecked(True)
+    qtbot.waitUntil(lambda: win.pipe.config.filters == (("refractory", 5000),), timeout=5000)
+    qtbot.waitUntil(lambda: win.pipe.reader.filters.counts()["refractory"] > 0, timeout=10000)
+    qtbot.waitUntil(lambda: "refractory −" in f.counts.text(), timeout=5000)
+    f.checks["ba"].setChecked(True)
+    qtbot.waitUntil(lambda: win.pipe.reader.filters.counts().get("ba", 0) > 0, timeout=10000)
+    c = win.pipe.reader.filters.counts()
+    assert c["in"] > c["refractory"] + c["ba"]
+    qtbot.waitUntil(lambda: "background activity −" in f.counts.text(), timeout=5000)
+    for box in f.checks.values():
+        box.setChecked(False)
+    qtbot.waitUntil(lambda: win.pipe.config.filters == () and f.counts.text() == "no filter", timeout=5000)
+    cfg = gui_config(build_parser().parse_args(["gui", "--filters", "ba=5000"]))
+    assert cfg.filters == (("ba", 5000),)
+    f.show_spec(cfg.filters)  # what a window opened with the flag shows, nothing sent
+    assert f.checks["ba"].isChecked() and f.times["ba"].value() == 5.0 and win.pipe.config.filters == ()
+    f.show_spec(())
