@@ -84,3 +84,16 @@ def test_bad_outputs_and_cancel_leave_nothing(tmp_path):
     with pytest.raises(Cancelled):
         export(ExportSpec(DEMO, str(tmp_path / "x.h5")), progress=seen.append, cancel=lambda: len(seen) > 3)
     assert list(tmp_path.iterdir()) == [] and 0 < seen[0] <= seen[3] <= 1
+
+
+def test_export_command(tmp_path, capsys):
+    from evstream.cli import main
+
+    assert main(["export", DEMO, str(tmp_path / "a.avi"), "--to", "1", "--fps", "10"]) == 0
+    assert "10 frames 272x272" in capsys.readouterr().out
+    assert main(["export", DEMO, str(tmp_path / "a.npz"), "--from", "7", "--filters", "ba"]) == 0
+    n = len(read_events(tmp_path / "a.npz").events)
+    ev, _ = span_events(7_000_000, 10_000_000)
+    assert n == len(FilterChain((34, 34), "ba")(ev)) > 0
+    assert main(["export", DEMO, str(tmp_path / "a.gif")]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
