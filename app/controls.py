@@ -12,6 +12,7 @@ from pathlib import Path
 
 from PyQt6 import QtCore, QtWidgets
 
+from app.display import DisplayBox
 from app.filters_box import FiltersBox
 from app.menus import view_name
 from evstream.live import VIEWS
@@ -62,8 +63,9 @@ class ControlPanel(QtWidgets.QWidget):
         self.window = window
         lay = QtWidgets.QVBoxLayout(self)
         lay.setContentsMargins(6, 6, 6, 6)
-        self.filters = FiltersBox(window)
-        for build in (self._source_box, self._playback_box, self._slicing_box, lambda: self.filters,
+        self.filters, self.display = FiltersBox(window), DisplayBox(window)
+        for build in (self._source_box, self._playback_box, self._slicing_box, lambda: self.display,
+                      lambda: self.filters,
                       self._region_box, self._model_box):
             lay.addWidget(build())
         self.record_btn = QtWidgets.QPushButton("● Record session")
