@@ -168,6 +168,8 @@ def run(args) -> int:
                "decisions": st["decisions"], "ann_energy_uJ_per_inference": st["ann_uJ"],
                "snn_energy_uJ_total": pipe.energy.total_uJ,
                "latency_ms": {k: {"p50": round(v["p50_ms"], 3), "p99": round(v["p99_ms"], 3)} for k, v in lat.items()}}
+    if pipe.reader.filters:
+        summary["filters"] = pipe.reader.filters.counts()  # events in, removed by each filter
     if segments is not None:
         from evstream.streams import score_decisions
 
@@ -191,4 +193,8 @@ def run(args) -> int:
           f"{summary['dropped_slices']} dropped; SNN {summary['snn_energy_uJ_total'] / steps:.2f} µJ/step vs ANN "
           f"{summary['ann_energy_uJ_per_inference']:.2f} µJ/inference; step p50 "
           f"{lat.get('step', {}).get('p50_ms', 0):.2f} ms{acc}", file=out)
+    if "filters" in summary:
+        c = summary["filters"]
+        print(f"filters: {c['in']} events in, " + ", ".join(f"{k} removed {v}" for k, v in c.items() if k != "in"),
+              file=out)
     return 0
