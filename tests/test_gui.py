@@ -564,3 +564,27 @@ def test_display_settings_change_the_view_and_are_saved_flags_win(qapp, qtbot, t
     bad.setValue("theme", "neon")
     bad.setValue("accumulate_ms", "lots")
     assert "theme" not in saved(bad) and "accumulate_ms" not in saved(bad)
+
+
+def test_export_dialog_from_the_file_menu(win, qtbot, tmp_path):
+    from PyQt6 import QtCore, QtWidgets
+
+    out = tmp_path / "dialog.avi"
+    seen = []
+
+    def fill():
+        dlg = next(w for w in QtWidgets.QApplication.topLevelWidgets()
+                   if isinstance(w, QtWidgets.QDialog) and w.windowTitle() == "Export" and w.isVisible())
+        dlg.findChild(QtWidgets.QLineEdit).setText(str(out))
+        start, end = dlg.findChildren(QtWidgets.QDoubleSpinBox)
+        seen.append((start.value(), end.value()))  # the whole recording by default
+        start.setValue(1.0)
+        end.setValue(1.5)
+        dlg.accept()
+
+    QtCore.QTimer.singleShot(300, fill)
+    win.actions_by_name["export"].trigger()
+    qtbot.waitUntil(lambda: win.exporter.job is not None and win.exporter.job.spec.output == str(out)
+                    and win.exporter.job.done.is_set(), timeout=20000)
+    assert seen == [(0.0, round(win.pipe.duration_us / 1e6, 3))]
+    assert win.exporter.job.error is None and win.exporter.job.result["frames"] == 15 and out.exists()
