@@ -18,11 +18,12 @@ def create_app():
 
 
 def main(source=None, model=None, config=None, record_dir="recordings",
-         duration_s: float | None = None, labels=None, settings=None) -> int:
+         duration_s: float | None = None, labels=None, settings=None, display=None) -> int:
     """Open the window on ``source`` (default: the demo recording with the shipped model) and run the Qt
     event loop until it is closed (or ``duration_s`` has passed). ``config``: a :class:`evstream.live.LiveConfig`;
     ``labels``: the source's labelled spans (:class:`evstream.streams.Segment` s) to score decisions against;
-    ``settings``: a QSettings (``app.settings.store()``) the window restores its geometry from and saves to."""
+    ``settings``: a QSettings (``app.settings.store()``) the window restores its geometry from and saves to;
+    ``display``: an :class:`app.display.Display` (accumulation time, theme)."""
     from PyQt6 import QtCore
 
     from app.main_window import MainWindow
@@ -32,7 +33,8 @@ def main(source=None, model=None, config=None, record_dir="recordings",
     if source is None:
         source = str(DEMO_RECORDING)
         model = model or str(DEMO_MODEL)
-    win = MainWindow(source, model, config, record_dir=record_dir, labels=labels, settings=settings)
+    win = MainWindow(source, model, config, record_dir=record_dir, labels=labels, settings=settings,
+                     display=display)
     win.show()
     if duration_s:
         QtCore.QTimer.singleShot(int(duration_s * 1000), win.close)

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from PyQt6 import QtCore, QtWidgets
 
+from app.display import DisplayBox
+from app.filters_box import FiltersBox
 from app.menus import view_name
 from evstream.live import VIEWS
 from evstream.paths import MODELS
@@ -61,7 +63,10 @@ class ControlPanel(QtWidgets.QWidget):
         self.window = window
         lay = QtWidgets.QVBoxLayout(self)
         lay.setContentsMargins(6, 6, 6, 6)
-        for build in (self._source_box, self._playback_box, self._slicing_box, self._region_box, self._model_box):
+        self.filters, self.display = FiltersBox(window), DisplayBox(window)
+        for build in (self._source_box, self._playback_box, self._slicing_box, lambda: self.display,
+                      lambda: self.filters,
+                      self._region_box, self._model_box):
             lay.addWidget(build())
         self.record_btn = QtWidgets.QPushButton("● Record session")
         self.record_btn.setCheckable(True)
@@ -315,6 +320,7 @@ class ControlPanel(QtWidgets.QWidget):
                  early_exit=self.early_thr.value() if self.early.isChecked() else None,
                  mask_ratio=self.mask.value() / 100)
         pipe.set_view(self.view.currentData())
+        self.filters.apply()
 
     def update_position(self, pipe):
         """Called every frame; widgets are touched only when what they show changes (4 Hz for the time)."""
@@ -322,6 +328,7 @@ class ControlPanel(QtWidgets.QWidget):
         if now - getattr(self, "_pos_t", 0.0) < 0.25:
             return
         self._pos_t = now
+        self.filters.show_counts(pipe)
         if not self.seek.isSliderDown():
             self.seek.setValue(int(pipe.position_us // 1000))
         text = f"{pipe.position_us / 1e6:.2f} s"

@@ -12,7 +12,9 @@ from pathlib import Path
 
 from PyQt6 import QtCore, QtWidgets
 
+from app import display as display_settings
 from app.controls import ControlPanel
+from app.export_dialog import Exporter
 from app.menus import build_menus
 from app.panels import (METER, EnergyPanel, EventPanel, PredictionPanel, SpikePanel, StatsPanel, StepsPanel)
 from app.worker import PipelineWorker
@@ -22,9 +24,19 @@ from evstream.live import LiveConfig
 FRAME_MS = 30  # frame timer: up to 33 frames per second (the target is 30)
 
 
+class ControlScroll(QtWidgets.QScrollArea):
+    """The control column's scroll area: it asks for the column's width plus a vertical scrollbar (the column
+    is taller than a short window), so no horizontal scrollbar cuts buttons off; a small screen may shrink it."""
+
+    def sizeHint(self):
+        hint = super().sizeHint()
+        w = self.widget().minimumSizeHint().width() + self.verticalScrollBar().sizeHint().width() + 2 * self.frameWidth()
+        return QtCore.QSize(max(hint.width(), w), hint.height())
+
+
 class MainWindow(QtWidgets.QMainWindow):
     def __init__(self, source, model=None, config: LiveConfig | None = None, record_dir="recordings", labels=None,
-                 settings=None):
+                 settings=None, display=None):
         super().__init__()
         self.setWindowTitle("evstream — spiking transformer, live")
         self.resize(1400, 860)
@@ -64,15 +76,18 @@ class MainWindow(QtWidgets.QMainWindow):
             grid.setColumnStretch(c, 1)
         self.setCentralWidget(central)
 
+        self.display = display or display_settings.Display()  # accumulation time and theme (app/display.py)
+        self.exporter = Exporter(self)
         self.controls = ControlPanel(self)
         dock = QtWidgets.QDockWidget("controls", self)
         dock.setFeatures(QtWidgets.QDockWidget.DockWidgetFeature.NoDockWidgetFeatures)
-        scroll = QtWidgets.QScrollArea()
+        scroll = ControlScroll()
         scroll.setWidget(self.controls)
         scroll.setWidgetResizable(True)
         dock.setWidget(scroll)
         self.addDockWidget(QtCore.Qt.DockWidgetArea.LeftDockWidgetArea, dock)
         self._init_controls(self.worker.config)
+        self.set_display(self.display)
 
         self.actions_by_name = build_menus(self)
         self.frames = 0
@@ -104,9 +119,16 @@ class MainWindow(QtWidgets.QMainWindow):
         c.set_speed(cfg.speed)
         c.speed.blockSignals(False)
         c.set_view(cfg.view)
+        c.filters.show_spec(cfg.filters)
         c.downscale.blockSignals(True)  # the flag's factor; no region change at start-up
         c.downscale.setValue(cfg.downscale if isinstance(cfg.downscale, int) else 0)
         c.downscale.blockSignals(False)
+
+    def set_display(self, display) -> None:
+        """The event view's accumulation time and the colour theme (a :class:`app.display.Display`)."""
+        self.display = display
+        self.controls.display.show_display(display)
+        display_settings.apply(self, display)
 
     @property
     def pipe(self):
@@ -201,6 +223,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.labels_source is not None and pipe.spec != self.labels_source:
             self.prediction.set_labels(None)
         self.controls.apply_to(pipe)
+        pipe.view.span_us = int(self.display.accumulate_ms * 1000)
         self.controls.show_source(pipe)
         for p in (self.prediction, self.spikes, self.energy, self.steps):
             p.reset()

@@ -40,6 +40,8 @@ def build_menus(w) -> dict:
     acts["model"] = _action(f, "Load &checkpoint…", w.open_model_dialog, "Ctrl+M", "swap the model live")
     acts["record"] = _action(f, "&Record session", lambda: w.controls.record_btn.toggle(), "R",
                              "events to AEDAT4 and every step to CSV")
+    acts["export"] = _action(f, "&Export…", w.exporter.dialog, "Ctrl+E",
+                             "a span of the recording (or all of it) to video (MP4/AVI) or events (AEDAT4/HDF5/npz)")
     f.addSeparator()
     acts["quit"] = _action(f, "&Quit", w.close, "Ctrl+Q")
     p = bar.addMenu("&Playback")

@@ -177,6 +177,7 @@ class EventPanel(TimedView):
 
     counts_frames = True
     region_selected = QtCore.pyqtSignal(object)  # (x, y, w, h) in sensor pixels
+    theme = "dark"  # the colours of the events (app/display.py)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -221,7 +222,7 @@ class EventPanel(TimedView):
                 self.region.setRect(QtCore.QRectF(*roi))
 
     def draw(self, pipe):
-        rgb = pipe.view.image()
+        rgb = pipe.view.image(self.theme)
         self.img.setImage(rgb, autoLevels=False, levels=(0, 255))
         if self._size != rgb.shape[:2]:
             self._size = rgb.shape[:2]

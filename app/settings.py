@@ -1,5 +1,5 @@
 """Saved GUI settings (QSettings): the window's geometry and the display choices a user makes (event view,
-speed, checkpoint), restored at the next ``evstream gui``; a flag given on the command line wins.
+speed, checkpoint, accumulation time, theme), restored at the next ``evstream gui``; a flag given on the command line wins.
 
 The store is Qt's per-user file (``~/.config/evstream/gui.conf`` on Linux), or the INI file named by
 ``$EVSTREAM_GUI_SETTINGS``. Only ``app.main`` (the real start) reads and writes it: windows built in code
@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-KEYS = ("view", "speed", "model")
+KEYS = ("view", "speed", "model", "accumulate_ms", "theme")
 
 
 def store():
@@ -43,6 +43,17 @@ def saved(settings) -> dict:
     model = settings.value("model")
     if isinstance(model, str) and model and Path(model).is_file():
         out["model"] = model
+    from app.display import Display
+    from evstream.errors import EvstreamError
+
+    for key in ("accumulate_ms", "theme"):
+        value = settings.value(key)
+        try:
+            if value is not None:
+                Display(**{key: float(value) if key == "accumulate_ms" else value})
+                out[key] = float(value) if key == "accumulate_ms" else value
+        except (EvstreamError, TypeError, ValueError):
+            pass
     return out
 
 
@@ -57,6 +68,8 @@ def save(settings, window) -> None:
     model = p.lm.path if p is not None and p.lm is not None else window.worker.model_path
     if model:
         settings.setValue("model", str(model))
+    settings.setValue("accumulate_ms", float(window.display.accumulate_ms))
+    settings.setValue("theme", window.display.theme)
     settings.sync()
 
 

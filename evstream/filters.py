@@ -113,6 +113,64 @@ class RefractoryFilter(_PixelMemoryFilter):
         super().__init__(sensor_size, period_us)
 
 
+FILTERS = {"ba": ("background activity", BackgroundActivityFilter), "refractory": ("refractory", RefractoryFilter)}
+
+
+def parse_filters(value) -> tuple[tuple[str, int], ...]:
+    """A filter chain setting from ``"ba=10000,refractory=1000"`` (µs; a name alone takes its default) or a
+    sequence of (name, µs) pairs; None, "" or "none": no filter. One-line error otherwise."""
+    if value is None or value == "" or value == "none":
+        return ()
+    items = [s.strip() for s in value.split(",") if s.strip()] if isinstance(value, str) else list(value)
+    out = []
+    for item in items:
+        name, _, param = item.partition("=") if isinstance(item, str) else (item[0], None, item[1])
+        name = str(name).strip()
+        if name not in FILTERS:
+            raise EvstreamError(f"unknown filter {name!r} in {value!r} (known: {', '.join(FILTERS)})")
+        default = FILTERS[name][1].__init__.__defaults__[0]
+        try:
+            us = int(str(param).strip()) if param not in (None, "") else int(default)
+        except ValueError:
+            raise EvstreamError(f"filter {name!r}: {param!r} is not a whole number of µs") from None
+        if us < 1:
+            raise EvstreamError(f"filter {name!r}: the time must be >= 1 µs, not {us}")
+        if name in (n for n, _ in out):
+            raise EvstreamError(f"filter {name!r} is given twice in {value!r}")
+        out.append((name, us))
+    return tuple(out)
+
+
+class FilterChain:
+    """The filters of a :func:`parse_filters` setting applied in order, counting what comes in and what each
+    removes (``counts()``: ``{"in": n, "ba": removed, ...}``, since it was built). ``reset()`` forgets the
+    pixels' memory (a seek, a loop), not the counts."""
+
+    def __init__(self, sensor_size, spec=()):
+        self.spec = parse_filters(spec)
+        self.filters = [(name, FILTERS[name][1](sensor_size, us)) for name, us in self.spec]
+        self.n_in = 0
+        self.removed = {name: 0 for name, _ in self.spec}
+
+    def __bool__(self) -> bool:
+        return bool(self.filters)
+
+    def __call__(self, events: np.ndarray) -> np.ndarray:
+        self.n_in += len(events)
+        for name, f in self.filters:
+            n = len(events)
+            events = f(events)
+            self.removed[name] += n - len(events)
+        return events
+
+    def reset(self) -> None:
+        for _, f in self.filters:
+            f.reset()
+
+    def counts(self) -> dict:
+        return {"in": self.n_in, **self.removed}
+
+
 def roi(events: np.ndarray, x0: int, y0: int, width: int, height: int, shift: bool = True) -> np.ndarray:
     """Events inside the rectangle; with ``shift`` their coordinates become relative to its corner."""
     m = (events["x"] >= x0) & (events["x"] < x0 + width) & (events["y"] >= y0) & (events["y"] < y0 + height)
@@ -139,4 +197,4 @@ def downsample(events: np.ndarray, factor: int) -> np.ndarray:
     return out
 
 
-__all__ = ["BackgroundActivityFilter", "RefractoryFilter", "downsample", "roi", "select_polarity", "EVENT_DTYPE"]
+__all__ = ["BackgroundActivityFilter", "FilterChain", "parse_filters", "RefractoryFilter", "downsample", "roi", "select_polarity", "EVENT_DTYPE"]

@@ -1,4 +1,4 @@
-"""Writers: AEDAT 4.0 through dv-processing (files DV itself opens) and evstream's ``.npz``.
+"""Writers: AEDAT 4.0 through dv-processing (files DV itself opens), evstream's ``.npz`` and HDF5.
 
     with open_writer("out.aedat4", sensor_size=(34, 34)) as w:
         for chunk in source:
@@ -182,11 +182,45 @@ class NpzWriter(Writer):
         self._files = {}
 
 
-WRITERS = {".aedat4": Aedat4Writer, ".npz": NpzWriter}
+class Hdf5Writer(Writer):
+    """HDF5: group ``events`` with 1-D datasets ``t``, ``x``, ``y``, ``p`` (grown chunk by chunk) and the
+    attributes ``width``, ``height`` (the layout :class:`~evstream.readers.native.Hdf5Reader` reads)."""
+
+    def __init__(self, path, sensor_size):
+        import h5py
+
+        super().__init__(path, sensor_size)
+        try:
+            self._h = h5py.File(self._tmp, "w")
+            g = self._h.create_group("events")
+            self._d = {k: g.create_dataset(k, shape=(0,), maxshape=(None,), dtype=EVENT_DTYPE[k], chunks=(65536,))
+                       for k in "txyp"}
+            self._h.attrs["width"], self._h.attrs["height"] = self.sensor_size
+        except OSError as exc:
+            self._release()
+            discard(self._tmp)
+            raise EvstreamError(f"cannot create HDF5 file ({_first_line(exc)})", where=self.path) from None
+
+    def _write(self, events):
+        n = self.count
+        for k, d in self._d.items():
+            d.resize((n + len(events),))
+            d[n:] = events[k]
+
+    def _finish(self):
+        self._release()
+
+    def _release(self):
+        if getattr(self, "_h", None) is not None:
+            self._h.close()
+            self._h = None
+
+
+WRITERS = {".aedat4": Aedat4Writer, ".npz": NpzWriter, ".h5": Hdf5Writer, ".hdf5": Hdf5Writer}
 
 
 def open_writer(path, sensor_size, **options) -> Writer:
-    """A writer for ``path`` chosen by its extension (``.aedat4`` or ``.npz``)."""
+    """A writer for ``path`` chosen by its extension (``.aedat4``, ``.npz``, ``.h5`` / ``.hdf5``)."""
     ext = Path(path).suffix.lower()
     if ext not in WRITERS:
         raise EvstreamError(f"cannot write {ext or 'files without extension'}: "

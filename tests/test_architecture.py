@@ -22,7 +22,7 @@ LAYERS = [
     ["evstream.snn"],
     ["evstream.inputs", "evstream.distributed", "evstream.loader"],
     ["evstream.train", "evstream.evaluate", "evstream.pretrain", "evstream.calibrate", "evstream.live",
-     "evstream.stream_eval"],
+     "evstream.stream_eval", "evstream.export"],
     ["evstream.pipeline", "evstream.cli", "evstream.__main__", "evstream", "app"],
 ]
 MAX_CLASS, MAX_FUNCTION = 300, 80

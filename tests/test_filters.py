@@ -69,3 +69,23 @@ def test_dv_noise_filter_documented_difference():
     theirs = from_dv_store(f.generateEvents())
     ours = BackgroundActivityFilter(c.sensor_size, 5000)(ev)
     assert 0 < len(ours) <= len(theirs) <= len(ev)
+
+
+def test_filter_chain_counts_what_each_filter_removes():
+    from evstream.filters import FilterChain, parse_filters
+
+    ev = read_events(data_file("dvs128_aedat2/neal_walking.aedat")).events[:200_000]
+    chain = FilterChain((128, 128), "refractory=2000,ba=5000")
+    half = len(ev) // 2
+    out = np.concatenate([chain(ev[:half]), chain(ev[half:])])  # chunk by chunk = all at once
+    step1 = RefractoryFilter((128, 128), 2000)(ev)
+    step2 = BackgroundActivityFilter((128, 128), 5000)(step1)
+    assert np.array_equal(out, step2)
+    c = chain.counts()
+    assert c == {"in": len(ev), "refractory": len(ev) - len(step1), "ba": len(step1) - len(step2)}
+    assert c["refractory"] > 0 and c["ba"] > 0
+    assert parse_filters("ba") == (("ba", 10_000),) and parse_filters(None) == ()
+    for bad, words in (("median=3", "unknown filter"), ("ba=ten", "whole number"), ("ba=0", ">= 1"),
+                       ("ba,ba=5", "twice")):
+        with pytest.raises(EvstreamError, match=words):
+            parse_filters(bad)

@@ -426,7 +426,7 @@ def test_settings_are_saved_on_close_and_restored_where_no_flag_is_given(qapp, q
     w.resize(701, 603)
     w.close()
     again = saved(store())
-    assert again == {"view": "sae", "speed": 0.5, "model": str(DEMO_MODEL)}
+    assert again == {"view": "sae", "speed": 0.5, "model": str(DEMO_MODEL), "accumulate_ms": 40.0, "theme": "dark"}
     cfg = gui_config(build_parser().parse_args(["gui"]), again)
     assert (cfg.view, cfg.speed) == ("sae", 0.5)
     cfg = gui_config(build_parser().parse_args(["gui", "--view", "frames", "--speed", "2"]), again)
@@ -440,7 +440,7 @@ def test_settings_are_saved_on_close_and_restored_where_no_flag_is_given(qapp, q
     bad.setValue("view", "nonsense")
     bad.setValue("speed", "-3")
     bad.setValue("model", str(tmp_path / "gone.pt"))
-    assert saved(bad) == {}  # what no longer fits is ignored
+    assert saved(bad) == {"accumulate_ms": 40.0, "theme": "dark"}  # what no longer fits is ignored
 
 
 def test_event_rate_over_the_last_seconds():
@@ -474,3 +474,117 @@ def test_event_view_zooms_with_the_wheel_and_comes_back(win, qtbot):
     win.actions_by_name["zoom_reset"].trigger()
     (a, b), _ = vb.viewRange()
     assert abs((b - a) - (x1 - x0)) < 1e-6
+
+
+def test_filters_box_switches_the_filters_live_and_counts_what_they_remove(win, qtbot):
+    """Issue 17 (features): the background-activity and refractory filters, live, with their counts."""
+    from evstream.cli import build_parser
+    from evstream.cli.gui import gui_config
+
+    f = win.controls.filters
+    qtbot.waitUntil(lambda: win.pipe is not None and win.pipe.position_us > 0, timeout=20000)
+    assert f.counts.text() == "no filter" and win.pipe.config.filters == ()
+    f.times["refractory"].setValue(5.0)
+    f.checks["refractory"].setChecked(True)
+    qtbot.waitUntil(lambda: win.pipe.config.filters == (("refractory", 5000),), timeout=5000)
+    qtbot.waitUntil(lambda: win.pipe.reader.filters.counts()["refractory"] > 0, timeout=10000)
+    qtbot.waitUntil(lambda: "refractory −" in f.counts.text(), timeout=5000)
+    f.checks["ba"].setChecked(True)
+    qtbot.waitUntil(lambda: win.pipe.reader.filters.counts().get("ba", 0) > 0, timeout=10000)
+    c = win.pipe.reader.filters.counts()
+    assert c["in"] > c["refractory"] + c["ba"]
+    qtbot.waitUntil(lambda: "background activity −" in f.counts.text(), timeout=5000)
+    for box in f.checks.values():
+        box.setChecked(False)
+    qtbot.waitUntil(lambda: win.pipe.config.filters == () and f.counts.text() == "no filter", timeout=5000)
+    cfg = gui_config(build_parser().parse_args(["gui", "--filters", "ba=5000"]))
+    assert cfg.filters == (("ba", 5000),)
+    f.show_spec(cfg.filters)  # what a window opened with the flag shows, nothing sent
+    assert f.checks["ba"].isChecked() and f.times["ba"].value() == 5.0 and win.pipe.config.filters == ()
+    f.show_spec(())
+
+
+def test_export_from_the_window_runs_off_the_ui_thread_and_says_where(win, qtbot, tmp_path):
+    """Issue 17 (features): File > Export: a span to video, the session to HDF5; a bad path is one line."""
+    import cv2
+
+    assert win.actions_by_name["export"].shortcut().toString() == "Ctrl+E"
+    out = tmp_path / "span.mp4"
+    t0 = time.perf_counter()
+    assert win.exporter.start(out, 1.0, 3.0)
+    assert time.perf_counter() - t0 < 0.5  # the UI thread only starts it
+    qtbot.waitUntil(lambda: win.exporter.job.done.is_set() and not win.exporter.timer.isActive(), timeout=20000)
+    assert win.exporter.job.error is None and win.exporter.job.result["frames"] == 60
+    assert f"exported 60 frames to {out}" in win.statusBar().currentMessage()
+    assert int(cv2.VideoCapture(str(out)).get(cv2.CAP_PROP_FRAME_COUNT)) == 60
+    assert win.exporter.start(tmp_path / "all.h5")
+    qtbot.waitUntil(lambda: win.exporter.job.done.is_set() and not win.exporter.timer.isActive(), timeout=20000)
+    n = len(read_events(DEMO_RECORDING).events)
+    assert win.exporter.job.result["events"] == n and len(read_events(tmp_path / "all.h5").events) == n
+    win.errors.clear()
+    assert not win.exporter.start(tmp_path / "missing" / "x.mp4")
+    assert len(win.errors) == 1 and "missing" in win.errors[0] and "\n" not in win.errors[0]
+    assert not win.exporter.start(tmp_path / "x.gif") and "known outputs" in win.errors[-1]
+    win.dialog.close()
+
+
+def test_display_settings_change_the_view_and_are_saved_flags_win(qapp, qtbot, tmp_path, monkeypatch):
+    """Issue 17 (features): accumulation time and colour theme; saved, restored, flags win."""
+    from app.display import Display
+    from app.main_window import MainWindow
+    from app.settings import saved, store
+    from evstream.cli import build_parser
+    from evstream.cli.gui import gui_display
+    from evstream.errors import EvstreamError
+
+    monkeypatch.setenv("EVSTREAM_GUI_SETTINGS", str(tmp_path / "gui.ini"))
+    w = MainWindow(str(DEMO_RECORDING), None, LiveConfig(loop=True), record_dir="/tmp", settings=store())
+    w.show()
+    try:
+        qtbot.waitUntil(lambda: w.pipe is not None and w.events.img.image is not None
+                        and w.events.img.image.max() > 0, timeout=20000)
+        assert w.pipe.view.span_us == 40_000 and w.display == Display()
+        dark = w.events.img.image.copy()
+        assert np.median(dark) == 0  # black background
+        w.controls.display.accumulate.setValue(200)
+        w.controls.display.theme.setCurrentIndex(w.controls.display.theme.findData("light"))
+        assert w.pipe.view.span_us == 200_000 and w.display == Display(200.0, "light")
+        qtbot.waitUntil(lambda: np.median(w.events.img.image) == 255, timeout=5000)  # white background
+        assert w.events.backgroundBrush().color().name() == "#ffffff"
+    finally:
+        w.close()
+    again = saved(store())
+    assert again["accumulate_ms"] == 200.0 and again["theme"] == "light"
+    assert gui_display(build_parser().parse_args(["gui"]), again) == Display(200.0, "light")
+    assert gui_display(build_parser().parse_args(["gui", "--theme", "dark", "--accumulate-ms", "20"]),
+                       again) == Display(20.0, "dark")  # flags win
+    with pytest.raises(EvstreamError, match="accumulation"):
+        gui_display(build_parser().parse_args(["gui", "--accumulate-ms", "0"]))
+    bad = store()
+    bad.setValue("theme", "neon")
+    bad.setValue("accumulate_ms", "lots")
+    assert "theme" not in saved(bad) and "accumulate_ms" not in saved(bad)
+
+
+def test_export_dialog_from_the_file_menu(win, qtbot, tmp_path):
+    from PyQt6 import QtCore, QtWidgets
+
+    out = tmp_path / "dialog.avi"
+    seen = []
+
+    def fill():
+        dlg = next(w for w in QtWidgets.QApplication.topLevelWidgets()
+                   if isinstance(w, QtWidgets.QDialog) and w.windowTitle() == "Export" and w.isVisible())
+        dlg.findChild(QtWidgets.QLineEdit).setText(str(out))
+        start, end = dlg.findChildren(QtWidgets.QDoubleSpinBox)
+        seen.append((start.value(), end.value()))  # the whole recording by default
+        start.setValue(1.0)
+        end.setValue(1.5)
+        dlg.accept()
+
+    QtCore.QTimer.singleShot(300, fill)
+    win.actions_by_name["export"].trigger()
+    qtbot.waitUntil(lambda: win.exporter.job is not None and win.exporter.job.spec.output == str(out)
+                    and win.exporter.job.done.is_set(), timeout=20000)
+    assert seen == [(0.0, round(win.pipe.duration_us / 1e6, 3))]
+    assert win.exporter.job.error is None and win.exporter.job.result["frames"] == 15 and out.exists()

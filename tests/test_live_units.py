@@ -294,3 +294,23 @@ def test_smoother_hysteresis_and_undecided():
     assert sm.update(p(2, 0.9))[0] == 2
     sm.reset()
     assert sm.mean is None and sm.current is None
+
+
+def test_reader_filters_before_slicing_count_and_change_live():
+    from evstream.live.reader import SetFilters
+
+    # every event of FakeRecording is at pixel (0, 0), 2 ms after the one before
+    r, q, _, config = make_reader(FakeRecording(), filters="refractory=3000")
+    pump(r)
+    kept = sum(len(s) for s in drain(q)[:-1])  # the one kept event (t=0) opens a window no later event closes
+    assert kept == 0 and r.filters.counts() == {"in": 50, "refractory": 49}
+    r.send(SetFilters((("refractory", 1000),)))  # 2 ms apart: nothing falls within 1 ms
+    r.send(Seek(0))
+    pump(r)
+    assert config["cfg"].filters == (("refractory", 1000),)
+    assert sum(len(s) for s in drain(q) if hasattr(s, "events")) == 45 and r.filters.counts()["refractory"] == 0
+    r.send(SetFilters(("ba",)))  # no neighbour ever fires: the background-activity filter drops everything
+    r.send(Seek(0))
+    pump(r)
+    assert sum(len(s) for s in drain(q) if hasattr(s, "events")) == 0
+    assert r.filters.counts() == {"in": 50, "ba": 50}

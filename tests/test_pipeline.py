@@ -238,3 +238,15 @@ def test_cli_run_bad_model_exit_2(tmp_path, capsys):
     rc = main(["run", str(DEMO_RECORDING), "--model", str(small_checkpoint(tmp_path / "s.pt"))])
     err = capsys.readouterr().err
     assert rc == 2 and "16x16" in err and len(err.strip().splitlines()) == 1
+
+
+def test_cli_run_filters_say_what_they_removed(tmp_path, capsys):
+    from evstream.cli import main
+
+    summary = tmp_path / "s.json"
+    rc = main(["run", str(DEMO_RECORDING), "--max-decisions", "2", "--max-steps", "2", "--filters", "refractory=5000",
+               "--summary-json", str(summary)])
+    out = capsys.readouterr().out
+    c = json.loads(summary.read_text())["filters"]
+    assert rc == 0 and c["in"] > c["refractory"] > 0 and set(c) == {"in", "refractory"}
+    assert f"filters: {c['in']} events in, refractory removed {c['refractory']}" in out

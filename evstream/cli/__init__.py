@@ -30,6 +30,7 @@ COMMANDS = {
     "eval-stream": "eval_stream",
     "run": "run",
     "gui": "gui",
+    "export": "export",
 }
 
 

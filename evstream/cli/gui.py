@@ -23,6 +23,10 @@ def add_arguments(p):
                    help="replay a recording forever (default: on for the demo, off otherwise)")
     p.add_argument("--view", default=None, choices=list(VIEWS), help="the event view (default: the last one used, "
                                                                       "else frames)")
+    p.add_argument("--accumulate-ms", type=float, default=None,
+                   help="event frames: the span of events the view shows (default: the last one used, else 40)")
+    p.add_argument("--theme", default=None, choices=["dark", "light"],
+                   help="colours of the window and the event view (default: the last one used, else dark)")
     p.add_argument("--record-dir", default="recordings", help="where 'Record session' writes (default recordings/)")
     p.add_argument("--duration", type=float, default=None, help="close the window after this many seconds")
     p.add_argument("--labels", default=None,
@@ -41,6 +45,15 @@ def gui_config(args, saved: dict | None = None):
     speed = args.speed if args.speed is not None else saved.get("speed", 1.0)
     return LiveConfig(speed=speed or None, loop=loop, view=args.view or saved.get("view", "frames"),
                       **live_options(args))
+
+
+def gui_display(args, saved: dict | None = None):
+    """The :class:`app.display.Display` of the flags, else of the last session, else the defaults."""
+    from app.display import Display
+
+    saved = saved or {}
+    acc = args.accumulate_ms if args.accumulate_ms is not None else saved.get("accumulate_ms", 40.0)
+    return Display(accumulate_ms=acc, theme=args.theme or saved.get("theme", "dark"))
 
 
 def run(args) -> int:
@@ -69,6 +82,7 @@ def run(args) -> int:
     prefs = saved(settings)
     model = args.model or prefs.get("model") or str(DEMO_MODEL)
     config = gui_config(args, prefs)
+    display = gui_display(args, prefs)
     labels = labels_segments(read_labels(args.labels)) if args.labels else None  # bad CSV: one line, no window
     return main(args.source, model, config, record_dir=args.record_dir, duration_s=args.duration, labels=labels,
-                settings=settings)
+                settings=settings, display=display)

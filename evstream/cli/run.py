@@ -75,6 +75,10 @@ def add_live_arguments(p) -> None:
     p.add_argument("--pool", default="sum", choices=["sum", "mean"],
                    help="downscaling: sum every event into its pooled pixel (tonic's Downsample; default) or keep "
                         "1 of N*N per pooled pixel (mean: the counts a camera of the model's resolution gives)")
+    p.add_argument("--filters", default=None, metavar="SPEC",
+                   help="noise filters before the view and the model, e.g. ba=10000,refractory=1000 (µs): "
+                        "background activity (drop events no 4-neighbour supported within that time) and "
+                        "refractory (drop a pixel's events closer than that to its previous one); default none")
     p.add_argument("--mask", type=float, default=0.0, help="spike mask ratio (RSM) on Q, K, attention")
     p.add_argument("--threads", type=int, default=1, help="torch threads for the model (default 1)")
     p.add_argument("--step", default="auto", choices=["auto", "eager", "inductor", "ort", "batched"],
@@ -88,6 +92,7 @@ def add_live_arguments(p) -> None:
 def live_options(args) -> dict:
     """The :class:`~evstream.live.LiveConfig` fields the shared live flags set (a bad region or factor: one
     line, before anything is loaded)."""
+    from evstream.filters import parse_filters
     from evstream.live.config import parse_downscale, parse_roi
 
     return dict(mode=args.mode, slice_ms=args.slice_ms, slice_events=args.slice_events, state=args.state,
@@ -97,7 +102,7 @@ def live_options(args) -> dict:
                 window_slices=args.window_slices, steps_per_slice=args.steps_per_slice,
                 decay=args.decay if args.decay > 0 else None, mask_ratio=args.mask, threads=args.threads,
                 seed=args.seed, roi=parse_roi(args.roi), downscale=parse_downscale(args.downscale),
-                pool=args.pool, step=args.step)
+                pool=args.pool, step=args.step, filters=parse_filters(getattr(args, "filters", None)))
 
 
 def read_labels(path) -> list[tuple[int, int, str]]:
@@ -180,4 +185,8 @@ def run(args) -> int:
           f"{summary['dropped_slices']} dropped; SNN {summary['snn_energy_uJ_total'] / steps:.2f} µJ/step vs ANN "
           f"{summary['ann_energy_uJ_per_inference']:.2f} µJ/inference; step p50 "
           f"{lat.get('step', {}).get('p50_ms', 0):.2f} ms{acc}", file=out)
+    if "filters" in summary:
+        c = summary["filters"]
+        print(f"filters: {c['in']} events in, " + ", ".join(f"{k} removed {v}" for k, v in c.items() if k != "in"),
+              file=out)
     return 0

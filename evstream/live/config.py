@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from evstream.errors import EvstreamError
+from evstream.filters import parse_filters
 from evstream.live.policy import DecisionPolicy
 
 VIEWS = ("frames", "sae", "time_surface")
@@ -73,6 +74,9 @@ class LiveConfig:
     in the model's input); None and None: the camera must be the model's size. ``pool``: "sum" (every event
     kept, as tonic's Downsample) or "mean" (1 of factor² events per pooled pixel, tonic's Decimation after it).
 
+    ``filters``: the noise filters every event passes before the event view, the recording's slices and the
+    model (:func:`evstream.filters.parse_filters`: ``"ba=10000,refractory=1000"`` or (name, µs) pairs; () none).
+
     ``give_up_s``: a DV network stream that drops is reconnected with back-off for that long (None: until
     the pipeline is stopped).
 
@@ -107,6 +111,7 @@ class LiveConfig:
     downscale: int | str | None = None
     pool: str = "sum"
     give_up_s: float | None = None
+    filters: tuple = ()
     max_queue: int = 16
     outbox: int = 4096
     threads: int | None = 1
@@ -127,6 +132,7 @@ class LiveConfig:
             raise EvstreamError("decide_every_ms and window_ms must be positive")
         object.__setattr__(self, "roi", parse_roi(self.roi))
         object.__setattr__(self, "downscale", parse_downscale(self.downscale))
+        object.__setattr__(self, "filters", parse_filters(self.filters))
         if self.pool not in POOLS:
             raise EvstreamError(f"unknown pooling {self.pool!r} (known: {', '.join(POOLS)})")
         if not 0 <= self.smooth < 1:

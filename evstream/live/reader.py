@@ -17,6 +17,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
+from evstream.filters import FilterChain
 from evstream.live.queue import END, Reset
 from evstream.live.records import ErrorRecord, StatusRecord
 from evstream.slicing import CountSlicer, TimeSlicer
@@ -53,6 +54,13 @@ class SetSpeed:
 class SetSlicing:
     slice_ms: float | None = None
     slice_events: int | None = None
+
+
+@dataclass(frozen=True)
+class SetFilters:
+    """A new filter chain (:func:`evstream.filters.parse_filters`); its counts start from zero."""
+
+    filters: tuple = ()
 
 
 class Pacer:
@@ -107,6 +115,13 @@ class Reader:
         self._pending: deque = deque()  # slices cut from the last chunk, not yet released to the model
         self._pending_t = 0  # stream time of that chunk's last event: when its slices are due
         self._slicer = make_slicer(config())
+        self.filters = FilterChain(self._sensor(), config().filters)  # before slicing: view, recording and model
+
+    def _sensor(self, events=None) -> tuple[int, int]:
+        w, h = (int(v) for v in self.source.sensor_size)
+        if (w < 1 or h < 1) and events is not None and len(events):  # a source that does not say its size
+            w, h = int(events["x"].max()) + 1, int(events["y"].max()) + 1
+        return max(w, 1), max(h, 1)
 
     def send(self, cmd) -> None:
         """Queue a command (any thread); applied before the next chunk."""
@@ -167,6 +182,9 @@ class Reader:
             self._slicer = make_slicer(self.config())
             self._pending.clear()
             self.slices.put(Reset("slicing"), block=False)
+        elif isinstance(cmd, SetFilters):
+            self.update(filters=cmd.filters)
+            self.filters = FilterChain(self._sensor(), self.config().filters)
         elif isinstance(cmd, Seek):
             seek_to = cmd.t_us
         if seek_to is not None and self.source.can_seek:
@@ -179,6 +197,7 @@ class Reader:
             self.state = "paused" if self.paused else "playing"
         self._slicer, self._last_t = make_slicer(self.config()), None
         self.pacer.reset()
+        self.filters.reset()
         self._pending.clear()
         self.slices.flush()
         self.view.reset()
@@ -204,6 +223,7 @@ class Reader:
         if self._last_t is not None and first_t < self._last_t:  # the recording looped
             self._slicer = make_slicer(self.config())
             self.view.reset()
+            self.filters.reset()
             self.slices.put(Reset("loop"), block=False)
             self.pacer.reset()
         self._last_t = end_t
@@ -215,6 +235,8 @@ class Reader:
             rec.write_events(ev)
         if self.config().speed and not self.is_live:
             self.pacer.anchor_at(first_t, time.perf_counter())
+        if self.filters:
+            ev = self._filtered(ev)
         self._pending.extend(self._slicer.push(ev))
         self._pending_t = end_t
         self._pos_next = int(pos) if pos is not None else end_t - self.t_first
@@ -222,6 +244,15 @@ class Reader:
             self.position_us = self._pos_next
         # a recording's next() is decoding (pacing is separate); a live stream's is waiting for data
         self.latency.add("read", time.perf_counter() - t0 + (0 if self.is_live else t0 - t_wait))
+
+    def _filtered(self, ev):
+        w, h = self.filters.filters[0][1].sensor_size
+        if int(ev["x"].max()) >= w or int(ev["y"].max()) >= h:  # a source whose size was unknown grew
+            if self.source.sensor_size[0] > 0:
+                ev = ev[(ev["x"] < w) & (ev["y"] < h)]
+            else:
+                self.filters = FilterChain(self._sensor(ev), self.filters.spec)
+        return self.filters(ev)
 
     def _end_of_stream(self) -> None:
         self._ended = True

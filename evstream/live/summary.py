@@ -1,5 +1,5 @@
 """The end-of-run summary of a live pipeline: what `evstream run --summary-json` and `evstream gui
---summary-json` write (drops, per-stage latency p50/p99, energy against the ANN, and, with labels, the
+--summary-json` write (drops, per-stage latency p50/p99, energy against the ANN, what the noise filters removed, and, with labels, the
 stream score of :func:`evstream.streams.score_decisions`)."""
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ def live_summary(pipe, stats: dict, source, model, decisions=None, segments=None
                "snn_energy_uJ_total": pipe.energy.total_uJ, "step": stats["step"], "degrade": stats["degrade"],
                "latency_ms": {k: {"p50": round(v["p50_ms"], 3), "p99": round(v["p99_ms"], 3)}
                               for k, v in lat.items()}}
+    if pipe.reader.filters:
+        summary["filters"] = pipe.reader.filters.counts()  # events in, removed by each filter
     if segments is not None and decisions is not None:
         from evstream.streams import score_decisions
 

@@ -97,11 +97,26 @@ class EventView:
             src = self._sae if self.kind == "sae" else self._ts
             return src.read(self.t).astype(np.float32)
 
-    def image(self) -> np.ndarray:
-        """``(H, W, 3)`` uint8 RGB: ON events red, OFF events blue on black."""
-        p = self.planes()
-        rgb = np.zeros((*p.shape[1:], 3), np.uint8)
+    def image(self, theme: str = "dark") -> np.ndarray:
+        """``(H, W, 3)`` uint8 RGB: ON events red, OFF events blue, on black (``theme="dark"``) or white."""
+        return colorize(self.planes(), theme)
+
+
+THEMES = ("dark", "light")
+
+
+def colorize(p: np.ndarray, theme: str = "dark") -> np.ndarray:
+    """OFF/ON planes ``(2, H, W)`` in [0, 1] as RGB: ON red, OFF blue, both magenta-white, on black (dark) or
+    on white (light: the complement of the other two channels, so ON is still red and OFF blue)."""
+    if theme not in THEMES:
+        raise ValueError(f"unknown theme {theme!r} (known: {', '.join(THEMES)})")
+    rgb = np.zeros((*p.shape[1:], 3), np.uint8)
+    if theme == "dark":
         rgb[..., 0] = (p[1] * 255).astype(np.uint8)
         rgb[..., 1] = (np.minimum(p[0], p[1]) * 180).astype(np.uint8)
         rgb[..., 2] = (p[0] * 255).astype(np.uint8)
-        return rgb
+    else:
+        rgb[..., 0] = ((1 - p[0]) * 255).astype(np.uint8)
+        rgb[..., 1] = ((1 - np.maximum(p[0], p[1])) * 255).astype(np.uint8)
+        rgb[..., 2] = ((1 - p[1]) * 255).astype(np.uint8)
+    return rgb
