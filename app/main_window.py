@@ -91,6 +91,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
         self.actions_by_name = build_menus(self)
         self.frames = 0
+        self.decision_log: list[dict] | None = None  # main(summary_json=...): every decision, scored at exit
         self._last_tick = None
         self.timer = QtCore.QTimer(self)
         self.timer.setTimerType(QtCore.Qt.TimerType.PreciseTimer)
@@ -280,6 +281,8 @@ class MainWindow(QtWidgets.QMainWindow):
             p.latency.add("draw", self._last_tick + paint)
         records = p.drain(limit=4000)
         self._handle(records)
+        if self.decision_log is not None:
+            self.decision_log.extend(r.to_dict() for r in records if r.kind == "decision")
         # the panels start over at a reset (seek, loop, slicing) or a new model: what came before it is stale
         cut = max((i for i, r in enumerate(records) if r.kind in ("reset", "model")), default=-1)
         records = records[cut + 1:]

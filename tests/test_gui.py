@@ -367,6 +367,29 @@ def test_gui_labels_flag_checks_the_csv_before_opening_a_window(tmp_path, capsys
     assert len(err.splitlines()) == 1 and "l.csv" in err and "t_start_us" in err
 
 
+def test_gui_summary_json_scores_the_session_like_run(qapp, tmp_path, monkeypatch):
+    """Issue 16: `evstream gui --summary-json` writes `run`'s summary at exit (drops, latency, energy, with
+    --labels the stream score of the decisions the window showed) plus the frames it painted."""
+    import json
+
+    from evstream.cli import main
+
+    monkeypatch.setenv("EVSTREAM_GUI_SETTINGS", str(tmp_path / "gui.ini"))
+    out = tmp_path / "s.json"
+    labels = DEMO_RECORDING.with_suffix(".labels.csv")
+    assert main(["gui", str(DEMO_RECORDING), "--labels", str(labels), "--duration", "6",
+                 "--summary-json", str(out)]) == 0
+    s = json.loads(out.read_text())
+    assert s["source"] == str(DEMO_RECORDING) and s["mode"] and s["slices"] > 0
+    assert s["decisions"] > 0 and s["steps"] >= s["decisions"]
+    assert "step" in s["latency_ms"] and s["latency_ms"]["step"]["p99"] >= s["latency_ms"]["step"]["p50"]
+    st = s["stream"]
+    # the window scores the decisions it drained: all but those made after its last frame
+    assert 0 < st["decisions"] <= s["decisions"] and 0 < st["scored"] <= st["decisions"]
+    assert s["accuracy"] == st["accuracy"] and 0.0 <= s["accuracy"] <= 1.0
+    assert s["gui"]["frames"] > 0 and s["gui"]["seconds"] >= 6
+
+
 def test_plots_say_what_they_show_and_nothing_before_data(qapp, qtbot):
     """Issue 17 (4, 7): before any decision the energy panel draws no bars and no 'nan'; after, the model is
     named in words; the plots have legends, axis titles, a colour bar and fixed x ranges."""

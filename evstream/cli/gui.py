@@ -29,6 +29,9 @@ def add_arguments(p):
                    help="colours of the window and the event view (default: the last one used, else dark)")
     p.add_argument("--record-dir", default="recordings", help="where 'Record session' writes (default recordings/)")
     p.add_argument("--duration", type=float, default=None, help="close the window after this many seconds")
+    p.add_argument("--summary-json", default=None,
+                   help="at exit, write the session's summary (as `evstream run --summary-json`: drops, latency, "
+                        "energy, with --labels the stream score; plus painted frames) to this JSON file")
     p.add_argument("--labels", default=None,
                    help="CSV with t_start_us, t_end_us and a label/digit column (as `evstream run --labels`): the "
                         "true class beside each decision and the running accuracy")
@@ -85,4 +88,5 @@ def run(args) -> int:
     display = gui_display(args, prefs)
     labels = labels_segments(read_labels(args.labels)) if args.labels else None  # bad CSV: one line, no window
     return main(args.source, model, config, record_dir=args.record_dir, duration_s=args.duration, labels=labels,
+                summary_json=args.summary_json,
                 settings=settings, display=display)
