@@ -45,9 +45,15 @@ def main(source=None, model=None, config=None, record_dir="recordings",
     win.show()
     if duration_s:
         QtCore.QTimer.singleShot(int(duration_s * 1000), win.close)
+    # run until this window is closed, even where other windows keep the application alive (tests)
+    loop = QtCore.QEventLoop()
+    watch = QtCore.QTimer()
+    watch.timeout.connect(lambda: None if win.isVisible() else loop.quit())
+    watch.start(100)
     try:
-        qapp.exec()
+        loop.exec()
     finally:
+        watch.stop()
         win.worker.stop()  # the window normally did this on close; never leave worker threads behind
     if summary_json and win.pipe is not None:
         write_summary(summary_json, win, source, model, labels, time.monotonic() - t_start)
