@@ -107,7 +107,11 @@ def test_killed_fill_resumes_without_cleanup(ncars, tmp_path):
             time.sleep(0.01)
         p.send_signal(signal.SIGKILL)
         p.wait()
-    assert len(entries(cache)) < total
+    done = entries(cache)
+    if len(done) == total:  # a quiet machine can finish the 48 small files before the kill lands: a fill
+        for f in done[total // 2:]:  # killed half-way leaves this (entries are whole files, renamed in)
+            f.unlink()
+    assert 0 < len(entries(cache)) < total
     (cache / "events-v2" / "tmp" / ".stale.npy.123.tmp").write_bytes(b"half")  # a temporary of a killed fill
     victim = entries(cache)[0]
     victim.write_bytes(victim.read_bytes()[:-5])  # a damaged entry (disk trouble) is decoded again

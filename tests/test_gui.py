@@ -387,7 +387,7 @@ def test_gui_summary_json_scores_the_session_like_run(qapp, tmp_path, monkeypatc
     # the window scores the decisions it drained: all but those made after its last frame
     assert 0 < st["decisions"] <= s["decisions"] and 0 < st["scored"] <= st["decisions"]
     assert s["accuracy"] == st["accuracy"] and 0.0 <= s["accuracy"] <= 1.0
-    assert s["gui"]["frames"] > 0 and s["gui"]["seconds"] >= 6
+    assert s["gui"]["frames"] > 0 and s["gui"]["seconds"] >= 5  # Qt's coarse timers may fire 5 % early
 
 
 def test_plots_say_what_they_show_and_nothing_before_data(qapp, qtbot):
