@@ -149,15 +149,28 @@ def test_aedat4_negative_header_size(tmp_path, data_dir):
     _expect_error(f, "header size -5")
 
 
-def test_aedat4_byte_flip_that_made_dv_spin(tmp_path, data_dir):
-    """One byte at offset 742223 of the real sample made dv-processing spin at 100 % CPU forever: now the
-    events before that packet, then one line naming its offset."""
+def flipped_sample(tmp_path, data_dir):
+    """The real AEDAT4 sample's events, and a copy with the byte at offset 742223 flipped (it made
+    dv-processing spin at 100 % CPU forever)."""
     src = data_dir / "tonic_samples/sample.aedat4"
-    whole = read_events(src).events
     data = bytearray(src.read_bytes())
     data[742223] ^= 0xFF
     f = tmp_path / "flip.aedat4"
     f.write_bytes(bytes(data))
+    return read_events(src).events, f
+
+
+def assert_intact_prefix(got: list, whole) -> None:
+    """The chunks read before the damage: more than half the file, exactly its first events."""
+    got = np.concatenate(got)
+    assert 0.5 * len(whole) < len(got) < len(whole)
+    np.testing.assert_array_equal(got, whole[:len(got)])
+
+
+def test_aedat4_byte_flip_that_made_dv_spin(tmp_path, data_dir):
+    """One byte at offset 742223 of the real sample made dv-processing spin at 100 % CPU forever: now the
+    events before that packet, then one line naming its offset."""
+    whole, f = flipped_sample(tmp_path, data_dir)
     from evstream.readers import open_reader
 
     got = []
@@ -168,9 +181,7 @@ def test_aedat4_byte_flip_that_made_dv_spin(tmp_path, data_dir):
                 got.append(c.events)
     assert time.monotonic() - t0 < LIMIT_S
     _one_line_error(info.value, f)
-    got = np.concatenate(got)
-    assert 0.5 * len(whole) < len(got) < len(whole)
-    np.testing.assert_array_equal(got, whole[:len(got)])
+    assert_intact_prefix(got, whole)
 
 
 def test_fifo_named_as_such(tmp_path):
@@ -186,12 +197,7 @@ def test_file_source_plays_the_good_part_of_a_damaged_file(tmp_path, data_dir):
     intact events play, then its one-line error comes."""
     from evstream.sources import FileSource
 
-    src = data_dir / "tonic_samples/sample.aedat4"
-    whole = read_events(src).events
-    data = bytearray(src.read_bytes())
-    data[742223] ^= 0xFF
-    f = tmp_path / "flip.aedat4"
-    f.write_bytes(bytes(data))
+    whole, f = flipped_sample(tmp_path, data_dir)
     t0 = time.monotonic()
     fs = FileSource(f)
     assert fs.damage and "corrupt" in fs.damage
@@ -200,9 +206,7 @@ def test_file_source_plays_the_good_part_of_a_damaged_file(tmp_path, data_dir):
         for c in fs:
             got.append(c.events)
     assert time.monotonic() - t0 < LIMIT_S
-    got = np.concatenate(got)
-    assert 0.5 * len(whole) < len(got) < len(whole)
-    np.testing.assert_array_equal(got, whole[:len(got)])
+    assert_intact_prefix(got, whole)
 
 
 def test_aedat4_large_file_path_equals_small_file_path(tmp_path, data_dir, monkeypatch):
@@ -212,11 +216,7 @@ def test_aedat4_large_file_path_equals_small_file_path(tmp_path, data_dir, monke
     import evstream.readers.base as base
 
     src = data_dir / "tonic_samples/sample.aedat4"
-    whole = read_events(src).events
-    damaged = bytearray(src.read_bytes())
-    damaged[742223] ^= 0xFF
-    f = tmp_path / "flip.aedat4"
-    f.write_bytes(bytes(damaged))
+    whole, f = flipped_sample(tmp_path, data_dir)
     monkeypatch.setattr(base, "SMALL_FILE", 1000)
     monkeypatch.setattr(aedat4, "WINDOW", 5000)
     with aedat4.Aedat4Reader(src) as r:
@@ -227,6 +227,4 @@ def test_aedat4_large_file_path_equals_small_file_path(tmp_path, data_dir, monke
         with aedat4.Aedat4Reader(f) as r:
             for c in r.chunks(7777):
                 got.append(c.events)
-    got = np.concatenate(got)
-    np.testing.assert_array_equal(got, whole[:len(got)])
-    assert len(got) > 0.5 * len(whole)
+    assert_intact_prefix(got, whole)
