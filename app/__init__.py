@@ -26,6 +26,8 @@ def main(source=None, model=None, config=None, record_dir="recordings",
     ``display``: an :class:`app.display.Display` (accumulation time, theme); ``summary_json``: at exit, write
     `evstream run`'s summary (:func:`evstream.live.summary.live_summary`; with ``labels``, the stream score) plus
     the window's painted frames and frame rate to this file."""
+    import time
+
     from PyQt6 import QtCore
 
     from app.main_window import MainWindow
@@ -39,21 +41,16 @@ def main(source=None, model=None, config=None, record_dir="recordings",
                      display=display)
     if summary_json:
         win.decision_log = []
-    import time
-
     t_start = time.monotonic()
     win.show()
     if duration_s:
         QtCore.QTimer.singleShot(int(duration_s * 1000), win.close)
     # run until this window is closed, even where other windows keep the application alive (tests)
     loop = QtCore.QEventLoop()
-    watch = QtCore.QTimer()
-    watch.timeout.connect(lambda: None if win.isVisible() else loop.quit())
-    watch.start(100)
+    win.closed.connect(loop.quit)
     try:
         loop.exec()
     finally:
-        watch.stop()
         win.worker.stop()  # the window normally did this on close; never leave worker threads behind
     if summary_json and win.pipe is not None:
         write_summary(summary_json, win, source, model, labels, time.monotonic() - t_start)

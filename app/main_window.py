@@ -35,6 +35,8 @@ class ControlScroll(QtWidgets.QScrollArea):
 
 
 class MainWindow(QtWidgets.QMainWindow):
+    closed = QtCore.pyqtSignal()  # after closeEvent: app.main leaves its event loop
+
     def __init__(self, source, model=None, config: LiveConfig | None = None, record_dir="recordings", labels=None,
                  settings=None, display=None):
         super().__init__()
@@ -310,3 +312,4 @@ class MainWindow(QtWidgets.QMainWindow):
         if self.dialog is not None:
             self.dialog.close()
         super().closeEvent(ev)
+        self.closed.emit()
