@@ -33,9 +33,20 @@ def sample_input(ds, i: int, rep, rng=None) -> np.ndarray:
     return rep(ev, *span)
 
 
+def sample_item(ds, i: int, rep, rng=None) -> tuple[np.ndarray, int]:
+    """``(input, label)`` of sample ``i``: :func:`sample_input`, or for a source that draws its windows
+    afresh (``draw(i, rng)``, :class:`evstream.streams.FreshWindows`) the drawn window and its label."""
+    if hasattr(ds, "draw"):
+        ev, span, label = ds.draw(int(i), rng)
+        if rng is not None:
+            ev = augment(ev, ds.sensor_size, rng)
+        return rep(ev, *span), int(label)
+    return sample_input(ds, i, rep, rng), int(ds.labels[int(i)])
+
+
 def batch_inputs(ds: EventDataset, idx, rep, rng=None) -> torch.Tensor:
     """The model inputs of samples ``idx`` of ``ds`` (augmented with ``rng`` when given)."""
-    return torch.from_numpy(np.stack([sample_input(ds, int(i), rep, rng) for i in idx]))
+    return torch.from_numpy(np.stack([sample_item(ds, int(i), rep, rng)[0] for i in idx]))
 
 
 def window_range(spec) -> tuple[int, int]:

@@ -23,14 +23,14 @@ import math
 import numpy as np
 import torch
 
-from evstream.inputs import sample_input
+from evstream.inputs import sample_item
 
 
 class SampleSet(torch.utils.data.Dataset):
     """Map-style dataset over several event datasets; ``self[(s, i)]`` is sample ``i`` of source ``s``
     through ``rep``, ``self[(s, i, seed)]`` the same after :func:`~evstream.augment.augment` with
     ``np.random.default_rng(seed)`` (:func:`~evstream.inputs.sample_input`: a stream window, a source with
-    ``span_of``, over its exact time span). Sources are pickled into spawned workers (forked ones share
+    ``span_of``, over its exact time span; a source with ``draw``, a fresh window per call). Sources are pickled into spawned workers (forked ones share
     them). Returns ``(x float32 tensor (C, H, W), label int)``."""
 
     def __init__(self, sources, rep):
@@ -42,8 +42,8 @@ class SampleSet(torch.utils.data.Dataset):
     def __getitem__(self, item):
         s, i, *seed = item
         ds = self.sources[s]
-        x = sample_input(ds, int(i), self.rep, np.random.default_rng(seed[0]) if seed else None)
-        return torch.from_numpy(x), int(ds.labels[int(i)])
+        x, label = sample_item(ds, int(i), self.rep, np.random.default_rng(seed[0]) if seed else None)
+        return torch.from_numpy(x), label
 
 
 class EpochBatches:

@@ -237,6 +237,74 @@ def sample_windows(stream: Stream, n: int, window_us: int, rng, cover: float = 0
     return out
 
 
+class FreshWindows:
+    """Training windows drawn afresh every time they are asked for: ``draw(i, rng)`` puts a few random
+    recordings back to back (random order, gaps from ``gap_us``), cuts one window of a random length in
+    ``window_us`` at a random offset, and returns ``(events, (t_start, t_end), label)`` — the label of the
+    recording covering most of it. The distribution is :class:`WindowSet`'s (a window of at most
+    ``window_us[1]`` meets at most three recordings of a long stream), but with the training loader's
+    per-(epoch, sample) generator no window is seen twice, where a fixed set is seen every epoch.
+    ``straddle`` of the windows are drawn across a change of recording (the gap shorter than half the window,
+    the window holding the end of one and the start of the next, the label the one covering most, at least
+    ``cover``): the moments a live decision meets at every change of object, and rare among random offsets
+    when gaps are long. ``len()`` is the number of windows per epoch; without a generator window ``i`` is
+    fixed (seed ``i``)."""
+
+    name = "stream-windows"
+
+    def __init__(self, recordings, labels, sensor_size, n: int, window_us=(100_000, 150_000),
+                 gap_us=(0, 200_000), cover: float = 0.5, noise_hz: float = 0.0, straddle: float = 0.0):
+        self.recordings = list(recordings)
+        self.rec_labels = np.asarray(labels, np.int64)
+        self.sensor_size = tuple(int(s) for s in sensor_size)
+        self.n, self.window_us, self.gap_us = int(n), tuple(window_us), tuple(gap_us)
+        self.cover, self.noise_hz, self.straddle = float(cover), float(noise_hz), float(straddle)
+        self.labels = np.full(self.n, -1, np.int64)  # unknown until drawn: use draw()'s label
+
+    def __len__(self) -> int:
+        return self.n
+
+    def draw(self, i: int, rng=None):
+        rng = np.random.default_rng([int(i), 7919]) if rng is None else rng
+        k = int(rng.integers(len(self.recordings)))
+        picks = [k] + [int(j) for j in rng.integers(len(self.recordings), size=2)]
+        order = rng.permutation(3)
+        recs = [self.recordings[picks[j]] for j in order]
+        labs = [self.rec_labels[picks[j]] for j in order]
+        st = build_stream(recs, labs, StreamConfig(gap_us=self.gap_us, shuffle=False,
+                                                   seed=int(rng.integers(2**31)), noise_hz=self.noise_hz),
+                          self.sensor_size)
+        w = int(rng.integers(int(self.window_us[0]), int(self.window_us[1]) + 1))
+        if self.straddle and rng.random() < self.straddle:
+            found = self._across(recs, labs, w, rng)
+            if found is not None:
+                return found
+        found = sample_windows(st, 1, w, rng, self.cover)
+        if not found:  # a stream shorter than the window: take all of it
+            a, b = 0, max(w, st.duration_us)
+            lab = coverage(st.segments, a, b)[0].label
+        else:
+            (a, b, lab), = found
+        return st.window(a, b), (int(a), int(b)), int(lab)
+
+    def _across(self, recs, labs, w: int, rng):
+        """A window of ``w`` holding the end of ``recs[0]`` and the start of ``recs[1]`` (None if they are
+        too short for one recording to cover ``cover`` of it)."""
+        lo, hi = int(self.gap_us[0]), min(int(self.gap_us[1]), w // 2)
+        gap = int(rng.integers(lo, hi + 1)) if hi > lo else lo
+        st = build_stream(recs[:2], labs[:2], StreamConfig(gap_us=(gap, gap), shuffle=False, noise_hz=self.noise_hz,
+                                                          seed=int(rng.integers(2**31))), self.sensor_size)
+        if len(st.segments) < 2:
+            return None
+        b0, b1 = st.segments[0].t_end, st.segments[1].t_start
+        for _ in range(8):
+            a = int(rng.integers(max(0, b1 - w), b0 + 1))
+            seg, frac = coverage(st.segments, a, a + w)
+            if seg is not None and frac >= self.cover:
+                return st.window(a, a + w), (a, a + w), int(seg.label)
+        return None
+
+
 def window_events(events: np.ndarray, t_start: int, t_end: int, times: np.ndarray | None = None) -> np.ndarray:
     """The events with ``t_start <= t < t_end``; pass ``times`` (a contiguous copy of ``events["t"]``) when
     cutting many windows, as searching the strided field copies it each time."""

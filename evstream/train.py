@@ -90,6 +90,8 @@ class TrainConfig:
     stream_windows: int = 0  # windows cut from continuous streams of the training recordings, added to the pool
     window_ms: str = "100,150"  # their length range (the longest is the checkpoint's live window)
     stream_gaps_ms: str = "0-200"  # gaps between recordings in those streams
+    window_draw: str = "fresh"  # "fresh": new windows every epoch; "fixed": the same stream_windows each epoch
+    straddle: float = 0.0  # fresh windows: this fraction drawn across a change of recording
     ecmt_calibrate: int = 300  # training samples for ECMT's thresholds after training (0: skip)
     limit: int = 0
     cache: str | None = None
@@ -174,20 +176,26 @@ class Trainer:
         """Windows at random offsets of continuous streams of the training recordings join the pool
         (straddling ones labelled by the recording covering most); the same kind of windows from streams of
         the held-out real recordings are the streaming validation."""
-        from evstream.streams import WindowSet
+        from evstream.streams import FreshWindows, WindowSet
 
         cfg, ds = self.cfg, self.ds
         lo, hi = window_range(cfg.window_ms)
         gaps = window_range(cfg.stream_gaps_ms)
         recs = [s.events_of(int(i)) for s, idx in sources for i in idx]
         labs = [int(s.labels[int(i)]) for s, idx in sources for i in idx]
-        self.wset = WindowSet(recs, labs, ds.sensor_size, cfg.stream_windows, (lo, hi), seed=cfg.seed, gap_us=gaps)
+        if cfg.window_draw == "fresh":
+            self.wset = FreshWindows(recs, labs, ds.sensor_size, cfg.stream_windows, (lo, hi), gap_us=gaps,
+                                     straddle=cfg.straddle)
+        else:
+            self.wset = WindowSet(recs, labs, ds.sensor_size, cfg.stream_windows, (lo, hi), seed=cfg.seed,
+                                  gap_us=gaps)
         sources.append((self.wset, np.arange(len(self.wset))))
         vset = WindowSet([ds.events_of(int(i)) for i in self.va_idx], ds.labels[self.va_idx], ds.sensor_size,
                          4 * len(self.va_idx), (hi, hi), seed=10_000 + cfg.seed, gap_us=gaps)
         x, y = batch_inputs(vset, np.arange(len(vset)), self.rep), torch.from_numpy(vset.labels)
         self.val_windows = list(zip(x.split(256), y.split(256)))
-        self.log(f"{len(self.wset)} stream windows of {lo / 1e3:g}-{hi / 1e3:g} ms added; validating on "
+        self.log(f"{len(self.wset)} stream windows ({cfg.window_draw}) of {lo / 1e3:g}-{hi / 1e3:g} ms added; "
+                 f"validating on "
                  f"{len(vset)} windows of held-out streams")
 
     def _model(self) -> None:

@@ -121,3 +121,49 @@ def test_window_set_is_a_dataset_of_labelled_stream_windows():
         assert ev["t"].min() >= a and ev["t"].max() < b
     again = WindowSet(recs, [0, 1, 2, 3, 0, 1, 2, 3], (34, 34), 40, window_us=(100_000, 150_000), seed=2)
     assert np.array_equal(again.spans, ws.spans) and np.array_equal(again.labels, ws.labels)
+
+
+def test_fresh_windows_draw_new_labelled_windows_each_epoch():
+    from evstream.loader import SampleSet
+    from evstream.streams import FreshWindows
+
+    # each recording fires only at its own pixel column, so a window's events say which recordings it holds
+    recs = []
+    for i in range(6):
+        ev = rec(400, 300_000, seed=i)
+        ev["x"] = i
+        recs.append(ev)
+    labels = [0, 1, 2, 3, 4, 5]
+    fw = FreshWindows(recs, labels, (34, 34), 50, window_us=(100_000, 150_000), gap_us=(0, 200_000))
+    assert len(fw) == 50
+    straddling = 0
+    for i in range(200):
+        ev, (a, b), label = fw.draw(i, np.random.default_rng([1, 0, 0, i]))
+        assert 100_000 <= b - a <= 150_000 and len(ev) > 0
+        assert ev["t"].min() >= a and ev["t"].max() < b
+        counts = np.bincount(ev["x"], minlength=6)
+        assert counts[label] == counts.max()  # labelled by the recording that holds most of it
+        straddling += (counts > 0).sum() > 1
+    assert straddling > 0  # windows across two recordings are part of the mix, rare with long gaps
+    across = FreshWindows(recs, labels, (34, 34), 50, window_us=(100_000, 150_000), gap_us=(0, 200_000),
+                          straddle=0.5)
+    both = 0
+    for i in range(200):
+        ev, (a, b), label = across.draw(i, np.random.default_rng([2, 0, 0, i]))
+        counts = np.bincount(ev["x"], minlength=6)
+        assert counts[label] == counts.max() and 100_000 <= b - a <= 150_000
+        both += (counts > 0).sum() > 1
+    assert both > 70 and both > 4 * straddling  # about half of them are drawn across a change of recording
+    # the training loader's generator is per (epoch, sample): another epoch, another window; none: fixed
+    one = fw.draw(3, np.random.default_rng([0, 0, 0, 3]))
+    other = fw.draw(3, np.random.default_rng([0, 0, 1, 3]))
+    assert one[1] != other[1] or not np.array_equal(one[0], other[0])
+    assert np.array_equal(fw.draw(3)[0], fw.draw(3)[0])
+
+    class Rep:  # the input: the event count per column
+        def __call__(self, ev, t_start=None, t_end=None):
+            return np.bincount(ev["x"], minlength=34).astype(np.float32)[None, None, :]
+
+    x, y = SampleSet([fw], Rep())[(0, 5, [0, 0, 2, 5])]
+    assert y == fw.draw(5, np.random.default_rng([0, 0, 2, 5]))[2]  # the loader returns the drawn window's label
+    assert x.shape == (1, 1, 34) and x.sum() > 0

@@ -36,6 +36,12 @@ def add_arguments(p):
                         "window becomes the longest --window-ms (default 0: whole samples only)")
     p.add_argument("--window-ms", default="100,150", help="stream windows: length range in ms (default 100,150)")
     p.add_argument("--stream-gaps-ms", default="0-200", help="stream windows: gaps between recordings, ms range")
+    p.add_argument("--window-draw", default="fresh", choices=["fresh", "fixed"],
+                   help="stream windows: fresh (default) draws N new windows every epoch; fixed cuts N once and "
+                        "trains on the same ones every epoch (the recipe before 2026-12-07)")
+    p.add_argument("--straddle", type=float, default=0.0, metavar="F",
+                   help="fresh stream windows: this fraction drawn across a change of recording (the end of one "
+                        "and the start of the next), the moments a live decision meets at every change of object")
     p.add_argument("--init", default=None, help="start from this checkpoint's weights (--epochs 0 to fine-tune only)")
     p.add_argument("--ecmt-calibrate", type=int, default=300, metavar="N",
                    help="calibrate the ECMT mode's thresholds on N training samples after training (0: skip)")
