@@ -2,7 +2,7 @@
 dropped slices, display FPS, per-stage latency (p50/p99); peer: the same pipeline headless (`evstream run`'s
 object, no window) over the same seconds in the same run.
 
-    QT_QPA_PLATFORM=offscreen python benchmarks/bench_gui.py [--seconds 20] [--slice-ms 10] \
+    QT_QPA_PLATFORM=offscreen python benchmarks/bench_gui.py [--seconds 20] [--slice-ms 10] [--busy-core] \
         [--json benchmarks/bench_gui.json]
 
 The machine's load average is recorded before and after: other jobs on the 2 cores change the numbers.
@@ -133,6 +133,8 @@ def main():
     ap.add_argument("--skip-headless", action="store_true")
     ap.add_argument("--switch-interval", type=float, default=None,
                     help="sys.setswitchinterval for this run (default: what the app sets)")
+    ap.add_argument("--busy-core", action="store_true",
+                    help="keep one other core busy (a busy-loop process) while measuring, as issue 16 measures")
     ap.add_argument("--json")
     args = ap.parse_args()
     import torch
@@ -143,14 +145,30 @@ def main():
            "demo": "recordings/demo_digits.aedat4 (7.52 s, looping, 1x real time)",
            "model": "models/mst-nmnist.pt"}
     print(f"GUI offscreen for {args.seconds:.0f} s…", file=sys.stderr)
-    res["gui"] = gui(args)
-    res["switch_interval_s"] = sys.getswitchinterval()
-    if not args.skip_headless:
-        print(f"headless peer for {args.seconds:.0f} s…", file=sys.stderr)
-        res["headless"] = headless(args)
-        g, h = res["gui"]["latency_ms"].get("step"), res["headless"]["latency_ms"].get("step")
-        if g and h:
-            res["step_p50_gui_over_headless"] = round(g["p50"] / h["p50"], 3)
+    hog = stop = None
+    if args.busy_core:
+        import multiprocessing as mp
+
+        from bench_live_load import busy
+        from bench_step_compiled import machine
+
+        res["machine"], res["busy_core"] = machine(), True
+        stop = mp.Event()
+        hog = mp.Process(target=busy, args=(stop,), daemon=True)
+        hog.start()
+    try:
+        res["gui"] = gui(args)
+        res["switch_interval_s"] = sys.getswitchinterval()
+        if not args.skip_headless:  # the peer under the same load
+            print(f"headless peer for {args.seconds:.0f} s…", file=sys.stderr)
+            res["headless"] = headless(args)
+            g, h = res["gui"]["latency_ms"].get("step"), res["headless"]["latency_ms"].get("step")
+            if g and h:
+                res["step_p50_gui_over_headless"] = round(g["p50"] / h["p50"], 3)
+    finally:
+        if hog is not None:
+            stop.set()
+            hog.join()
     res["load_after"] = os.getloadavg()
     text = json.dumps(res, indent=1)
     print(text)

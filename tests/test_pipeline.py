@@ -250,3 +250,24 @@ def test_cli_run_filters_say_what_they_removed(tmp_path, capsys):
     c = json.loads(summary.read_text())["filters"]
     assert rc == 0 and c["in"] > c["refractory"] > 0 and set(c) == {"in", "refractory"}
     assert f"filters: {c['in']} events in, refractory removed {c['refractory']}" in out
+
+
+def test_mst_decisions_leave_the_burn_in_out_by_default():
+    from evstream.live import LiveConfig
+
+    runs = {}
+    for burn in (None, 0.0):
+        steps, decisions = [], []
+        pipe = Pipeline(DEMO_RECORDING, DEMO_MODEL, speed=None, mode="mst", max_steps=8, burn_in=burn,
+                        smooth=0.0, switch_margin=0.0)
+        pipe.run(on_step=steps.append, on_decision=decisions.append, max_decisions=1)
+        runs[burn] = (steps, decisions)
+    (steps, decisions), (steps0, decisions0) = runs[None], runs[0.0]
+    assert LiveConfig().burn_in_for(pipe.lm) == 0.5 and decisions[0].timesteps == 8
+    # the same 8 steps (spikes, energy) with and without; the answer differs: steps 5-8 only
+    assert [s.total_spikes for s in steps] == [s.total_spikes for s in steps0]
+    assert decisions[0].energy_uJ == pytest.approx(decisions0[0].energy_uJ)
+    assert np.allclose(steps[3].probs, steps0[3].probs, atol=1e-5)
+    assert not np.allclose(steps[-1].probs, steps0[-1].probs, atol=1e-4)
+    with pytest.raises(Exception, match="burn_in"):
+        LiveConfig(burn_in=1.0)

@@ -194,3 +194,23 @@ def test_a_bad_checkpoint_is_named_in_whole_words(tmp_path):
             load_checkpoint(path)
         msg = str(info.value)
         assert msg.endswith(f"{words})") and "\n" not in msg and "If you are seeing" not in msg, msg
+
+
+@pytest.mark.parametrize("mode", ["mst", "ecmt"])
+def test_burn_in_leaves_the_first_steps_out_of_the_answer(mode):
+    m, x = trained_like()
+    if mode not in m.modes:
+        pytest.skip(f"no {mode} mode")
+    snn = m.spiking(mode=mode)
+    snn.reset()
+    logits = [snn.step(x[:2]).logits for _ in range(6)]
+    snn.set_burn_in(4)
+    snn.reset()
+    outs = [snn.step(x[:2]) for _ in range(6)]
+    for a, b in zip(logits, outs):  # the same network, step by step: only the running answer changes
+        assert torch.allclose(a, b.logits)
+    assert torch.allclose(outs[1].mean, (logits[0] + logits[1]) / 2, atol=1e-6)  # during the burn-in: all so far
+    assert torch.allclose(outs[5].mean, (logits[4] + logits[5]) / 2, atol=1e-6)  # after it: only the later steps
+    snn.reset()  # the burn-in holds after every reset
+    again = [snn.step(x[:2]) for _ in range(6)]
+    assert torch.allclose(again[5].mean, outs[5].mean)

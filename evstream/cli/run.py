@@ -51,6 +51,9 @@ def add_live_arguments(p) -> None:
                    help="timesteps per decision at most (default: the checkpoint's for the mode; else mst 32, "
                         "ecmt 4, spikformer 4)")
     p.add_argument("--min-steps", type=int, default=1, help="timesteps per decision at least (early exit)")
+    p.add_argument("--burn-in", type=float, default=None, metavar="F",
+                   help="state reset: the first fraction F of a decision's timesteps is left out of its answer "
+                        "(IF membranes settling; default: the checkpoint's, else 0.5 for mst, 0 for others)")
     p.add_argument("--early-exit", type=float, default=None, metavar="CONF",
                    help="decide as soon as the confidence reaches CONF (0..1; default: off)")
     p.add_argument("--smooth", type=float, default=0.5,
@@ -97,7 +100,7 @@ def live_options(args) -> dict:
 
     return dict(mode=args.mode, slice_ms=args.slice_ms, slice_events=args.slice_events, state=args.state,
                 decide_every_ms=args.decide_every_ms, window_ms=args.window_ms, max_steps=args.max_steps,
-                min_steps=args.min_steps, early_exit=args.early_exit, smooth=args.smooth,
+                min_steps=args.min_steps, burn_in=args.burn_in, early_exit=args.early_exit, smooth=args.smooth,
                 switch_margin=args.switch_margin, min_confidence=args.min_confidence,
                 window_slices=args.window_slices, steps_per_slice=args.steps_per_slice,
                 decay=args.decay if args.decay > 0 else None, mask_ratio=args.mask, threads=args.threads,

@@ -49,6 +49,9 @@ def parse_downscale(value) -> int | str | None:
 # SNN timesteps per decision where neither the flag nor the checkpoint (meta["live"]["steps"]) says:
 # rate-coded IF neurons (mst) need tens of steps on one input, ECMT and the directly trained Spikformer a few.
 DEFAULT_STEPS = {"mst": 32, "ecmt": 4, "spikformer": 4}
+# the fraction of a decision's steps left out of its answer where neither the flag nor the checkpoint
+# (meta["live"]["burn_in"]) says: IF neurons (mst) settle over the first steps of a new input
+DEFAULT_BURN_IN = {"mst": 0.5}
 # decision period (ms of stream time) where the flag does not say: mst needs 64 steps per decision, 16x ecmt's 4
 DEFAULT_DECIDE_EVERY_MS = {"mst": 200.0, "ecmt": 50.0, "spikformer": 50.0}
 
@@ -63,7 +66,9 @@ class LiveConfig:
     the model answers on the events of the last ``window_ms`` (None: the checkpoint's ``window_us``),
     starting from a reset SNN and running ``max_steps`` timesteps on that window (None: the checkpoint's
     ``meta["live"]["steps"]`` for the mode, else ``DEFAULT_STEPS``), fewer when ``early_exit`` is reached
-    after ``min_steps``; the announced class is smoothed over decisions (``smooth``, ``switch_margin``,
+    after ``min_steps``; the first ``burn_in`` of those steps (a fraction; None: the checkpoint's
+    ``meta["live"]["burn_in"]`` for the mode, else ``DEFAULT_BURN_IN``) are left out of the answer, the
+    membranes' settling on the new input; the announced class is smoothed over decisions (``smooth``, ``switch_margin``,
     ``min_confidence``: :class:`~evstream.live.policy.DecisionSmoother`).
     ``state="carry"`` (the former behaviour): membranes carry over from slice to slice,
     ``steps_per_slice`` steps per slice on the last ``window_slices`` slices, a decision every
@@ -94,6 +99,7 @@ class LiveConfig:
     steps_per_slice: int = 1
     max_steps: int | None = None
     min_steps: int = 1
+    burn_in: float | None = None
     early_exit: float | None = None
     mask_ratio: float = 0.0
     speed: float | None = 1.0
@@ -137,6 +143,8 @@ class LiveConfig:
             raise EvstreamError(f"unknown pooling {self.pool!r} (known: {', '.join(POOLS)})")
         if not 0 <= self.smooth < 1:
             raise EvstreamError(f"smooth must be in [0, 1), not {self.smooth}")
+        if self.burn_in is not None and not 0 <= self.burn_in < 1:
+            raise EvstreamError(f"burn_in is a fraction of a decision's steps in [0, 1), not {self.burn_in}")
 
     def steps_for(self, lm) -> int:
         """Timesteps per decision: ``max_steps``, else the checkpoint's for its mode, else the default."""
@@ -147,6 +155,17 @@ class LiveConfig:
         if isinstance(steps, dict) and isinstance(steps.get(lm.mode), int) and steps[lm.mode] > 0:
             return int(steps[lm.mode])
         return DEFAULT_STEPS.get(lm.mode, 32)
+
+    def burn_in_for(self, lm) -> float:
+        """The fraction of a decision's steps left out of its answer: ``burn_in``, else the checkpoint's for
+        its mode, else the mode's default (mst 0.5, others 0)."""
+        if self.burn_in is not None:
+            return float(self.burn_in)
+        live = (lm.meta.get("live") or {}) if isinstance(getattr(lm, "meta", None), dict) else {}
+        burn = live.get("burn_in") if isinstance(live, dict) else None
+        if isinstance(burn, dict) and isinstance(burn.get(lm.mode), (int, float)) and 0 <= burn[lm.mode] < 1:
+            return float(burn[lm.mode])
+        return DEFAULT_BURN_IN.get(getattr(lm, "mode", None), 0.0)
 
     def every_us_for(self, lm) -> int:
         """Stream time between decisions (µs): ``decide_every_ms``, else the mode's default."""

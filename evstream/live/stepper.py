@@ -251,6 +251,8 @@ class ModelStepper:
         self._reset_tally()
         level = self.governor.level if self.governor is not None else None
         self.policy.max_steps = level.steps if level is not None else cfg.steps_for(lm)
+        if hasattr(lm.runner, "set_burn_in"):
+            lm.runner.set_burn_in(int(cfg.burn_in_for(lm) * self.policy.max_steps))
         decision = batched_steps(self, lm, x, t_rel, on_step)
         while decision is None:
             decision = self._step(lm, x, t_rel, on_step)

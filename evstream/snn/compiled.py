@@ -131,6 +131,9 @@ class CompiledRunner:
     def set_mask_ratio(self, ratio) -> None:
         self.ref.set_mask_ratio(ratio)
 
+    def set_burn_in(self, steps: int) -> None:
+        self.ref.set_burn_in(steps)
+
     def reset(self) -> None:
         self.ref.reset()
         self.states = None  # the reset values, made at the next step

@@ -445,4 +445,7 @@ class ECMTRunner(SpikingRunner):
         self._sum = logits.clone() if self._sum is None else self._sum.mul_(d).add_(logits)
         self._w = d * self._w + 1.0
         self._k += 1
-        return self._sum / self._w
+        mean = self._sum / self._w
+        if self.t == self.burn_in:  # the burn-in's last step: the mean restarts (SpikingRunner.set_burn_in)
+            self._sum, self._w, self._k = None, 0.0, 0
+        return mean

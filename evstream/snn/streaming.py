@@ -58,6 +58,7 @@ class SpikingRunner:
         self.ann = model
         self.seed = seed
         self.decay = decay
+        self.burn_in = 0  # the first steps after a reset that the running output leaves out (set_burn_in)
         self.model = self.convert(model)
         self.neurons = self.model.activations()  # listed once: a hot path
         neurons = {id(m) for m in self.neurons}  # any other module with state (a reset()) is reset with them
@@ -114,15 +115,24 @@ class SpikingRunner:
         logits = self.model(x_t)
         return self._result(logits, self.accumulate(logits))
 
+    def set_burn_in(self, steps: int) -> None:
+        """Leave the first ``steps`` steps after each reset out of the running output (DECOLLE's burn-in):
+        an IF network's first steps on a new input are its membranes settling, not its answer."""
+        self.burn_in = max(0, int(steps))
+
     def accumulate(self, logits: torch.Tensor) -> torch.Tensor:
-        """One more step's output into the running output; returns the running mean (this mode's rule)."""
+        """One more step's output into the running output; returns the running mean (this mode's rule).
+        During the burn-in the mean covers the steps so far, then restarts after its last step."""
         self.t += 1
         if self.decay:
             self._mean = logits.clone() if self._mean is None else self.decay * self._mean + (1 - self.decay) * logits
             return self._mean
         self._sum = logits.clone() if self._sum is None else self._sum + logits
         self._k += 1
-        return self._sum / self._k
+        mean = self._sum / self._k
+        if self.t == self.burn_in:
+            self._sum, self._k = None, 0
+        return mean
 
     def _result(self, logits, mean, result=StepResult, **extra) -> StepResult:
         """This step's spikes, operations, energy and confidence, added to the run's totals."""
