@@ -289,6 +289,11 @@ def test_smoother_hysteresis_and_undecided():
     idx, conf = sm.update(p(3, 1.0))  # the mean of the two: a tie keeps the first
     assert conf == pytest.approx(0.5)
     assert sm.update(p(3, 1.0)) == (3, pytest.approx(0.75))
+    # the weight is per 50 ms of stream time: decisions 200 ms apart keep 0.5 ** 4 of the older answer
+    sm = DecisionSmoother(smooth=0.5)
+    sm.update(p(0, 1.0), t_us=50_000)
+    assert sm.update(p(3, 1.0), t_us=100_000)[1] == pytest.approx(0.5)
+    assert sm.update(p(0, 1.0), t_us=300_000) == (0, pytest.approx(1 - 0.5 ** 4 * 0.5))
     sm = DecisionSmoother(min_confidence=0.5)
     assert sm.update(p(2, 0.4)) == (None, pytest.approx(0.4))
     assert sm.update(p(2, 0.9))[0] == 2

@@ -58,9 +58,14 @@ class DecisionPolicy:
         return None
 
 
+SMOOTH_PER_MS = 50.0  # ``smooth`` is the weight the previous mean keeps per this much stream time
+
+
 class DecisionSmoother:
     """What the pipeline says after each window's answer: an exponential mean of the class probabilities
-    over successive decisions (``smooth``: the weight the previous mean keeps; 0 = no smoothing) and a
+    over successive decisions (``smooth``: the weight the previous mean keeps after 50 ms of stream time —
+    ``smooth ** (dt / 50 ms)`` for decisions ``dt`` apart, so decisions 200 ms apart (mode mst) or thinned
+    by the load governor are not held back by an answer about an older scene; 0 = no smoothing) and a
     switch rule with hysteresis: the announced class changes only when another class's smoothed probability
     exceeds the current one's by ``switch_margin``. Below ``min_confidence`` the answer is "undecided"
     (``None``; reported and counted as such). ``reset()`` on a seek, loop or new model.
@@ -80,12 +85,21 @@ class DecisionSmoother:
     def reset(self) -> None:
         self.mean = None
         self.current: int | None = None
+        self._t_us = None
 
-    def update(self, probs) -> tuple[int | None, float]:
+    def update(self, probs, t_us: int | None = None) -> tuple[int | None, float]:
+        """The announced class and its smoothed probability after this window's ``probs``; ``t_us`` the
+        decision's stream time (None: the previous one's + 50 ms)."""
         import numpy as np
 
         p = np.asarray(probs, np.float64)
-        self.mean = p if self.mean is None or self.smooth <= 0 else self.smooth * self.mean + (1 - self.smooth) * p
+        w = self.smooth
+        if t_us is not None:
+            last = getattr(self, "_t_us", None)
+            if last is not None and w > 0:
+                w = w ** (max(0, int(t_us) - last) / (SMOOTH_PER_MS * 1e3))
+            self._t_us = int(t_us)
+        self.mean = p if self.mean is None or w <= 0 else w * self.mean + (1 - w) * p
         best = int(self.mean.argmax())
         cur = self.current
         if cur is not None and best != cur and self.mean[best] - self.mean[cur] < self.switch_margin:

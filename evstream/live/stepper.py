@@ -335,7 +335,7 @@ class ModelStepper:
             return names[i] if i < len(names) else str(i)
 
         if self.config().state == "reset":  # the announced class: smoothed over decisions, with hysteresis
-            idx, conf = self.smoother.update(probs.numpy())
+            idx, conf = self.smoother.update(probs.numpy(), t_rel)
             probs = torch.from_numpy(self.smoother.mean.astype("float32"))
             top = probs.topk(min(3, len(probs)))
         else:
