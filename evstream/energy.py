@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numba as nb
+import numpy as np
 import torch
 from torch import nn
 
@@ -51,7 +52,7 @@ def pair_ops(a: torch.Tensor, b: torch.Tensor) -> int:
     tensors as they are (views, any strides), as this runs for every attention at every timestep."""
     a, b = _as_4d(a.detach()), _as_4d(b.detach())
     if a.shape[:2] != b.shape[:2]:  # broadcast batch dimensions
-        lead = torch.broadcast_shapes(a.shape[:2], b.shape[:2])
+        lead = np.broadcast_shapes(tuple(a.shape[:2]), tuple(b.shape[:2]))
         a, b = a.expand(*lead, *a.shape[2:]), b.expand(*lead, *b.shape[2:])
     return int(_pairs(a.numpy(), b.numpy()))
 
@@ -84,8 +85,10 @@ def _pairs(a, b):
 
 def product_macs(a: torch.Tensor, b: torch.Tensor) -> int:
     """Multiply-adds of the (batched, broadcast) matrix product ``a @ b``."""
-    batch = torch.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-    return int(torch.Size(batch).numel() * a.shape[-2] * a.shape[-1] * b.shape[-1])
+    # numpy's rule (the same as torch's): torch.broadcast_shapes' first call imports its symbolic-shape
+    # machinery, about a second of a live start
+    batch = np.broadcast_shapes(tuple(a.shape[:-2]), tuple(b.shape[:-2]))
+    return int(np.prod(batch, dtype=np.int64) * a.shape[-2] * a.shape[-1] * b.shape[-1])
 
 
 def fan_out(module: nn.Module) -> float:

@@ -214,3 +214,21 @@ def test_burn_in_leaves_the_first_steps_out_of_the_answer(mode):
     snn.reset()  # the burn-in holds after every reset
     again = [snn.step(x[:2]) for _ in range(6)]
     assert torch.allclose(again[5].mean, outs[5].mean)
+
+
+def test_loading_a_checkpoint_does_not_import_the_compiler():
+    """A live start loads the checkpoint (and checks its size on the meta device): torch._dynamo's first
+    import costs ~2 s of the first result, and nothing on that path needs it."""
+    import subprocess
+    import sys
+
+    from evstream.paths import MODELS
+
+    code = ("import sys; from evstream.snn import load_checkpoint; from evstream.energy import product_macs; "
+            f"import torch; load_checkpoint({str(MODELS / 'mst-nmnist.pt')!r}); "
+            f"load_checkpoint({str(MODELS / 'spikformer-nmnist.pt')!r}); "
+            "product_macs(torch.zeros(2, 1, 3, 4), torch.zeros(5, 4, 6)); "
+            "print(sorted(m for m in sys.modules if m.startswith(('torch._dynamo', 'torch.fx.experimental.symbolic_shapes'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]", out.stdout

@@ -98,7 +98,9 @@ class WindowAttention(nn.Module):
         n = window * window
         self.bias_table = nn.Parameter(torch.zeros((2 * window - 1) ** 2, heads))
         nn.init.trunc_normal_(self.bias_table, std=0.02)
-        coords = torch.stack(torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")).flatten(1)
+        # on the CPU even under a meta-device context (see SwinBlock)
+        coords = torch.stack(torch.meshgrid(torch.arange(window, device="cpu"), torch.arange(window, device="cpu"),
+                                            indexing="ij")).flatten(1)
         rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0) + window - 1
         self.register_buffer("bias_index", (rel[..., 0] * (2 * window - 1) + rel[..., 1]).view(n, n),
                              persistent=False)
@@ -196,7 +198,9 @@ class SwinBlock(nn.Module):
         self.fc2 = nn.Linear(hidden, dim)
         self.bn_fc2 = BatchNorm(dim)
         self.register_buffer("mask01", self._mask() if shift else None, persistent=False)
-        tokens = torch.arange(resolution * resolution).view(1, resolution, resolution, 1)
+        # index buffers built on the CPU even under a meta-device context (the checkpoint's size check):
+        # meta ops run Python references whose first call imports torch._dynamo (~2 s at start-up)
+        tokens = torch.arange(resolution * resolution, device="cpu").view(1, resolution, resolution, 1)
         if shift:
             tokens = torch.roll(tokens, (-shift, -shift), (1, 2))
         order = window_partition(tokens, window).flatten()  # windowed position -> token
@@ -205,7 +209,7 @@ class SwinBlock(nn.Module):
 
     def _mask(self):
         h = w = self.resolution
-        img = torch.zeros(1, h, w, 1)
+        img = torch.zeros(1, h, w, 1, device="cpu")
         cnt = 0
         for hs in (slice(0, -self.window), slice(-self.window, -self.shift), slice(-self.shift, None)):
             for ws in (slice(0, -self.window), slice(-self.window, -self.shift), slice(-self.shift, None)):
@@ -248,6 +252,9 @@ class PatchMerging(nn.Module):
         self.norm = Affine(self.norm)
 
 
+MAX_TOKENS = 1 << 18  # tokens of the first stage (512 x 512): bounds the index buffers built at construction
+
+
 @register_arch("mst")
 class MST(SpikingModel):
     """See the module docstring. ``forward(x)`` with ``x (B, in_channels, H, W)`` gives class scores."""
@@ -265,6 +272,8 @@ class MST(SpikingModel):
         self.embed_bn = BatchNorm(cfg.dim, channel_dim=1)
         self.embed_act = QCFS(lv, th, "embed")
         res = cfg.img_size // cfg.patch_size
+        if res * res > MAX_TOKENS:  # the blocks' index buffers are built on the CPU (SwinBlock)
+            raise ValueError(f"{res}x{res} tokens (img_size / patch_size) is more than {MAX_TOKENS:,}")
         blocks, dim = [], cfg.dim
         for s, (depth, heads) in enumerate(zip(cfg.depths, cfg.heads)):
             if s:

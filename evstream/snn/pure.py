@@ -267,7 +267,7 @@ class PureECProduct(_Pure):
         A, B = t.per_step(a), t.per_step(b)
         SA = t.state("SA", lambda: torch.zeros(A.shape[1:]))
         SB = t.state("SB", lambda: torch.zeros(B.shape[1:]))
-        P = t.state("P", lambda: torch.zeros(torch.broadcast_shapes(A.shape[1:-2], B.shape[1:-2])
+        P = t.state("P", lambda: torch.zeros(np.broadcast_shapes(tuple(A.shape[1:-2]), tuple(B.shape[1:-2]))
                                              + (A.shape[-2], B.shape[-1])))
         sa, sb = [], []
         for at, bt in zip(A.unbind(0), B.unbind(0)):
