@@ -1,5 +1,5 @@
 """Saved GUI settings (QSettings): the window's geometry and the display choices a user makes (event view,
-speed, checkpoint, accumulation time, theme), restored at the next ``evstream gui``; a flag given on the command line wins.
+speed, checkpoint, accumulation time, theme, noise filters), restored at the next ``evstream gui``; a flag given on the command line wins.
 
 The store is Qt's per-user file (``~/.config/evstream/gui.conf`` on Linux), or the INI file named by
 ``$EVSTREAM_GUI_SETTINGS``. Only ``app.main`` (the real start) reads and writes it: windows built in code
@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-KEYS = ("view", "speed", "model", "accumulate_ms", "theme")
+KEYS = ("view", "speed", "model", "accumulate_ms", "theme", "filters")
 
 
 def store():
@@ -25,7 +25,8 @@ def store():
 
 def saved(settings) -> dict:
     """The saved choices that are still valid: ``view`` (a known kind), ``speed`` (> 0, or None for "max"),
-    ``model`` (an existing file)."""
+    ``model`` (an existing file), ``filters`` (a chain :func:`evstream.filters.parse_filters` reads; "none":
+    no filter)."""
     from evstream.live import VIEWS
 
     out = {}
@@ -54,7 +55,20 @@ def saved(settings) -> dict:
                 out[key] = float(value) if key == "accumulate_ms" else value
         except (EvstreamError, TypeError, ValueError):
             pass
+    filters = settings.value("filters")
+    if isinstance(filters, str):
+        from evstream.filters import parse_filters
+
+        try:
+            out["filters"] = parse_filters(filters)
+        except EvstreamError:
+            pass
     return out
+
+
+def filters_text(spec) -> str:
+    """A filter chain as the saved text (``"ba=10000,refractory=1000"``; ``"none"``)."""
+    return ",".join(f"{name}={int(us)}" for name, us in spec) or "none"
 
 
 def save(settings, window) -> None:
@@ -70,6 +84,7 @@ def save(settings, window) -> None:
         settings.setValue("model", str(model))
     settings.setValue("accumulate_ms", float(window.display.accumulate_ms))
     settings.setValue("theme", window.display.theme)
+    settings.setValue("filters", filters_text(c.filters.spec()))  # what the filters box shows
     settings.sync()
 
 

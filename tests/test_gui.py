@@ -446,14 +446,18 @@ def test_settings_are_saved_on_close_and_restored_where_no_flag_is_given(qapp, q
     qtbot.waitUntil(lambda: w.pipe is not None and w.pipe.lm is not None, timeout=20000)
     w.controls.set_view("sae")
     w.controls.set_speed(0.5)
+    w.controls.filters.times["ba"].setValue(5.0)
+    w.controls.filters.checks["ba"].setChecked(True)
     w.resize(701, 603)
     w.close()
     again = saved(store())
-    assert again == {"view": "sae", "speed": 0.5, "model": str(DEMO_MODEL), "accumulate_ms": 40.0, "theme": "dark"}
+    assert again == {"view": "sae", "speed": 0.5, "model": str(DEMO_MODEL), "accumulate_ms": 40.0, "theme": "dark",
+                     "filters": (("ba", 5000),)}
     cfg = gui_config(build_parser().parse_args(["gui"]), again)
-    assert (cfg.view, cfg.speed) == ("sae", 0.5)
-    cfg = gui_config(build_parser().parse_args(["gui", "--view", "frames", "--speed", "2"]), again)
-    assert (cfg.view, cfg.speed) == ("frames", 2.0)  # flags win
+    assert (cfg.view, cfg.speed, cfg.filters) == ("sae", 0.5, (("ba", 5000),))
+    cfg = gui_config(build_parser().parse_args(["gui", "--view", "frames", "--speed", "2", "--filters", "none"]),
+                     again)
+    assert (cfg.view, cfg.speed, cfg.filters) == ("frames", 2.0, ())  # flags win
     w2 = MainWindow(str(DEMO_RECORDING), None, LiveConfig(), record_dir="/tmp", settings=store())
     try:
         assert (w2.width(), w2.height()) == (701, 603)
@@ -463,6 +467,7 @@ def test_settings_are_saved_on_close_and_restored_where_no_flag_is_given(qapp, q
     bad.setValue("view", "nonsense")
     bad.setValue("speed", "-3")
     bad.setValue("model", str(tmp_path / "gone.pt"))
+    bad.setValue("filters", "ba=soon")
     assert saved(bad) == {"accumulate_ms": 40.0, "theme": "dark"}  # what no longer fits is ignored
 
 

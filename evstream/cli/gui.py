@@ -46,8 +46,10 @@ def gui_config(args, saved: dict | None = None):
     saved = saved or {}
     loop = args.loop if args.loop is not None else args.source is None
     speed = args.speed if args.speed is not None else saved.get("speed", 1.0)
-    return LiveConfig(speed=speed or None, loop=loop, view=args.view or saved.get("view", "frames"),
-                      **live_options(args))
+    options = live_options(args)
+    if getattr(args, "filters", None) is None and "filters" in saved:  # the last session's filters
+        options["filters"] = saved["filters"]
+    return LiveConfig(speed=speed or None, loop=loop, view=args.view or saved.get("view", "frames"), **options)
 
 
 def gui_display(args, saved: dict | None = None):
