@@ -47,9 +47,11 @@ def ann_metrics(model, batches, device="cpu") -> dict:
 
 
 @torch.no_grad()
-def snn_curve(model, batches, timesteps, mode="mst", mask_ratio=0.0, seed=0, progress=None, device="cpu") -> dict:
+def snn_curve(model, batches, timesteps, mode="mst", mask_ratio=0.0, seed=0, progress=None, device="cpu",
+              burn_in: float = 0.0) -> dict:
     """Accuracy, cumulative spikes and energy per sample at each T (one run of max(T) steps per batch of
-    ``batches``, a loader of ``(x, y)``)."""
+    ``batches``, a loader of ``(x, y)``). ``burn_in``: the answer at T is the mean output of steps
+    ``int(burn_in * T) + 1 .. T`` (the live rule, ``LiveConfig.burn_in``; 0: of every step, the paper's)."""
     T = max(timesteps)
     correct = {t: 0 for t in timesteps}
     spikes = {t: 0.0 for t in timesteps}
@@ -65,12 +67,17 @@ def snn_curve(model, batches, timesteps, mode="mst", mask_ratio=0.0, seed=0, pro
         n += len(yb)
         runner.reset()
         s = e = 0.0
+        cum = [0.0]  # running sums of the step outputs, for the burn-in's later-steps mean
         for t in range(1, T + 1):
             out = runner.step(xb)
             s += out.total_spikes
             e += out.energy_uJ
+            if burn_in:
+                cum.append(cum[-1] + out.logits)
             if t in correct:
-                correct[t] += int((out.mean.argmax(1) == yb).sum())
+                k = int(burn_in * t)
+                answer = (cum[t] - cum[k]) / (t - k) if burn_in else out.mean
+                correct[t] += int((answer.argmax(1) == yb).sum())
                 spikes[t] += s
                 energy[t] += e
             if progress:
@@ -102,6 +109,7 @@ class EvalConfig:
     progress: bool = True
     workers: int | None = None
     device: str = "cpu"
+    burn_in: float = 0.0  # the answer at T leaves out the first int(burn_in * T) steps (the live rule)
 
 
 def evaluate(cfg: EvalConfig) -> dict:
@@ -109,6 +117,10 @@ def evaluate(cfg: EvalConfig) -> dict:
     added over processes, so the numbers equal one process's (masked runs: equal in distribution, since
     masks are drawn per process). The inputs are built by ``workers`` DataLoader processes, batch by batch
     (memory does not grow with the split). ``split=None``: :func:`~evstream.datasets.default_split`."""
+    if not 0 <= cfg.burn_in < 1:
+        from evstream.errors import EvstreamError
+
+        raise EvstreamError(f"burn-in is a fraction of the steps in [0, 1), not {cfg.burn_in}")
     dist.init(cfg.device)
     split = cfg.split or default_split(cfg.dataset, cfg.labels)
     device = dist.device(cfg.device)
@@ -135,8 +147,8 @@ def evaluate(cfg: EvalConfig) -> dict:
     bar = tqdm(total=total, desc="SNN steps", disable=not progress, unit="step")
     for mode in modes:
         for r in masks:
-            per_seed = [snn_curve(model, batches, timesteps, mode, r, seed * 1000, lambda: bar.update(1), device)
-                        for seed in range(runs[r])]
+            per_seed = [snn_curve(model, batches, timesteps, mode, r, seed * 1000, lambda: bar.update(1), device,
+                                  cfg.burn_in) for seed in range(runs[r])]
             for t in timesteps:
                 accs = [c[t]["accuracy"] for c in per_seed]
                 rows.append({"mode": mode, "timesteps": t, "mask_ratio": r,
@@ -145,7 +157,7 @@ def evaluate(cfg: EvalConfig) -> dict:
                              "energy_uJ": float(np.mean([c[t]["energy_uJ"] for c in per_seed]))})
     bar.close()
     return {"dataset": cfg.dataset, "split": split, "model": str(cfg.model), "samples": n_total,
-            "processes": dist.world_size(),
+            "processes": dist.world_size(), "burn_in": cfg.burn_in,
             "ann": {"accuracy": ann["accuracy"], "energy_uJ": ann["energy_uJ"]}, "snn": rows}
 
 

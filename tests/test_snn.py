@@ -232,3 +232,20 @@ def test_loading_a_checkpoint_does_not_import_the_compiler():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_segmented_eval_with_burn_in_scores_the_later_steps_only():
+    from evstream.evaluate import snn_curve
+
+    m, x = trained_like()
+    y = torch.arange(len(x)) % 5
+    snn = m.spiking(mode="mst")
+    snn.reset()
+    logits = torch.stack([snn.step(x).logits for _ in range(8)])  # (T, B, K)
+    curve = snn_curve(m, [(x, y)], [4, 8], mode="mst", burn_in=0.5)
+    for t in (4, 8):
+        answer = logits[t // 2:t].mean(0).argmax(1)
+        assert curve[t]["accuracy"] == pytest.approx(float((answer == y).float().mean()))
+    plain = snn_curve(m, [(x, y)], [8], mode="mst")
+    assert plain[8]["accuracy"] == pytest.approx(float((logits.mean(0).argmax(1) == y).float().mean()))
+    assert plain[8]["spikes_per_sample"] == curve[8]["spikes_per_sample"]  # the same steps run either way

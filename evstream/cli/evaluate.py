@@ -31,6 +31,9 @@ def add_arguments(p):
                         "dataset's test split, all = every sample in ROOT (default: the dataset's test split "
                         "where it has one, else all; it says which)")
     p.add_argument("--limit", type=int, default=0, help="evaluate only the first N samples (0: all)")
+    p.add_argument("--burn-in", type=float, default=0.0, metavar="F",
+                   help="the answer at T leaves out the first F*T steps, as the live rule does (evstream run "
+                        "--burn-in; default 0: every step counts, the paper's)")
     p.add_argument("--json", default=None, help="write the results to this JSON file")
     p.add_argument("--plot", default=None, help="write accuracy and energy against T to this image")
     p.add_argument("--cache", default=None, help="folder for the decoded-dataset cache "
@@ -60,7 +63,8 @@ def run(args) -> int:
         timesteps=tuple(int(t) for t in args.timesteps.split(",")),
         masks=tuple(float(m) for m in args.mask.split(",")), seeds=args.seeds,
         modes=tuple(args.mode.split(",")) if args.mode else None, split=split, limit=args.limit,
-        cache=args.cache, progress=args.progress, workers=args.workers, device=args.device))
+        cache=args.cache, progress=args.progress, workers=args.workers, device=args.device,
+        burn_in=args.burn_in))
     if not dist.is_main():
         dist.finish()
         return 0
