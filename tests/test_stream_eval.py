@@ -3,6 +3,8 @@ collapses (the full table: benchmarks/bench_streams.py, models/README.md)."""
 
 import json
 
+import pytest
+
 from evstream.cli import main
 from evstream.paths import DEMO_MODEL
 
@@ -25,3 +27,25 @@ def test_default_live_config_is_right_on_a_stream_of_held_out_recordings(data_di
     decisions = res["streams"][0]["decisions"]
     assert all(d["window_us"] > 0 for d in decisions)
     assert str(DEMO_MODEL) == res["model"]
+
+
+def test_set_live_stores_steps_and_burn_in_the_live_path_reads(tmp_path):
+    import shutil
+    import sys
+
+    from evstream.live import LiveConfig
+    from evstream.live.model import load_model
+    from evstream.paths import MODELS
+
+    sys.path.insert(0, str(MODELS.parent / "scripts"))
+    from set_live import main
+
+    ck = tmp_path / "m.pt"
+    shutil.copy(MODELS / "mst-nmnist.pt", ck)
+    assert main([str(ck), "--steps", "mst=48,ecmt=5", "--burn-in", "mst=0.25"]) == 0
+    for mode, steps, burn in (("mst", 48, 0.25), ("ecmt", 5, 0.0)):
+        lm = load_model(ck, mode=mode)
+        assert LiveConfig().steps_for(lm) == steps and LiveConfig().burn_in_for(lm) == burn
+        assert LiveConfig(max_steps=7, burn_in=0.0).steps_for(lm) == 7  # flags win
+    with pytest.raises(SystemExit, match="no mode 'spikformer'"):
+        main([str(ck), "--steps", "spikformer=4"])
