@@ -616,3 +616,20 @@ def test_export_dialog_from_the_file_menu(win, qtbot, tmp_path):
                     and win.exporter.job.done.is_set(), timeout=20000)
     assert seen == [(0.0, round(win.pipe.duration_us / 1e6, 3))]
     assert win.exporter.job.error is None and win.exporter.job.result["frames"] == 15 and out.exists()
+
+
+def test_ui_thread_cpu_per_frame_stays_within_the_budget(win, qtbot):
+    """Issue 17 (9): the UI thread's CPU per painted frame, the window playing the demo with the model
+    running. The budget is 0.25 of a core at 30 FPS = 8.3 ms per frame (measured: 7.7 ms with one other core
+    busy, docs/gui.md); the bound here is 2.5x that, so only a regression of the kind that cost 20-30 ms per
+    frame (a panel re-rendering every label each frame) fails it, not a slower CPU."""
+    import time
+
+    qtbot.waitUntil(lambda: win.pipe is not None and win.pipe.decisions > 2, timeout=30000)
+    if win.pipe.paused:
+        win.controls.play_btn.click()
+    f0, c0 = win.frames, time.thread_time()
+    qtbot.wait(3000)
+    frames, cpu = win.frames - f0, time.thread_time() - c0
+    assert frames >= 20, frames  # it painted (the frame timer runs at up to 33 per second)
+    assert cpu / frames < 0.021, f"{cpu / frames * 1e3:.1f} ms of UI-thread CPU per frame"
