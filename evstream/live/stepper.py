@@ -61,8 +61,7 @@ class ModelStepper:
         self.slices, self.config, self._load, self.t_first = slices, config, load, t_first
         self.dropped, self.recorder, self.emit = dropped, recorder, emit
         self.latency, self._stop, self._lock = latency, stop, lock
-        self.lm = None
-        self.spikes, self.energy = SpikeMonitor(), EnergyMonitor()
+        self.lm, self.spikes, self.energy = None, SpikeMonitor(), EnergyMonitor()
         self.window: deque = deque(maxlen=1)
         self.policy = config().make_policy()
         self.smoother = DecisionSmoother.from_config(config())
@@ -250,9 +249,8 @@ class ModelStepper:
         lm.runner.reset()
         self._reset_tally()
         level = self.governor.level if self.governor is not None else None
-        self.policy.max_steps = level.steps if level is not None else cfg.steps_for(lm)
-        if hasattr(lm.runner, "set_burn_in"):
-            lm.runner.set_burn_in(int(cfg.burn_in_for(lm) * self.policy.max_steps))
+        self.policy.max_steps = steps = level.steps if level is not None else cfg.steps_for(lm)
+        lm.runner.set_burn_in(int(cfg.burn_in_for(lm) * steps))  # the answer leaves out the first steps
         decision = batched_steps(self, lm, x, t_rel, on_step)
         while decision is None:
             decision = self._step(lm, x, t_rel, on_step)
