@@ -271,14 +271,14 @@ class FreshWindows:
         order = rng.permutation(3)
         recs = [self.recordings[picks[j]] for j in order]
         labs = [self.rec_labels[picks[j]] for j in order]
-        st = build_stream(recs, labs, StreamConfig(gap_us=self.gap_us, shuffle=False,
-                                                   seed=int(rng.integers(2**31)), noise_hz=self.noise_hz),
-                          self.sensor_size)
+        seed = int(rng.integers(2**31))  # the stream's gaps: drawn here, the stream built only when used
         w = int(rng.integers(int(self.window_us[0]), int(self.window_us[1]) + 1))
         if self.straddle and rng.random() < self.straddle:
             found = self._across(recs, labs, w, rng)
             if found is not None:
                 return found
+        st = build_stream(recs, labs, StreamConfig(gap_us=self.gap_us, shuffle=False, seed=seed,
+                                                   noise_hz=self.noise_hz), self.sensor_size)
         found = sample_windows(st, 1, w, rng, self.cover)
         if not found:  # a stream shorter than the window: take all of it
             a, b = 0, max(w, st.duration_us)

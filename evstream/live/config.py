@@ -56,6 +56,15 @@ DEFAULT_BURN_IN = {"mst": 0.5}
 DEFAULT_DECIDE_EVERY_MS = {"mst": 200.0, "ecmt": 50.0, "spikformer": 50.0}
 
 
+def _checkpoint_live(lm, key: str):
+    """The checkpoint's live setting ``key`` for the loaded model's mode (``meta["live"][key][mode]``; None
+    where the checkpoint does not say or says it in another shape)."""
+    meta = getattr(lm, "meta", None)
+    live = meta.get("live") if isinstance(meta, dict) else None
+    per_mode = live.get(key) if isinstance(live, dict) else None
+    return per_mode.get(getattr(lm, "mode", None)) if isinstance(per_mode, dict) else None
+
+
 @dataclass(frozen=True)
 class LiveConfig:
     """``mode``: conversion mode (None: ``ecmt`` where the model has it, else its first). Slicing: time
@@ -150,10 +159,9 @@ class LiveConfig:
         """Timesteps per decision: ``max_steps``, else the checkpoint's for its mode, else the default."""
         if self.max_steps:
             return int(self.max_steps)
-        live = (lm.meta.get("live") or {}) if isinstance(getattr(lm, "meta", None), dict) else {}
-        steps = live.get("steps") if isinstance(live, dict) else None
-        if isinstance(steps, dict) and isinstance(steps.get(lm.mode), int) and steps[lm.mode] > 0:
-            return int(steps[lm.mode])
+        steps = _checkpoint_live(lm, "steps")
+        if isinstance(steps, int) and steps > 0:
+            return int(steps)
         return DEFAULT_STEPS.get(lm.mode, 32)
 
     def burn_in_for(self, lm) -> float:
@@ -161,10 +169,9 @@ class LiveConfig:
         its mode, else the mode's default (mst 0.5, others 0)."""
         if self.burn_in is not None:
             return float(self.burn_in)
-        live = (lm.meta.get("live") or {}) if isinstance(getattr(lm, "meta", None), dict) else {}
-        burn = live.get("burn_in") if isinstance(live, dict) else None
-        if isinstance(burn, dict) and isinstance(burn.get(lm.mode), (int, float)) and 0 <= burn[lm.mode] < 1:
-            return float(burn[lm.mode])
+        burn = _checkpoint_live(lm, "burn_in")
+        if isinstance(burn, (int, float)) and 0 <= burn < 1:
+            return float(burn)
         return DEFAULT_BURN_IN.get(getattr(lm, "mode", None), 0.0)
 
     def every_us_for(self, lm) -> int:

@@ -95,9 +95,8 @@ class DecisionSmoother:
         p = np.asarray(probs, np.float64)
         w = self.smooth
         if t_us is not None:
-            last = getattr(self, "_t_us", None)
-            if last is not None and w > 0:
-                w = w ** (max(0, int(t_us) - last) / (SMOOTH_PER_MS * 1e3))
+            if self._t_us is not None and w > 0:
+                w = w ** (max(0, int(t_us) - self._t_us) / (SMOOTH_PER_MS * 1e3))
             self._t_us = int(t_us)
         self.mean = p if self.mean is None or w <= 0 else w * self.mean + (1 - w) * p
         best = int(self.mean.argmax())

@@ -447,5 +447,5 @@ class ECMTRunner(SpikingRunner):
         self._k += 1
         mean = self._sum / self._w
         if self.t == self.burn_in:  # the burn-in's last step: the mean restarts (SpikingRunner.set_burn_in)
-            self._sum, self._w, self._k = None, 0.0, 0
+            self._restart_output()
         return mean

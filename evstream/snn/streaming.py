@@ -104,6 +104,10 @@ class SpikingRunner:
 
     def reset_mean(self) -> None:
         """Forget the running output (a scene change) but keep the membranes."""
+        self._restart_output()
+
+    def _restart_output(self) -> None:
+        """The running output's sums cleared (nothing else: membranes and a mode's own state stay)."""
         self._sum = None
         self._mean = None
         self._k = 0
@@ -130,8 +134,8 @@ class SpikingRunner:
         self._sum = logits.clone() if self._sum is None else self._sum + logits
         self._k += 1
         mean = self._sum / self._k
-        if self.t == self.burn_in:
-            self._sum, self._k = None, 0
+        if self.t == self.burn_in:  # the burn-in's last step: the answer counts from the next one
+            self._restart_output()
         return mean
 
     def _result(self, logits, mean, result=StepResult, **extra) -> StepResult:
