@@ -4,7 +4,7 @@ A larger (2,000), if emulated, check beside the 100 real validation recordings. 
 the SNN view (mode mst, the same input every step) unmasked and at RSM ``--mask`` (seeds 0..``--seeds``-1).
 
     python scripts/heldout_emulated.py models/mst-nmnist.pt [more.pt ...] [--n 2000] [--timesteps 32,64
-        --mask 0.5 --seeds 2]
+        --mask 0.5 --seeds 2] [--ecmt 4,5]
 """
 
 from __future__ import annotations
@@ -35,8 +35,10 @@ def main():
     ap.add_argument("--timesteps", default="", help="SNN accuracy at these T too, e.g. 32,64")
     ap.add_argument("--mask", type=float, default=0.5)
     ap.add_argument("--seeds", type=int, default=2)
+    ap.add_argument("--ecmt", default="", help="ECMT accuracy at these T too (mode ecmt, unmasked), e.g. 4,5")
     args = ap.parse_args()
     ts = [int(t) for t in args.timesteps.split(",") if t]
+    ts_ec = [int(t) for t in args.ecmt.split(",") if t]
     images, labels = read_mnist_idx(args.mnist)
     idx = np.random.default_rng(0).permutation(len(images))[args.start:args.start + args.n]  # as emulated_mnist, seed 0
     evs = [emulate_saccades(images[i], seed=int(i)) for i in idx]
@@ -56,6 +58,10 @@ def main():
                 accs.append([float((means[t - 1].argmax(1) == y).float().mean()) for t in ts])
             acc = np.array(accs)
             print("  SNN mask", ratio, ", ".join(f"T={t}: {m:.4f} ± {s:.4f}" for t, m, s in zip(ts, acc.mean(0), acc.std(0))))
+        if ts_ec and "ecmt" in model.modes:
+            ec = model.spiking(mode="ecmt")
+            means = torch.cat([ec.run(x[i:i + 250], max(ts_ec)) for i in range(0, len(x), 250)], dim=1)
+            print("  ECMT", ", ".join(f"T={t}: {float((means[t - 1].argmax(1) == y).float().mean()):.4f}" for t in ts_ec))
 
 
 if __name__ == "__main__":

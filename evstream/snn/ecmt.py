@@ -56,6 +56,57 @@ DEFAULT_PERCENTILE = 99.0
 
 # --- the one kernel: expectation compensation and the multi-threshold neuron -------------------------
 
+FAST_LEVELS = 8  # the multi-threshold neuron's vectorised loop covers up to this many levels per sign
+
+
+@nb.njit(cache=True, nogil=True)
+def _ec_pass(x, S, G, out, first, d, c, c2, L):
+    """The compensation of ``_ec_mt_kernel`` alone: ``out`` = o for every element."""
+    zero, half = np.float32(0.0), np.float32(0.5)
+    if first:
+        for i in range(x.size):
+            si = x[i]
+            S[i] = si
+            g = np.float32(min(max(np.float32(math.floor(np.float32(si * c) + half)), zero), L) * c2)
+            out[i] = g
+            G[i] = g
+    else:
+        for i in range(x.size):
+            si = np.float32(S[i] * d + x[i])
+            S[i] = si
+            g = np.float32(min(max(np.float32(math.floor(np.float32(si * c) + half)), zero), L) * c2)
+            out[i] = np.float32(g - np.float32(G[i] * d))
+            G[i] = g
+
+
+@nb.njit(cache=True, nogil=True)
+def _mt_pass8(o, v, theta, n):
+    """The multi-threshold neuron of ``_ec_mt_kernel`` for n ≤ 8 levels, in place on ``o`` (input, then the
+    spikes): k = ceil(log2(r)), r = max(|m|/1.5θ, 1), counted as the powers 2^0..2^6 that r exceeds, capped
+    at n − 1; the level θ·2^k is exact in float32, as the exponent-bit version's."""
+    half, lo = np.float32(0.5) * theta, np.float32(1.5) * theta
+    inv_lo = np.float32(1.0) / lo
+    zero, top = np.float32(0.0), np.int32(n - 1)
+    total = 0
+    for i in range(o.size):
+        m = np.float32(v[i] + o[i])
+        a = abs(m)
+        r = np.float32(a * inv_lo)
+        k = np.int32(0)
+        p = np.float32(1.0)
+        for _ in range(FAST_LEVELS - 1):
+            k += np.int32(r > p)
+            p = np.float32(p * np.float32(2.0))
+        lev = np.float32(theta * np.float32(np.int32(1) << min(k, top)))
+        fire = a > half
+        lev = lev if fire else zero
+        s = lev if m >= zero else -lev
+        v[i] = m - s
+        o[i] = s
+        total += np.int32(fire)
+    return total
+
+
 @nb.njit(cache=True, nogil=True)
 def _ec_mt_kernel(x, S, G, v, out, keep, ec, mt, first, d, c, c2, L, theta, n, gain):
     """One timestep, element by element, in float32 (the model's precision); returns the number of
@@ -67,8 +118,17 @@ def _ec_mt_kernel(x, S, G, v, out, keep, ec, mt, first, d, c, c2, L, theta, n, g
     (nothing while |m| ≤ θ/2, the top level θ·2^(n−1) above the top), v ← m − s (soft reset); else
     out = o (analog). ``keep`` (bool, empty when not masking) drops spikes after the reset (Random Spike
     Masking) and the surviving ones weigh ``gain`` = 1/(1 − r), as in mode "mst". The level is chosen
-    without branches: k = ceil(log2(|m| / 1.5θ)) clipped to 0..n−1, read from the float32 exponent bits."""
+    without branches: k = ceil(log2(|m| / 1.5θ)) clipped to 0..n−1, read from the float32 exponent bits.
+
+    Unmasked with at most 8 levels (the default), the same arithmetic runs as two loops the compiler
+    vectorises (``_ec_pass``, ``_mt_pass8``: about 3x faster, the same bits; ``tests/test_ecmt.py``)."""
     masking = keep.size > 0
+    if not masking and n <= FAST_LEVELS:
+        if ec:
+            _ec_pass(x, S, G, out, first, d, c, c2, L)
+        else:
+            out[:] = x
+        return _mt_pass8(out, v, theta, n) if mt else 0
     half, lo = np.float32(0.5) * theta, np.float32(1.5) * theta
     inv_lo = np.float32(1.0) / lo
     bits = out.view(np.int32)  # scratch: the bits of |m|/1.5θ, then of the level
@@ -103,6 +163,17 @@ def _ec_mt_kernel(x, S, G, v, out, keep, ec, mt, first, d, c, c2, L, theta, n, g
         else:
             out[i] = o
     return total
+
+
+@nb.njit(cache=True, nogil=True)
+def ec_mt_steps(xs, S, G, v, out, counts, ec, mt, d, cs, c2s, L, theta, n):
+    """``_ec_mt_kernel`` (unmasked) for each row ``t`` of ``xs (T, N)`` into ``out[t]`` with the per-step
+    constants ``cs[t]``, ``c2s[t]``; the states in place; ``counts[t]`` its spikes. Expectations start at 0
+    (the pure step's states), which the kernel's non-first step handles exactly (0·d + x = x, g − d·0 = g)."""
+    keep = np.empty(0, dtype=np.bool_)
+    one = np.float32(1.0)
+    for t in range(xs.shape[0]):
+        counts[t] = _ec_mt_kernel(xs[t], S, G, v, out[t], keep, ec, mt, False, d, cs[t], c2s[t], L, theta, n, one)
 
 
 def level_counts(out: torch.Tensor | None, theta: float | None, n: int) -> dict:

@@ -111,6 +111,23 @@ def lif_step(x, v, out, keep, tau, theta):
     return n
 
 
+@nb.njit(cache=True, nogil=True)
+def if_steps(xs, v, out, counts, theta, value):
+    """``_if_step`` (unmasked) for each row ``t`` of ``xs (T, N)`` into ``out[t]``, ``counts[t]`` its spikes;
+    the membrane ``v`` in place (one call for a whole decision's steps of one layer)."""
+    keep = np.empty(0, dtype=np.bool_)
+    for t in range(xs.shape[0]):
+        counts[t] = _if_step(xs[t], v, out[t], keep, theta, value)
+
+
+@nb.njit(cache=True, nogil=True)
+def lif_steps(xs, v, out, counts, tau, theta):
+    """``lif_step`` (unmasked) for each row of ``xs (T, N)``, as :func:`if_steps`."""
+    keep = np.empty(0, dtype=np.bool_)
+    for t in range(xs.shape[0]):
+        counts[t] = lif_step(xs[t], v, out[t], keep, tau, theta)
+
+
 class QCFS(nn.Module):
     """QCFS activation in the ANN view; an IF neuron (``HalfIF``) in the SNN view.
 

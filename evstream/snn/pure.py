@@ -33,9 +33,9 @@ import torch
 from torch import nn
 
 from evstream.energy import fan_out
-from evstream.snn.ecmt import ECProduct, ECQCFS, _ec_mt_kernel
+from evstream.snn.ecmt import ECProduct, ECQCFS, ec_mt_steps
 from evstream.snn.layers import SpikeMatmul
-from evstream.snn.neurons import NO_KEEP, QCFS, _if_step, lif_step
+from evstream.snn.neurons import QCFS, if_steps, lif_steps
 from evstream.snn.spikformer import LIF
 
 
@@ -73,14 +73,16 @@ class Tape:
         return x.unflatten(0, (self.T, -1))
 
 
-def kernel_steps(xs: torch.Tensor, v: torch.Tensor, kernel, *params):
-    """Eager (``Tape.kernels``): the numba neuron ``kernel(x, v, out, keep, *params)`` once per timestep of
-    ``xs (T, ...)``, the membrane ``v`` updated in place; returns (outputs ``(T, ...)``, spikes ``(T,)``)."""
+def kernel_steps(xs: torch.Tensor, v: torch.Tensor, steps_kernel, *params):
+    """Eager (``Tape.kernels``): the numba neuron ``steps_kernel(xs, v, out, counts, *params)``
+    (:func:`~evstream.snn.neurons.if_steps`, ...: the one-step kernel once per row of ``xs (T, ...)``, in one
+    call), the membrane ``v`` updated in place; returns (outputs ``(T, ...)``, spikes ``(T,)``)."""
     xs = xs.detach().to(torch.float32).contiguous()
+    T = xs.shape[0]
     out = torch.empty(xs.shape)
-    vf = v.numpy().reshape(-1)
-    n = [kernel(xs[t].numpy().reshape(-1), vf, out[t].numpy().reshape(-1), NO_KEEP, *params) for t in range(len(xs))]
-    return out, torch.tensor(n, dtype=torch.int64)
+    n = torch.empty(T, dtype=torch.int64)
+    steps_kernel(xs.view(T, -1).numpy(), v.numpy().reshape(-1), out.view(T, -1).numpy(), n.numpy(), *params)
+    return out, n
 
 
 def _sum_t(s: torch.Tensor) -> torch.Tensor:
@@ -114,7 +116,7 @@ class PureIF(_Pure):
         xs = self.tape.per_step(x)
         v = self.tape.state("v", lambda: torch.full(xs.shape[1:], self.v0))
         if self.tape.kernels:
-            out, n = kernel_steps(xs, v, _if_step, self.theta, self.theta)
+            out, n = kernel_steps(xs, v, if_steps, self.theta, self.theta)
             self.tape.new.append(v)
             self.tape.count(("spikes", self.name), n)
             return out.view(x.shape)
@@ -141,7 +143,7 @@ class PureLIF(_Pure):
         xs = self.tape.per_step(x)
         v = self.tape.state("v", lambda: torch.zeros(xs.shape[1:]))
         if self.tape.kernels:
-            out, n = kernel_steps(xs, v, lif_step, self.tau, self.theta)
+            out, n = kernel_steps(xs, v, lif_steps, self.tau, self.theta)
             self.tape.new.append(v)
             self.tape.count(("spikes", self.name), n)
             return out.view(x.shape)
@@ -175,22 +177,23 @@ class PureEC(_Pure):
         self.numel = 0
 
     def _kernels(self, xs):
-        """Eager: ``ecmt._ec_mt_kernel`` once per step on the states in place (the reference's arithmetic)."""
+        """Eager: ``ecmt.ec_mt_steps`` (the reference's kernel once per step, in one call) on the states in place."""
         t = self.tape
         empty = torch.empty(0)
         S = t.state("S", lambda: torch.zeros(xs.shape[1:])) if self.ec else empty
         G = t.state("G", lambda: torch.zeros(xs.shape[1:])) if self.ec else empty
         v = t.state("v", lambda: torch.zeros(xs.shape[1:])) if self.mt else empty
         xs = xs.detach().to(torch.float32).contiguous()
+        T = xs.shape[0]
         out = torch.empty(xs.shape)
-        flat = [a.numpy().reshape(-1) for a in (S, G, v)]
-        f, lam, L, n = np.float32, self.lam, self.L, []
-        for i, w in enumerate(t.w.tolist()):
-            n.append(_ec_mt_kernel(xs[i].numpy().reshape(-1), *flat, out[i].numpy().reshape(-1), NO_KEEP, self.ec,
-                                   self.mt, False, f(self.d), f(L / (lam * w)), f(lam * w / L), f(L), f(self.theta),
-                                   self.n, f(1.0)))
+        n = torch.empty(T, dtype=torch.int64)
+        w = t.w.numpy()  # float64, as the kernel's constants were computed from W before
+        cs, c2s = (self.L / (self.lam * w)).astype(np.float32), (self.lam * w / self.L).astype(np.float32)
+        f = np.float32
+        ec_mt_steps(xs.view(T, -1).numpy(), *[a.numpy().reshape(-1) for a in (S, G, v)], out.view(T, -1).numpy(),
+                    n.numpy(), self.ec, self.mt, f(self.d), cs, c2s, f(self.L), f(self.theta), self.n)
         t.new += ([S, G] if self.ec else []) + ([v] if self.mt else [])
-        t.count(("spikes", self.name), torch.tensor(n, dtype=torch.int64))
+        t.count(("spikes", self.name), n)
         return out
 
     def forward(self, x):
