@@ -83,6 +83,31 @@ def _pairs(a, b):
     return total
 
 
+def pair_ops_steps(a: torch.Tensor, b: torch.Tensor, steps: int) -> torch.Tensor:
+    """:func:`pair_ops` of each of ``steps`` timesteps, ``(steps,)`` int64: the leading dimension of ``a`` and
+    ``b`` is time-major (T·B, ...), as in a batched step; one numba call for all of them."""
+    a, b = _as_5d(a.detach().unflatten(0, (steps, -1))), _as_5d(b.detach().unflatten(0, (steps, -1)))
+    if a.shape[:3] != b.shape[:3]:  # broadcast batch dimensions
+        lead = np.broadcast_shapes(tuple(a.shape[:3]), tuple(b.shape[:3]))
+        a, b = a.expand(*lead, *a.shape[3:]), b.expand(*lead, *b.shape[3:])
+    out = np.empty(steps, dtype=np.int64)
+    _pairs_steps(a.numpy(), b.numpy(), out)
+    return torch.from_numpy(out)
+
+
+def _as_5d(t: torch.Tensor) -> torch.Tensor:
+    """(T, ...) as (T, Z1, Z2, n, m)."""
+    if t.dim() > 5:
+        return t.reshape(t.shape[0], 1, -1, *t.shape[-2:])
+    return t[(slice(None),) + (None,) * (5 - t.dim())]
+
+
+@nb.njit(cache=True, nogil=True)
+def _pairs_steps(a, b, out):
+    for t in range(a.shape[0]):
+        out[t] = _pairs(a[t], b[t])
+
+
 def product_macs(a: torch.Tensor, b: torch.Tensor) -> int:
     """Multiply-adds of the (batched, broadcast) matrix product ``a @ b``."""
     # numpy's rule (the same as torch's): torch.broadcast_shapes' first call imports its symbolic-shape

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from evstream.energy import fan_out
+from evstream.energy import fan_out, pair_ops_steps
 from evstream.snn.ecmt import ECProduct, ECQCFS, ec_mt_steps
 from evstream.snn.layers import SpikeMatmul
 from evstream.snn.neurons import QCFS, if_steps, lif_steps
@@ -240,9 +240,12 @@ def _nnz(x, T: int):
     return (x.reshape(T, -1) != 0).sum(1)
 
 
-def pairs(a, b, T: int = 1):
-    """``energy.pair_ops`` in tensor operations, per timestep (the leading dimension is time-major):
-    Σ_k nnz(column k of a) x nnz(row k of b), summed over the batch."""
+def pairs(a, b, T: int = 1, kernels: bool = False):
+    """``energy.pair_ops`` per timestep (the leading dimension is time-major): Σ_k nnz(column k of a) x
+    nnz(row k of b), summed over the batch; with ``kernels`` (eager) one numba pass
+    (``energy.pair_ops_steps``), else in tensor operations (what a compiler traces)."""
+    if kernels:
+        return pair_ops_steps(a, b, T)
     ca = (a != 0).sum(-2)
     cb = (b != 0).sum(-1)
     return (ca * cb).reshape(T, -1).sum(1)
@@ -252,7 +255,7 @@ class PureProduct(_Pure):
     """A :class:`SpikeMatmul` that reports its pair count (one SOP per pair of non-zeros that meet)."""
 
     def forward(self, a, b, bias=None, alpha: float = 1.0, nnz=None):
-        self.tape.count(("pairs", self.name), pairs(a, b, self.tape.T))
+        self.tape.count(("pairs", self.name), pairs(a, b, self.tape.T, self.tape.kernels))
         return SpikeMatmul.forward(self, a, b, bias=bias, alpha=alpha)
 
 
@@ -286,7 +289,7 @@ class PureECProduct(_Pure):
         t.new += [SA, SB, P]
         out = torch.stack(outs).flatten(0, 1)
         m, n = b.shape[-1], a.shape[-2]
-        t.count(("pairs", self.name), pairs(a, b, T))
+        t.count(("pairs", self.name), pairs(a, b, T, t.kernels))
         t.count(("cross", self.name, float(out.numel() // T)), _nnz(a, T) * m + _nnz(b, T) * n)
         return out if bias is None else torch.add(bias.view(out.shape), out, alpha=alpha)
 
