@@ -86,7 +86,7 @@ def _pairs(a, b):
 def pair_ops_steps(a: torch.Tensor, b: torch.Tensor, steps: int) -> torch.Tensor:
     """:func:`pair_ops` of each of ``steps`` timesteps, ``(steps,)`` int64: the leading dimension of ``a`` and
     ``b`` is time-major (T·B, ...), as in a batched step; one numba call for all of them."""
-    a, b = _as_5d(a.detach().unflatten(0, (steps, -1))), _as_5d(b.detach().unflatten(0, (steps, -1)))
+    a, b = as_steps_5d(a.detach().unflatten(0, (steps, -1))), as_steps_5d(b.detach().unflatten(0, (steps, -1)))
     if a.shape[:3] != b.shape[:3]:  # broadcast batch dimensions
         lead = np.broadcast_shapes(tuple(a.shape[:3]), tuple(b.shape[:3]))
         a, b = a.expand(*lead, *a.shape[3:]), b.expand(*lead, *b.shape[3:])
@@ -95,7 +95,7 @@ def pair_ops_steps(a: torch.Tensor, b: torch.Tensor, steps: int) -> torch.Tensor
     return torch.from_numpy(out)
 
 
-def _as_5d(t: torch.Tensor) -> torch.Tensor:
+def as_steps_5d(t: torch.Tensor) -> torch.Tensor:
     """(T, ...) as (T, Z1, Z2, n, m)."""
     if t.dim() > 5:
         return t.reshape(t.shape[0], 1, -1, *t.shape[-2:])

@@ -97,6 +97,22 @@ def test_pure_steps_batched_over_time(mode, shared_file):
     assert_same_steps(want, got, exact=False)
 
 
+@pytest.mark.parametrize("mode", ["mst", "ecmt", "spikformer"])
+def test_batched_kernels_equal_the_tensor_operations(mode, shared_file):
+    """T steps per call: the numba kernels (neurons, ECMT's running sums and differences, pair counts) give
+    exactly the spikes, counts and outputs of the tensor operations a compiler traces."""
+    lm = shipped(mode)
+    x = real_input(shared_file, lm.rep, index=2)
+    runs = []
+    for kernels in (True, False):
+        fast = CompiledRunner(lm.runner, x, backend="batched", chunk=4)
+        fast.pures[4].tape.kernels = kernels
+        fast.reset()
+        runs.append(fast.steps(x, 8))
+    assert sum(r.total_spikes for r in runs[1]) > 0
+    assert_same_steps(runs[1], runs[0], exact=True)
+
+
 def tiny_runner(tiny_model, mode):
     arch = "spikformer" if mode == "spikformer" else "mst"
     m = tiny_model(arch).eval()

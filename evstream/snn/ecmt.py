@@ -176,6 +176,36 @@ def ec_mt_steps(xs, S, G, v, out, counts, ec, mt, d, cs, c2s, L, theta, n):
         counts[t] = _ec_mt_kernel(xs[t], S, G, v, out[t], keep, ec, mt, False, d, cs[t], c2s[t], L, theta, n, one)
 
 
+@nb.njit(cache=True, nogil=True)
+def running_sums(A, S, out, nnz, d):
+    """For each step t of ``A (T, Z1, Z2, n, k)`` (any strides): S ← d·S + A[t] in float32, in place, copied
+    to ``out[t]``; ``nnz[t]`` the non-zeros of A[t] (``ECProduct``'s S_A and S_B for a whole decision)."""
+    for t in range(A.shape[0]):
+        c = 0
+        for z1 in range(A.shape[1]):
+            for z2 in range(A.shape[2]):
+                for i in range(A.shape[3]):
+                    for j in range(A.shape[4]):
+                        x = A[t, z1, z2, i, j]
+                        s = np.float32(np.float32(S[z1, z2, i, j] * d) + x)
+                        S[z1, z2, i, j] = s
+                        out[t, z1, z2, i, j] = s
+                        c += x != 0
+        nnz[t] = c
+
+
+@nb.njit(cache=True, nogil=True)
+def compensated_differences(ps, P, w, d, out):
+    """For each step t of ``ps (T, N)`` (S_A S_B of that step): p = ps[t]/w[t], out[t] = p − d·P, P ← p
+    (``ECProduct``'s output for a whole decision, float32, ``P (N,)`` in place)."""
+    for t in range(ps.shape[0]):
+        wt = w[t]
+        for i in range(ps.shape[1]):
+            p = np.float32(ps[t, i] / wt)
+            out[t, i] = np.float32(p - np.float32(P[i] * d))
+            P[i] = p
+
+
 def level_counts(out: torch.Tensor | None, theta: float | None, n: int) -> dict:
     """Spikes per level in a multi-threshold output ``out`` (values 0 or ±θ·2^k; with masking θ is the
     base level times the surviving spikes' weight 1/(1 − r)):

@@ -32,8 +32,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from evstream.energy import fan_out, pair_ops_steps
-from evstream.snn.ecmt import ECProduct, ECQCFS, ec_mt_steps
+from evstream.energy import as_steps_5d, fan_out, pair_ops_steps
+from evstream.snn.ecmt import ECProduct, ECQCFS, compensated_differences, ec_mt_steps, running_sums
 from evstream.snn.layers import SpikeMatmul
 from evstream.snn.neurons import QCFS, if_steps, lif_steps
 from evstream.snn.spikformer import LIF
@@ -275,6 +275,9 @@ class PureECProduct(_Pure):
         SB = t.state("SB", lambda: torch.zeros(B.shape[1:]))
         P = t.state("P", lambda: torch.zeros(np.broadcast_shapes(tuple(A.shape[1:-2]), tuple(B.shape[1:-2]))
                                              + (A.shape[-2], B.shape[-1])))
+        if t.kernels:
+            out = self._kernels(a, b, A, B, SA, SB, P)
+            return out if bias is None else torch.add(bias.view(out.shape), out, alpha=alpha)
         sa, sb = [], []
         for at, bt in zip(A.unbind(0), B.unbind(0)):
             SA, SB = SA * self.d + at, SB * self.d + bt
@@ -292,6 +295,29 @@ class PureECProduct(_Pure):
         t.count(("pairs", self.name), pairs(a, b, T, t.kernels))
         t.count(("cross", self.name, float(out.numel() // T)), _nnz(a, T) * m + _nnz(b, T) * n)
         return out if bias is None else torch.add(bias.view(out.shape), out, alpha=alpha)
+
+    def _kernels(self, a, b, A, B, SA, SB, P):
+        """Eager (``Tape.kernels``): the running sums and the differences in numba (``ecmt.running_sums``,
+        ``ecmt.compensated_differences``: the same float32 operations as the tensor version), the products
+        of all T steps in one batched matmul; states in place."""
+        t, T = self.tape, self.tape.T
+        sums, nnz = [], []
+        for X, S in ((A, SA), (B, SB)):
+            out, n = torch.empty(X.shape), np.empty(T, dtype=np.int64)
+            running_sums(as_steps_5d(X.detach()).numpy(), as_steps_5d(S[None])[0].numpy(), as_steps_5d(out).numpy(), n,
+                         np.float32(self.d))
+            sums.append(out)
+            nnz.append(torch.from_numpy(n))
+        ps = (sums[0] @ sums[1]).contiguous()
+        out = torch.empty(ps.shape)
+        compensated_differences(ps.view(T, -1).numpy(), P.view(-1).numpy(),
+                                t.w.to(torch.float32).numpy(), np.float32(self.d), out.view(T, -1).numpy())
+        t.new += [SA, SB, P]
+        out = out.flatten(0, 1)
+        m, n = b.shape[-1], a.shape[-2]
+        t.count(("pairs", self.name), pairs(a, b, T, True))
+        t.count(("cross", self.name, float(out.numel() // T)), nnz[0] * m + nnz[1] * n)
+        return out
 
 
 class Counted(_Pure):
