@@ -106,6 +106,7 @@ class CompiledRunner:
             self.neuron_sizes = {m.name: int(m.last_numel) for m in runner.neurons}  # {layer: neurons}
         self.example = example
         self.pures = {}
+        self._buffer = None  # (flat state buffer, its views): see _reset_states
         self._build(self.chunk)
         self.compile_s = time.perf_counter() - t0
         self.reset()
@@ -133,6 +134,18 @@ class CompiledRunner:
 
     def set_burn_in(self, steps: int) -> None:
         self.ref.set_burn_in(steps)
+
+    def _reset_states(self, pure) -> list:
+        """The reset values, copied in one operation into one buffer whose views are the states (the batched
+        step updates them in place); separate clones where the states differ in dtype."""
+        if pure.flat_reset is None:
+            return pure.init_states()
+        if self._buffer is None:
+            flat = pure.flat_reset.clone()
+            self._buffer = (flat, pure.views(flat))
+        else:
+            self._buffer[0].copy_(pure.flat_reset)
+        return list(self._buffer[1])
 
     def reset(self) -> None:
         self.ref.reset()
@@ -171,7 +184,7 @@ class CompiledRunner:
     def _call(self, x, size):
         pure, ref = self.pures[size], self.ref
         if self.states is None:
-            self.states = pure.init_states()
+            self.states = self._reset_states(pure)
         d = ref.decay or 1.0
         ws = []
         for _ in range(size):

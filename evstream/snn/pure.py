@@ -406,9 +406,19 @@ class PureStep(nn.Module):
         self.reset_values = made
         self.roles = list(tape.roles)
         self.keys = list(tape.keys)
+        same = all(s.dtype == torch.float32 for s in made)  # one flat buffer of every reset value
+        self.flat_reset = torch.cat([s.reshape(-1) for s in made]) if made and same else None
 
     def init_states(self) -> list:
         return [s.clone() for s in self.reset_values]
+
+    def views(self, flat: torch.Tensor) -> list:
+        """The states as views of ``flat`` (laid out as ``flat_reset``)."""
+        out, i = [], 0
+        for s in self.reset_values:
+            out.append(flat[i:i + s.numel()].view(s.shape))
+            i += s.numel()
+        return out
 
     def _repeat(self, x):
         return x.repeat(self.steps, *[1] * (x.dim() - 1)) if self.steps > 1 else x
