@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from evstream.live.config import LiveConfig  # noqa: E402
-from evstream.live.model import chunk_for, load_model  # noqa: E402
+from evstream.live.model import BATCHED_MOST, chunk_for, load_model  # noqa: E402
 from evstream.snn.compiled import CompiledRunner, cache_dir  # noqa: E402
 
 sys.path.insert(0, str(REPO / "benchmarks"))
@@ -65,7 +65,7 @@ def bench_mode(mode, backends, rounds, n):
     for b in backends:
         t0 = time.perf_counter()
         try:
-            runners[b] = CompiledRunner(ref, x, backend=b, chunk=chunk_for(T))
+            runners[b] = CompiledRunner(ref, x, backend=b, chunk=chunk_for(T, BATCHED_MOST if b == "batched" else 8))
             compile_s[b] = time.perf_counter() - t0
         except Exception as exc:  # report, keep going with the others
             compile_s[b] = f"failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
@@ -88,7 +88,7 @@ def bench_mode(mode, backends, rounds, n):
         for k, fn in contenders.items():
             fn()  # warm
             per[k].append(timed(fn, n) / T * 1e3)
-    res = {"T": T, "chunk": chunk_for(T), "compile_s": compile_s,
+    res = {"T": T, "chunk": {b: r.chunk for b, r in runners.items()}, "compile_s": compile_s,
            "step_ms": {k: statistics.median(v) for k, v in per.items()},
            "step_ms_rounds": {k: [round(t, 4) for t in v] for k, v in per.items()}}
     res["speedup_over_eager"] = {k: res["step_ms"]["eager"] / v for k, v in res["step_ms"].items()}

@@ -67,8 +67,12 @@ def check_fit(path, rep, sensor_size) -> None:
 
 def chunk_for(steps: int, most: int = 8) -> int:
     """Timesteps per compiled call for decisions of ``steps``: the largest divisor of it up to ``most`` (the
-    compiled graph grows with the chunk; mode mst's 64 steps run as 8 calls of 8)."""
+    compiled graph grows with the chunk; mode mst's 64 steps run as 8 calls of 8; the batched step, which
+    compiles nothing, takes a whole decision of up to ``BATCHED_MOST`` steps per call)."""
     return max(d for d in range(1, min(int(steps), most) + 1) if steps % d == 0)
+
+
+BATCHED_MOST = 64
 
 
 # how the live SNN step runs: "eager" the streaming runner (the reference, one call per step); "batched" its
@@ -91,7 +95,8 @@ def use_compiled_step(lm: LoadedModel, config, notice=print) -> None:
         return
     import torch
 
-    chunk = chunk_for(config.steps_for(lm)) if config.state == "reset" else 1  # carry: one step per call
+    most = BATCHED_MOST if step == "batched" else 8
+    chunk = chunk_for(config.steps_for(lm), most) if config.state == "reset" else 1  # carry: one step per call
     example = torch.zeros(1, int(lm.rep.channels), *(int(v) for v in lm.rep.out_hw))
     lm.runner = compile_runner(lm.runner, example, step, chunk=chunk, notice=notice)
     lm.neurons = dict(getattr(lm.runner, "neuron_sizes", {}))  # the monitors' rates (spikes per neuron)
