@@ -148,7 +148,8 @@ class CompiledRunner:
         return list(self._buffer[1])
 
     def reset(self) -> None:
-        self.ref.reset()
+        self.ref.reset_run()
+        self._ref_stale = True  # the eager runner's modules are reset when it next steps (_eager)
         self.states = None  # the reset values, made at the next step
         self._w, self._first = 0.0, True
 
@@ -170,7 +171,7 @@ class CompiledRunner:
         is not a multiple of ``chunk`` from a reset (otherwise a one-step function is compiled for them)."""
         fresh = self.states is None and self.ref.t == 0
         if tuple(x.shape) != self.shape or not self.compiled_active or (n % self.chunk and fresh):
-            return [self.ref.step(x) for _ in range(n)]
+            return self._eager(x, n)
         if x.dtype != torch.float32 or not x.is_contiguous():
             x = x.to(torch.float32).contiguous()
         size = self.chunk if n % self.chunk == 0 else 1
@@ -180,6 +181,14 @@ class CompiledRunner:
         for _ in range(n // size):
             out += self._call(x, size)
         return out
+
+    def _eager(self, x, n) -> list:
+        """``n`` steps of the eager runner, its modules reset first if a reset() came since it last stepped
+        (resetting them at every decision costs more than a batched step: a walk over every neuron)."""
+        if self._ref_stale:
+            self.ref.reset_modules()
+            self._ref_stale = False
+        return [self.ref.step(x) for _ in range(n)]
 
     def _call(self, x, size):
         pure, ref = self.pures[size], self.ref

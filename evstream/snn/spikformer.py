@@ -330,8 +330,9 @@ class Spikformer(SpikingModel):
         static input): masked patches are zeroed in the input and after every stem stage (a dense emulation
         of sparse convolution, so no masked patch leaks into a visible one) and only the kept tokens (the
         same number in every sample) enter the blocks."""
-        for m in self.activations():
-            m.T = T
+        if not self.streaming:  # single-step neurons (streaming) ignore T: no walk over the modules per step
+            for m in self.activations():
+                m.T = T
         keep = None
         if token_mask is not None:
             keep = token_mask[:, None].to(x.dtype)  # (B, 1, h, w)

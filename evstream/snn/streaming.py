@@ -87,10 +87,18 @@ class SpikingRunner:
     def reset(self) -> None:
         """Every neuron and other stateful module reset (membranes back to their start), running output
         cleared, mask generator reseeded: a deterministic restart."""
+        self.reset_modules()
+        self.reset_run()
+
+    def reset_modules(self) -> None:
+        """Every neuron and other stateful module of the model back to its start."""
         for m in self.neurons:
             m.reset()
         for m in self.memories:
             m.reset()
+
+    def reset_run(self) -> None:
+        """The run's own state: step count, running output, totals, mask generator, operation counter."""
         self.generator.manual_seed(self.seed)
         self.t = 0
         self._sum = None
