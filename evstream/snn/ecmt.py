@@ -82,8 +82,9 @@ def _ec_pass(x, S, G, out, first, d, c, c2, L):
 @nb.njit(cache=True, nogil=True)
 def _mt_pass8(o, v, theta, n):
     """The multi-threshold neuron of ``_ec_mt_kernel`` for n ≤ 8 levels, in place on ``o`` (input, then the
-    spikes): k = ceil(log2(r)), r = max(|m|/1.5θ, 1), counted as the powers 2^0..2^6 that r exceeds, capped
-    at n − 1; the level θ·2^k is exact in float32, as the exponent-bit version's."""
+    spikes): k = ceil(log2(r)), r = max(|m|/1.5θ, 1), i.e. how many of 2^0..2^6 r exceeds, found in three
+    comparisons (r > 8? then r/16; r > 2? then r/4; r > 1: scaling by powers of two is exact), capped at
+    n − 1; the level θ·2^k is exact in float32, as the exponent-bit version's."""
     half, lo = np.float32(0.5) * theta, np.float32(1.5) * theta
     inv_lo = np.float32(1.0) / lo
     zero, top = np.float32(0.0), np.int32(n - 1)
@@ -92,11 +93,11 @@ def _mt_pass8(o, v, theta, n):
         m = np.float32(v[i] + o[i])
         a = abs(m)
         r = np.float32(a * inv_lo)
-        k = np.int32(0)
-        p = np.float32(1.0)
-        for _ in range(FAST_LEVELS - 1):
-            k += np.int32(r > p)
-            p = np.float32(p * np.float32(2.0))
+        s1 = r > np.float32(8.0)
+        r = np.float32(r * np.float32(0.0625)) if s1 else r
+        s2 = r > np.float32(2.0)
+        r = np.float32(r * np.float32(0.25)) if s2 else r
+        k = np.int32(4) * np.int32(s1) + np.int32(2) * np.int32(s2) + np.int32(r > np.float32(1.0))
         lev = np.float32(theta * np.float32(np.int32(1) << min(k, top)))
         fire = a > half
         lev = lev if fire else zero
