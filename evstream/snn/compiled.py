@@ -142,10 +142,19 @@ class CompiledRunner:
             return pure.init_states()
         if self._buffer is None:
             flat = pure.flat_reset.clone()
-            self._buffer = (flat, pure.views(flat))
+            views = pure.views(flat)
+            self._buffer = (flat, views, [v.numpy().reshape(-1) for v in views])
         else:
             self._buffer[0].copy_(pure.flat_reset)
         return list(self._buffer[1])
+
+    def _arrays(self):
+        """The states' flat numpy views when the states are still the buffer's own views (the batched step
+        updates them in place; ``reset_mean`` replaces some), else None."""
+        buf = self._buffer
+        if self.backend != "batched" or buf is None or any(a is not b for a, b in zip(self.states, buf[1])):
+            return None
+        return buf[2]
 
     def reset(self) -> None:
         self.ref.reset_run()
@@ -199,7 +208,12 @@ class CompiledRunner:
         for _ in range(size):
             self._w = d * self._w + 1.0
             ws.append(self._w)
-        logits, counts, self.states = self._fns[size](x, torch.tensor(ws, dtype=torch.float64), self.states)
+        w = torch.tensor(ws, dtype=torch.float64)
+        arrays = self._arrays()
+        if arrays is not None:
+            logits, counts, self.states = self._fns[size](x, w, self.states, arrays)
+        else:
+            logits, counts, self.states = self._fns[size](x, w, self.states)
         self.states = list(self.states)
         rows = counts.t().tolist()
         out = []

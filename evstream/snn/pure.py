@@ -48,8 +48,11 @@ class Tape:
         self.kernels = False  # eager only: the neurons run their numba kernels (the same arithmetic, fewer calls)
         self.begin(None, None)
 
-    def begin(self, states, w) -> None:
-        self.states, self.w, self.i = states, w, 0
+    def begin(self, states, w, arrays=None) -> None:
+        """A call's states and ``w``; ``arrays`` (eager, optional): each state's flat numpy view, made once by
+        the caller for states it keeps (the kernels' arguments without a conversion per call)."""
+        self.states, self.w, self.i, self.arrays = states, w, 0, arrays
+        self.w_key = None if w is None else tuple(w.tolist())  # the per-step constants' cache key
         self.new, self.counts = [], []
         self.keys, self.roles = [], []  # filled in discovery only
 
@@ -62,6 +65,13 @@ class Tape:
         self.i += 1
         return s
 
+    def state_array(self, role: str, make):
+        """:meth:`state` and its flat numpy view (for a numba kernel that updates it in place)."""
+        s = self.state(role, make)
+        if self.arrays is not None:
+            return s, self.arrays[self.i - 1]
+        return s, s.numpy().reshape(-1)
+
     def count(self, key: tuple, value) -> None:
         """``value``: this count for each of the call's timesteps, shape (T,)."""
         if self.states is None:
@@ -73,15 +83,16 @@ class Tape:
         return x.unflatten(0, (self.T, -1))
 
 
-def kernel_steps(xs: torch.Tensor, v: torch.Tensor, steps_kernel, *params):
+def kernel_steps(xs: torch.Tensor, v, steps_kernel, *params):
     """Eager (``Tape.kernels``): the numba neuron ``steps_kernel(xs, v, out, counts, *params)``
     (:func:`~evstream.snn.neurons.if_steps`, ...: the one-step kernel once per row of ``xs (T, ...)``, in one
-    call), the membrane ``v`` updated in place; returns (outputs ``(T, ...)``, spikes ``(T,)``)."""
+    call), the membrane ``v`` (flat float32 numpy) updated in place; returns (outputs ``(T, ...)``, spikes
+    ``(T,)``)."""
     xs = xs.detach().to(torch.float32).contiguous()
     T = xs.shape[0]
     out = torch.empty(xs.shape)
     n = torch.empty(T, dtype=torch.int64)
-    steps_kernel(xs.view(T, -1).numpy(), v.numpy().reshape(-1), out.view(T, -1).numpy(), n.numpy(), *params)
+    steps_kernel(xs.view(T, -1).numpy(), v, out.view(T, -1).numpy(), n.numpy(), *params)
     return out, n
 
 
@@ -114,12 +125,13 @@ class PureIF(_Pure):
 
     def forward(self, x):
         xs = self.tape.per_step(x)
-        v = self.tape.state("v", lambda: torch.full(xs.shape[1:], self.v0))
         if self.tape.kernels:
-            out, n = kernel_steps(xs, v, if_steps, self.theta, self.theta)
+            v, va = self.tape.state_array("v", lambda: torch.full(xs.shape[1:], self.v0))
+            out, n = kernel_steps(xs, va, if_steps, self.theta, self.theta)
             self.tape.new.append(v)
             self.tape.count(("spikes", self.name), n)
             return out.view(x.shape)
+        v = self.tape.state("v", lambda: torch.full(xs.shape[1:], self.v0))
         out = []
         for xt in xs.unbind(0):
             h = v + xt
@@ -141,12 +153,13 @@ class PureLIF(_Pure):
 
     def forward(self, x):
         xs = self.tape.per_step(x)
-        v = self.tape.state("v", lambda: torch.zeros(xs.shape[1:]))
         if self.tape.kernels:
-            out, n = kernel_steps(xs, v, lif_steps, self.tau, self.theta)
+            v, va = self.tape.state_array("v", lambda: torch.zeros(xs.shape[1:]))
+            out, n = kernel_steps(xs, va, lif_steps, self.tau, self.theta)
             self.tape.new.append(v)
             self.tape.count(("spikes", self.name), n)
             return out.view(x.shape)
+        v = self.tape.state("v", lambda: torch.zeros(xs.shape[1:]))
         out = []
         for xt in xs.unbind(0):
             h = v + (xt - v) / self.tau
@@ -175,23 +188,28 @@ class PureEC(_Pure):
         self.inv_lo = float(np.float32(1.0) / lo)
         self.theta_bits = int(np.array([th], dtype=np.float32).view(np.int32)[0])
         self.numel = 0
+        self.consts = {}  # eager: {the call's W per step: (c, c2) per step, float32}
 
     def _kernels(self, xs):
         """Eager: ``ecmt.ec_mt_steps`` (the reference's kernel once per step, in one call) on the states in place."""
         t = self.tape
-        empty = torch.empty(0)
-        S = t.state("S", lambda: torch.zeros(xs.shape[1:])) if self.ec else empty
-        G = t.state("G", lambda: torch.zeros(xs.shape[1:])) if self.ec else empty
-        v = t.state("v", lambda: torch.zeros(xs.shape[1:])) if self.mt else empty
+        empty = (torch.empty(0), np.empty(0, np.float32))
+        zeros = lambda: torch.zeros(xs.shape[1:])  # noqa: E731
+        S, Sa = t.state_array("S", zeros) if self.ec else empty
+        G, Ga = t.state_array("G", zeros) if self.ec else empty
+        v, va = t.state_array("v", zeros) if self.mt else empty
         xs = xs.detach().to(torch.float32).contiguous()
         T = xs.shape[0]
         out = torch.empty(xs.shape)
         n = torch.empty(T, dtype=torch.int64)
-        w = t.w.numpy()  # float64, as the kernel's constants were computed from W before
-        cs, c2s = (self.L / (self.lam * w)).astype(np.float32), (self.lam * w / self.L).astype(np.float32)
+        consts = self.consts.get(t.w_key)
+        if consts is None:  # float64 W, as the kernel's constants were computed from W before
+            w = t.w.numpy()
+            consts = self.consts[t.w_key] = ((self.L / (self.lam * w)).astype(np.float32),
+                                             (self.lam * w / self.L).astype(np.float32))
         f = np.float32
-        ec_mt_steps(xs.view(T, -1).numpy(), *[a.numpy().reshape(-1) for a in (S, G, v)], out.view(T, -1).numpy(),
-                    n.numpy(), self.ec, self.mt, f(self.d), cs, c2s, f(self.L), f(self.theta), self.n)
+        ec_mt_steps(xs.view(T, -1).numpy(), Sa, Ga, va, out.view(T, -1).numpy(), n.numpy(), self.ec, self.mt,
+                    f(self.d), *consts, f(self.L), f(self.theta), self.n)
         t.new += ([S, G] if self.ec else []) + ([v] if self.mt else [])
         t.count(("spikes", self.name), n)
         return out
@@ -423,10 +441,11 @@ class PureStep(nn.Module):
     def _repeat(self, x):
         return x.repeat(self.steps, *[1] * (x.dim() - 1)) if self.steps > 1 else x
 
-    def forward(self, x, w, states):
+    def forward(self, x, w, states, arrays=None):
         """``x (B, ...)`` for each of the T steps, ``w (T,)`` float64 (ECMT's W at each step), ``states`` as
-        :meth:`init_states`: (logits ``(T, B, K)``, counts ``(keys, T)`` float64, next states)."""
-        self.tape.begin(list(states), w)
+        :meth:`init_states`: (logits ``(T, B, K)``, counts ``(keys, T)`` float64, next states). ``arrays``
+        (eager only): the states' flat numpy views (:meth:`Tape.begin`)."""
+        self.tape.begin(list(states), w, arrays)
         logits = self.model(self._repeat(x))
         counts = torch.stack([c.to(torch.float64) for c in self.tape.counts])
         return logits.unflatten(0, (self.steps, -1)), counts, list(self.tape.new)
