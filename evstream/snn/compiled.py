@@ -106,7 +106,8 @@ class CompiledRunner:
             self.neuron_sizes = {m.name: int(m.last_numel) for m in runner.neurons}  # {layer: neurons}
         self.example = example
         self.pures = {}
-        self._buffer = None  # (flat state buffer, its views): see _reset_states
+        self._buffer = None  # (flat state buffer, its views, their numpy views): see _reset_states
+        self._mask = None  # the buffer's expectation entries (reset_mean)
         self._build(self.chunk)
         self.compile_s = time.perf_counter() - t0
         self.reset()
@@ -151,10 +152,7 @@ class CompiledRunner:
     def _arrays(self):
         """The states' flat numpy views when the states are still the buffer's own views (the batched step
         updates them in place; ``reset_mean`` replaces some), else None."""
-        buf = self._buffer
-        if self.backend != "batched" or buf is None or any(a is not b for a, b in zip(self.states, buf[1])):
-            return None
-        return buf[2]
+        return self._buffer[2] if self.backend == "batched" and self._in_buffer() else None
 
     def reset(self) -> None:
         self.ref.reset_run()
@@ -162,13 +160,32 @@ class CompiledRunner:
         self.states = None  # the reset values, made at the next step
         self._w, self._first = 0.0, True
 
+    @torch.inference_mode()  # the state buffer is made in inference mode (steps)
     def reset_mean(self) -> None:
-        self.ref.reset_mean()
+        if self._ref_stale:  # its modules get reset before it steps: only the running output now
+            self.ref.reset_output()
+        else:
+            self.ref.reset_mean()
         self._w, self._first = 0.0, True
-        if self.states is not None:
-            pure = self.pures[self.chunk]  # every chunk size has the same states
-            for i in pure.expectation_states():
-                self.states[i] = pure.reset_values[i].clone()
+        if self.states is None:
+            return
+        pure = self.pures[self.chunk]  # every chunk size has the same states
+        if self._in_buffer():  # one masked copy of the expectations' reset values (a decision's end)
+            flat, mask = self._buffer[0], self._expectation_mask(pure)
+            flat.copy_(torch.where(mask, pure.flat_reset, flat))
+            return
+        for i in pure.expectation_states():
+            self.states[i] = pure.reset_values[i].clone()
+
+    def _in_buffer(self) -> bool:
+        buf = self._buffer
+        return buf is not None and all(a is b for a, b in zip(self.states, buf[1]))
+
+    def _expectation_mask(self, pure) -> torch.Tensor:
+        if self._mask is None:
+            parts = [torch.full((s.numel(),), r != "v") for s, r in zip(pure.reset_values, pure.roles)]
+            self._mask = torch.cat(parts)
+        return self._mask
 
     def step(self, x_t: torch.Tensor):
         return self.steps(x_t, 1)[0]

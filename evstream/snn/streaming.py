@@ -114,6 +114,10 @@ class SpikingRunner:
         """Forget the running output (a scene change) but keep the membranes."""
         self._restart_output()
 
+    def reset_output(self) -> None:
+        """Only the running output cleared (a mode's ``reset_mean`` may clear more)."""
+        self._restart_output()
+
     def _restart_output(self) -> None:
         """The running output's sums cleared (nothing else: membranes and a mode's own state stay)."""
         self._sum = None
