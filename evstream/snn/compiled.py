@@ -108,6 +108,7 @@ class CompiledRunner:
         self.pures = {}
         self._buffer = None  # (flat state buffer, its views, their numpy views): see _reset_states
         self._mask = None  # the buffer's expectation entries (reset_mean)
+        self._clear_expectations = False  # reset_mean's clearing of the states, pending
         self._build(self.chunk)
         self.compile_s = time.perf_counter() - t0
         self.reset()
@@ -158,19 +159,23 @@ class CompiledRunner:
         self.ref.reset_run()
         self._ref_stale = True  # the eager runner's modules are reset when it next steps (_eager)
         self.states = None  # the reset values, made at the next step
+        self._clear_expectations = False
         self._w, self._first = 0.0, True
 
-    @torch.inference_mode()  # the state buffer is made in inference mode (steps)
     def reset_mean(self) -> None:
         if self._ref_stale:  # its modules get reset before it steps: only the running output now
             self.ref.reset_output()
         else:
             self.ref.reset_mean()
         self._w, self._first = 0.0, True
-        if self.states is None:
-            return
+        self._clear_expectations = self.states is not None  # at the next step, unless a reset() comes first
+
+    def _clear_expectations_now(self) -> None:
+        """``reset_mean``'s part in the states, done at the next step: a decision's end is followed by a
+        reset() at the next decision when each one starts afresh, which makes it moot."""
+        self._clear_expectations = False
         pure = self.pures[self.chunk]  # every chunk size has the same states
-        if self._in_buffer():  # one masked copy of the expectations' reset values (a decision's end)
+        if self._in_buffer():  # one masked copy of the expectations' reset values
             flat, mask = self._buffer[0], self._expectation_mask(pure)
             flat.copy_(torch.where(mask, pure.flat_reset, flat))
             return
@@ -220,6 +225,8 @@ class CompiledRunner:
         pure, ref = self.pures[size], self.ref
         if self.states is None:
             self.states = self._reset_states(pure)
+        elif self._clear_expectations:
+            self._clear_expectations_now()
         d = ref.decay or 1.0
         ws = []
         for _ in range(size):
