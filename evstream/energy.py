@@ -83,8 +83,8 @@ def _pairs(a, b):
     return total
 
 
-def pair_ops_steps(a: torch.Tensor, b: torch.Tensor, steps: int) -> torch.Tensor:
-    """:func:`pair_ops` of each of ``steps`` timesteps, ``(steps,)`` int64: the leading dimension of ``a`` and
+def pair_ops_steps(a: torch.Tensor, b: torch.Tensor, steps: int) -> np.ndarray:
+    """:func:`pair_ops` of each of ``steps`` timesteps, ``(steps,)`` int64 numpy: the leading dimension of ``a`` and
     ``b`` is time-major (T·B, ...), as in a batched step; one numba call for all of them."""
     a, b = as_steps_5d(a.detach().unflatten(0, (steps, -1))), as_steps_5d(b.detach().unflatten(0, (steps, -1)))
     if a.shape[:3] != b.shape[:3]:  # broadcast batch dimensions
@@ -92,7 +92,7 @@ def pair_ops_steps(a: torch.Tensor, b: torch.Tensor, steps: int) -> torch.Tensor
         a, b = a.expand(*lead, *a.shape[3:]), b.expand(*lead, *b.shape[3:])
     out = np.empty(steps, dtype=np.int64)
     _pairs_steps(a.numpy(), b.numpy(), out)
-    return torch.from_numpy(out)
+    return out
 
 
 def as_steps_5d(t: torch.Tensor) -> torch.Tensor:

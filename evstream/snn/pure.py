@@ -52,7 +52,9 @@ class Tape:
         """A call's states and ``w``; ``arrays`` (eager, optional): each state's flat numpy view, made once by
         the caller for states it keeps (the kernels' arguments without a conversion per call)."""
         self.states, self.w, self.i, self.arrays = states, w, 0, arrays
-        self.w_key = None if w is None else tuple(w.tolist())  # the per-step constants' cache key
+        # eager kernels only (a traced W has no values): the per-step constants' cache key, W in float32
+        self.w_key = tuple(w.tolist()) if self.kernels and w is not None else None
+        self.w32 = None if self.w_key is None else np.array(self.w_key, dtype=np.float32)
         self.new, self.counts = [], []
         self.keys, self.roles = [], []  # filled in discovery only
 
@@ -88,12 +90,23 @@ def kernel_steps(xs: torch.Tensor, v, steps_kernel, *params):
     (:func:`~evstream.snn.neurons.if_steps`, ...: the one-step kernel once per row of ``xs (T, ...)``, in one
     call), the membrane ``v`` (flat float32 numpy) updated in place; returns (outputs ``(T, ...)``, spikes
     ``(T,)``)."""
-    xs = xs.detach().to(torch.float32).contiguous()
-    T = xs.shape[0]
-    out = torch.empty(xs.shape)
-    n = torch.empty(T, dtype=torch.int64)
-    steps_kernel(xs.view(T, -1).numpy(), v, out.view(T, -1).numpy(), n.numpy(), *params)
-    return out, n
+    xa = as_array(xs)
+    out = np.empty(xa.shape, np.float32)
+    n = np.empty(xa.shape[0], np.int64)
+    steps_kernel(xa, v, out, n, *params)
+    return torch.from_numpy(out).view(xs.shape), n
+
+
+def as_array(xs: torch.Tensor) -> np.ndarray:
+    """``xs (T, ...)`` as a C-contiguous float32 numpy ``(T, N)``, converting or copying only where needed
+    (each no-op ``.to`` or ``.contiguous`` is still a dispatched operation: the eager step makes hundreds)."""
+    if xs.requires_grad:
+        xs = xs.detach()
+    if xs.dtype != torch.float32:
+        xs = xs.float()
+    if not xs.is_contiguous():
+        xs = xs.contiguous()
+    return xs.numpy().reshape(xs.shape[0], -1)
 
 
 def _sum_t(s: torch.Tensor) -> torch.Tensor:
@@ -198,21 +211,20 @@ class PureEC(_Pure):
         S, Sa = t.state_array("S", zeros) if self.ec else empty
         G, Ga = t.state_array("G", zeros) if self.ec else empty
         v, va = t.state_array("v", zeros) if self.mt else empty
-        xs = xs.detach().to(torch.float32).contiguous()
-        T = xs.shape[0]
-        out = torch.empty(xs.shape)
-        n = torch.empty(T, dtype=torch.int64)
+        xa = as_array(xs)
+        T = xa.shape[0]
+        out = np.empty(xa.shape, np.float32)
+        n = np.empty(T, np.int64)
         consts = self.consts.get(t.w_key)
         if consts is None:  # float64 W, as the kernel's constants were computed from W before
             w = t.w.numpy()
             consts = self.consts[t.w_key] = ((self.L / (self.lam * w)).astype(np.float32),
                                              (self.lam * w / self.L).astype(np.float32))
         f = np.float32
-        ec_mt_steps(xs.view(T, -1).numpy(), Sa, Ga, va, out.view(T, -1).numpy(), n.numpy(), self.ec, self.mt,
-                    f(self.d), *consts, f(self.L), f(self.theta), self.n)
+        ec_mt_steps(xa, Sa, Ga, va, out, n, self.ec, self.mt, f(self.d), *consts, f(self.L), f(self.theta), self.n)
         t.new += ([S, G] if self.ec else []) + ([v] if self.mt else [])
         t.count(("spikes", self.name), n)
-        return out
+        return torch.from_numpy(out).view(xs.shape)
 
     def forward(self, x):
         t = self.tape
@@ -289,12 +301,14 @@ class PureECProduct(_Pure):
     def forward(self, a, b, bias=None, alpha: float = 1.0, nnz=None):
         t, T = self.tape, self.tape.T
         A, B = t.per_step(a), t.per_step(b)
-        SA = t.state("SA", lambda: torch.zeros(A.shape[1:]))
-        SB = t.state("SB", lambda: torch.zeros(B.shape[1:]))
-        P = t.state("P", lambda: torch.zeros(np.broadcast_shapes(tuple(A.shape[1:-2]), tuple(B.shape[1:-2]))
+        get = t.state_array if t.kernels else (lambda role, make: (t.state(role, make), None))
+        SA, SAa = get("SA", lambda: torch.zeros(A.shape[1:]))
+        SB, SBa = get("SB", lambda: torch.zeros(B.shape[1:]))
+        P, Pa = get("P", lambda: torch.zeros(np.broadcast_shapes(tuple(A.shape[1:-2]), tuple(B.shape[1:-2]))
                                              + (A.shape[-2], B.shape[-1])))
         if t.kernels:
-            out = self._kernels(a, b, A, B, SA, SB, P)
+            out = self._kernels(a, b, A, B, SAa, SBa, Pa)
+            t.new += [SA, SB, P]
             return out if bias is None else torch.add(bias.view(out.shape), out, alpha=alpha)
         sa, sb = [], []
         for at, bt in zip(A.unbind(0), B.unbind(0)):
@@ -317,21 +331,19 @@ class PureECProduct(_Pure):
     def _kernels(self, a, b, A, B, SA, SB, P):
         """Eager (``Tape.kernels``): the running sums and the differences in numba (``ecmt.running_sums``,
         ``ecmt.compensated_differences``: the same float32 operations as the tensor version), the products
-        of all T steps in one batched matmul; states in place."""
+        of all T steps in one batched matmul; the states (flat numpy ``SA``, ``SB``, ``P``) in place."""
         t, T = self.tape, self.tape.T
         sums, nnz = [], []
         for X, S in ((A, SA), (B, SB)):
-            out, n = torch.empty(X.shape), np.empty(T, dtype=np.int64)
-            running_sums(as_steps_5d(X.detach()).numpy(), as_steps_5d(S[None])[0].numpy(), as_steps_5d(out).numpy(), n,
-                         np.float32(self.d))
-            sums.append(out)
-            nnz.append(torch.from_numpy(n))
+            X5 = as_steps_5d(X)
+            out, n = np.empty(X5.shape, np.float32), np.empty(T, dtype=np.int64)
+            running_sums(X5.numpy(), S.reshape(X5.shape[1:]), out, n, np.float32(self.d))
+            sums.append(torch.from_numpy(out).view(X.shape))
+            nnz.append(n)
         ps = (sums[0] @ sums[1]).contiguous()
-        out = torch.empty(ps.shape)
-        compensated_differences(ps.view(T, -1).numpy(), P.view(-1).numpy(),
-                                t.w.to(torch.float32).numpy(), np.float32(self.d), out.view(T, -1).numpy())
-        t.new += [SA, SB, P]
-        out = out.flatten(0, 1)
+        out = np.empty((T, ps[0].numel()), np.float32)
+        compensated_differences(ps.numpy().reshape(T, -1), P, t.w32, np.float32(self.d), out)
+        out = torch.from_numpy(out).view(ps.shape).flatten(0, 1)
         m, n = b.shape[-1], a.shape[-2]
         t.count(("pairs", self.name), pairs(a, b, T, True))
         t.count(("cross", self.name, float(out.numel() // T)), nnz[0] * m + nnz[1] * n)
@@ -447,7 +459,10 @@ class PureStep(nn.Module):
         (eager only): the states' flat numpy views (:meth:`Tape.begin`)."""
         self.tape.begin(list(states), w, arrays)
         logits = self.model(self._repeat(x))
-        counts = torch.stack([c.to(torch.float64) for c in self.tape.counts])
+        if self.tape.kernels:  # numpy counts (the kernels' own) and a few tensors, one conversion
+            counts = torch.from_numpy(np.stack([np.asarray(c, dtype=np.float64) for c in self.tape.counts]))
+        else:
+            counts = torch.stack([c.to(torch.float64) for c in self.tape.counts])
         return logits.unflatten(0, (self.steps, -1)), counts, list(self.tape.new)
 
     # ---------------------------------------------------------------- the counts, read
