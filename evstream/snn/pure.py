@@ -48,10 +48,12 @@ class Tape:
         self.kernels = False  # eager only: the neurons run their numba kernels (the same arithmetic, fewer calls)
         self.begin(None, None)
 
-    def begin(self, states, w, arrays=None) -> None:
+    def begin(self, states, w, arrays=None, once: int = 0) -> None:
         """A call's states and ``w``; ``arrays`` (eager, optional): each state's flat numpy view, made once by
-        the caller for states it keeps (the kernels' arguments without a conversion per call)."""
+        the caller for states it keeps (the kernels' arguments without a conversion per call); ``once`` (eager):
+        the batch B of an input passed once, not repeated T times (:meth:`per_step`)."""
         self.states, self.w, self.i, self.arrays = states, w, 0, arrays
+        self.B, self.once = int(once), bool(once)
         # eager kernels only (a traced W has no values): the per-step constants' cache key, W in float32
         self.w_key = tuple(w.tolist()) if self.kernels and w is not None else None
         self.w32 = None if self.w_key is None else np.array(self.w_key, dtype=np.float32)
@@ -81,8 +83,20 @@ class Tape:
         self.counts.append(value)
 
     def per_step(self, x: torch.Tensor) -> torch.Tensor:
-        """``x (T·B, ...)`` (time folded into the batch, time-major) as ``(T, B, ...)``."""
+        """``x (T·B, ...)`` (time folded into the batch, time-major) as ``(T, B, ...)``. The call's first
+        neuron layer, when the input came in once (``once``: the eager step runs the analog layers before it
+        on the B inputs, not on T copies), gets ``x (B, ...)`` and sees it at every step."""
+        if self.once:
+            self.once = False
+            if x.shape[0] != self.B:
+                raise RuntimeError(f"the first neuron layer got a batch of {x.shape[0]}, not the input's {self.B}")
+            return x.unsqueeze(0).expand(self.T, *x.shape)
         return x.unflatten(0, (self.T, -1))
+
+    @staticmethod
+    def folded(xs_shape) -> tuple:
+        """``(T, B, ...)`` as the ``(T·B, ...)`` a layer hands on."""
+        return (xs_shape[0] * xs_shape[1], *xs_shape[2:])
 
 
 def kernel_steps(xs: torch.Tensor, v, steps_kernel, *params):
@@ -143,7 +157,7 @@ class PureIF(_Pure):
             out, n = kernel_steps(xs, va, if_steps, self.theta, self.theta)
             self.tape.new.append(v)
             self.tape.count(("spikes", self.name), n)
-            return out.view(x.shape)
+            return out.view(Tape.folded(xs.shape))
         v = self.tape.state("v", lambda: torch.full(xs.shape[1:], self.v0))
         out = []
         for xt in xs.unbind(0):
@@ -171,7 +185,7 @@ class PureLIF(_Pure):
             out, n = kernel_steps(xs, va, lif_steps, self.tau, self.theta)
             self.tape.new.append(v)
             self.tape.count(("spikes", self.name), n)
-            return out.view(x.shape)
+            return out.view(Tape.folded(xs.shape))
         v = self.tape.state("v", lambda: torch.zeros(xs.shape[1:]))
         out = []
         for xt in xs.unbind(0):
@@ -230,7 +244,7 @@ class PureEC(_Pure):
         t = self.tape
         xs = t.per_step(x)
         if t.kernels:
-            return self._kernels(xs).view(x.shape)
+            return self._kernels(xs).view(Tape.folded(xs.shape))
         os_ = list(xs.unbind(0))
         if self.ec:
             S = t.state("S", lambda: torch.zeros(xs.shape[1:]))
@@ -457,8 +471,9 @@ class PureStep(nn.Module):
         """``x (B, ...)`` for each of the T steps, ``w (T,)`` float64 (ECMT's W at each step), ``states`` as
         :meth:`init_states`: (logits ``(T, B, K)``, counts ``(keys, T)`` float64, next states). ``arrays``
         (eager only): the states' flat numpy views (:meth:`Tape.begin`)."""
-        self.tape.begin(list(states), w, arrays)
-        logits = self.model(self._repeat(x))
+        once = self.tape.kernels and self.steps > 1  # eager: the analog layers once, not on T copies
+        self.tape.begin(list(states), w, arrays, once=x.shape[0] if once else 0)
+        logits = self.model(x if once else self._repeat(x))
         if self.tape.kernels:  # numpy counts (the kernels' own) and a few tensors, one conversion
             counts = torch.from_numpy(np.stack([np.asarray(c, dtype=np.float64) for c in self.tape.counts]))
         else:
