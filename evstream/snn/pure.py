@@ -430,7 +430,8 @@ class PureStep(nn.Module):
 
     def _discover(self, example) -> None:
         """One pass with ``states=None``: every state's reset value (made from its input's shape), role and
-        the counts' keys."""
+        the counts' keys — one timestep's pass: none of them depends on T (a 64-step pass of the tensor
+        operations took ~0.5 s of a live start)."""
         made = []
         tape = self.tape
         orig = tape.state
@@ -441,12 +442,14 @@ class PureStep(nn.Module):
             return s
 
         tape.state = record
+        tape.T = 1
         try:
             with torch.inference_mode():
-                tape.begin(None, torch.ones(self.steps, dtype=torch.float64))
-                self.model(self._repeat(example))
+                tape.begin(None, torch.ones(1, dtype=torch.float64))
+                self.model(example)
         finally:
             del tape.state
+            tape.T = self.steps
         self.reset_values = made
         self.roles = list(tape.roles)
         self.keys = list(tape.keys)
