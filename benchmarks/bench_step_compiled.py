@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from evstream.live.config import LiveConfig  # noqa: E402
-from evstream.live.model import BATCHED_MOST, chunk_for, load_model  # noqa: E402
+from evstream.live.model import chunk_for, load_model  # noqa: E402
 from evstream.snn.compiled import CompiledRunner, cache_dir  # noqa: E402
 
 sys.path.insert(0, str(REPO / "benchmarks"))
@@ -65,7 +65,7 @@ def bench_mode(mode, backends, rounds, n):
     for b in backends:
         t0 = time.perf_counter()
         try:
-            runners[b] = CompiledRunner(ref, x, backend=b, chunk=chunk_for(T, BATCHED_MOST if b == "batched" else 8))
+            runners[b] = CompiledRunner(ref, x, backend=b, chunk=chunk_for(T, b))
             compile_s[b] = time.perf_counter() - t0
         except Exception as exc:  # report, keep going with the others
             compile_s[b] = f"failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"

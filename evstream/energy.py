@@ -50,17 +50,7 @@ def pair_ops(a: torch.Tensor, b: torch.Tensor) -> int:
     one accumulate each (a spike gates an add). Equal to ``((a != 0) @ (b != 0)).sum()``, counted without
     the product: Σ_k (non-zeros in column k of a) x (non-zeros in row k of b), in one numba pass over the
     tensors as they are (views, any strides), as this runs for every attention at every timestep."""
-    a, b = _as_4d(a.detach()), _as_4d(b.detach())
-    if a.shape[:2] != b.shape[:2]:  # broadcast batch dimensions
-        lead = np.broadcast_shapes(tuple(a.shape[:2]), tuple(b.shape[:2]))
-        a, b = a.expand(*lead, *a.shape[2:]), b.expand(*lead, *b.shape[2:])
-    return int(_pairs(a.numpy(), b.numpy()))
-
-
-def _as_4d(t: torch.Tensor) -> torch.Tensor:
-    if t.dim() > 4:
-        return t.reshape(1, -1, *t.shape[-2:])
-    return t[(None,) * (4 - t.dim())]
+    return int(_pairs_per_step(a.detach()[None], b.detach()[None])[0])
 
 
 @nb.njit(cache=True, nogil=True)
@@ -86,11 +76,16 @@ def _pairs(a, b):
 def pair_ops_steps(a: torch.Tensor, b: torch.Tensor, steps: int) -> np.ndarray:
     """:func:`pair_ops` of each of ``steps`` timesteps, ``(steps,)`` int64 numpy: the leading dimension of ``a`` and
     ``b`` is time-major (T·B, ...), as in a batched step; one numba call for all of them."""
-    a, b = as_steps_5d(a.detach().unflatten(0, (steps, -1))), as_steps_5d(b.detach().unflatten(0, (steps, -1)))
+    return _pairs_per_step(a.detach().unflatten(0, (steps, -1)), b.detach().unflatten(0, (steps, -1)))
+
+
+def _pairs_per_step(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
+    """:func:`pair_ops` of ``a[t] @ b[t]`` for each t of ``a (T, ...)``, ``b (T, ...)``."""
+    a, b = as_steps_5d(a), as_steps_5d(b)
     if a.shape[:3] != b.shape[:3]:  # broadcast batch dimensions
         lead = np.broadcast_shapes(tuple(a.shape[:3]), tuple(b.shape[:3]))
         a, b = a.expand(*lead, *a.shape[3:]), b.expand(*lead, *b.shape[3:])
-    out = np.empty(steps, dtype=np.int64)
+    out = np.empty(a.shape[0], dtype=np.int64)
     _pairs_steps(a.numpy(), b.numpy(), out)
     return out
 

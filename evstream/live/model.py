@@ -65,14 +65,17 @@ def check_fit(path, rep, sensor_size) -> None:
                               f"{sensor_size[0]}x{sensor_size[1]}", where=path)
 
 
-def chunk_for(steps: int, most: int = 8) -> int:
-    """Timesteps per compiled call for decisions of ``steps``: the largest divisor of it up to ``most`` (the
-    compiled graph grows with the chunk; mode mst's 64 steps run as 8 calls of 8; the batched step, which
-    compiles nothing, takes a whole decision of up to ``BATCHED_MOST`` steps per call)."""
+# most timesteps per call: a compiled graph grows with its chunk; the batched step compiles nothing
+CHUNK_MOST = {"batched": 64}
+COMPILED_CHUNK_MOST = 8
+
+
+def chunk_for(steps: int, step: str = "inductor") -> int:
+    """Timesteps per call of the ``step`` backend for decisions of ``steps``: the largest divisor of it up to
+    ``CHUNK_MOST`` (batched: a whole decision of up to 64 steps; a compiled step 8, so mode mst's 64 steps run
+    as 8 calls of 8 there)."""
+    most = CHUNK_MOST.get(step, COMPILED_CHUNK_MOST)
     return max(d for d in range(1, min(int(steps), most) + 1) if steps % d == 0)
-
-
-BATCHED_MOST = 64
 
 
 # how the live SNN step runs: "eager" the streaming runner (the reference, one call per step); "batched" its
@@ -95,8 +98,7 @@ def use_compiled_step(lm: LoadedModel, config, notice=print) -> None:
         return
     import torch
 
-    most = BATCHED_MOST if step == "batched" else 8
-    chunk = chunk_for(config.steps_for(lm), most) if config.state == "reset" else 1  # carry: one step per call
+    chunk = chunk_for(config.steps_for(lm), step) if config.state == "reset" else 1  # carry: one step per call
     example = torch.zeros(1, int(lm.rep.channels), *(int(v) for v in lm.rep.out_hw))
     lm.runner = compile_runner(lm.runner, example, step, chunk=chunk, notice=notice)
     lm.neurons = dict(getattr(lm.runner, "neuron_sizes", {}))  # the monitors' rates (spikes per neuron)

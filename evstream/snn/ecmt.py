@@ -549,5 +549,5 @@ class ECMTRunner(SpikingRunner):
         self._k += 1
         mean = self._sum / self._w
         if self.t == self.burn_in:  # the burn-in's last step: the mean restarts (SpikingRunner.set_burn_in)
-            self._restart_output()
+            self.reset_output()
         return mean

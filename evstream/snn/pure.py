@@ -140,6 +140,15 @@ class _Pure(nn.Module):
         self.name = name
         self.last_spikes = 0  # read by the models' attention (nnz hints); unused here
 
+    def _membrane_kernel(self, xs, make, steps_kernel, *params):
+        """Eager (``Tape.kernels``): a neuron layer with one membrane state (reset value ``make()``) through
+        its numba ``steps_kernel``; returns its output ``(T·B, ...)``."""
+        v, va = self.tape.state_array("v", make)
+        out, n = kernel_steps(xs, va, steps_kernel, *params)
+        self.tape.new.append(v)
+        self.tape.count(("spikes", self.name), n)
+        return out.view(Tape.folded(xs.shape))
+
 
 class PureIF(_Pure):
     """Mode ``mst``: ``HalfIF.fire`` (h = v + x; spike where h ≥ θ, then v = h − θ; out θ per spike),
@@ -153,11 +162,8 @@ class PureIF(_Pure):
     def forward(self, x):
         xs = self.tape.per_step(x)
         if self.tape.kernels:
-            v, va = self.tape.state_array("v", lambda: torch.full(xs.shape[1:], self.v0))
-            out, n = kernel_steps(xs, va, if_steps, self.theta, self.theta)
-            self.tape.new.append(v)
-            self.tape.count(("spikes", self.name), n)
-            return out.view(Tape.folded(xs.shape))
+            return self._membrane_kernel(xs, lambda: torch.full(xs.shape[1:], self.v0), if_steps, self.theta,
+                                         self.theta)
         v = self.tape.state("v", lambda: torch.full(xs.shape[1:], self.v0))
         out = []
         for xt in xs.unbind(0):
@@ -181,11 +187,7 @@ class PureLIF(_Pure):
     def forward(self, x):
         xs = self.tape.per_step(x)
         if self.tape.kernels:
-            v, va = self.tape.state_array("v", lambda: torch.zeros(xs.shape[1:]))
-            out, n = kernel_steps(xs, va, lif_steps, self.tau, self.theta)
-            self.tape.new.append(v)
-            self.tape.count(("spikes", self.name), n)
-            return out.view(Tape.folded(xs.shape))
+            return self._membrane_kernel(xs, lambda: torch.zeros(xs.shape[1:]), lif_steps, self.tau, self.theta)
         v = self.tape.state("v", lambda: torch.zeros(xs.shape[1:]))
         out = []
         for xt in xs.unbind(0):
@@ -338,7 +340,7 @@ class PureECProduct(_Pure):
         t.new += [SA, SB, P]
         out = torch.stack(outs).flatten(0, 1)
         m, n = b.shape[-1], a.shape[-2]
-        t.count(("pairs", self.name), pairs(a, b, T, t.kernels))
+        t.count(("pairs", self.name), pairs(a, b, T))
         t.count(("cross", self.name, float(out.numel() // T)), _nnz(a, T) * m + _nnz(b, T) * n)
         return out if bias is None else torch.add(bias.view(out.shape), out, alpha=alpha)
 

@@ -112,14 +112,11 @@ class SpikingRunner:
 
     def reset_mean(self) -> None:
         """Forget the running output (a scene change) but keep the membranes."""
-        self._restart_output()
+        self.reset_output()
 
     def reset_output(self) -> None:
-        """Only the running output cleared (a mode's ``reset_mean`` may clear more)."""
-        self._restart_output()
-
-    def _restart_output(self) -> None:
-        """The running output's sums cleared (nothing else: membranes and a mode's own state stay)."""
+        """Only the running output's sums cleared (nothing else: membranes and a mode's own state stay; a
+        mode's ``reset_mean`` may clear more)."""
         self._sum = None
         self._mean = None
         self._k = 0
@@ -147,7 +144,7 @@ class SpikingRunner:
         self._k += 1
         mean = self._sum / self._k
         if self.t == self.burn_in:  # the burn-in's last step: the answer counts from the next one
-            self._restart_output()
+            self.reset_output()
         return mean
 
     def _result(self, logits, mean, result=StepResult, **extra) -> StepResult:
