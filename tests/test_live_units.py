@@ -105,6 +105,26 @@ def test_queue_blocking_put_gives_up_when_stopped():
     assert q.put(sl(10), block=True) is False and q.dropped == 0
 
 
+def test_queue_resize_sheds_the_oldest_slices_at_the_next_put():
+    q = SliceQueue(4, threading.Event())
+    for t in range(4):
+        q.put(sl(10 * t), block=False)
+    q.resize(2)
+    q.put(sl(40), block=False)
+    assert q.maxsize == 2 and q.dropped == 3 and [s.t_start for s in drain(q)] == [30, 40]
+
+
+def test_queue_holds_two_decision_periods_by_default():
+    mst, ecmt = SimpleNamespace(mode="mst"), SimpleNamespace(mode="ecmt")
+    cfg = LiveConfig()
+    assert cfg.queue_slices(mst) == 40  # a decision every 200 ms of 10 ms slices: 2 periods
+    assert cfg.queue_slices(ecmt) == 16  # 2 x 50 ms is less than the floor
+    assert LiveConfig(slice_ms=20).queue_slices(mst) == 20
+    assert LiveConfig(decide_every_ms=500).queue_slices(ecmt) == 100
+    assert LiveConfig(max_queue=4).queue_slices(mst) == 4  # set: as set
+    assert LiveConfig(slice_events=1000).queue_slices(mst) == 16 == LiveConfig(state="carry").queue_slices(mst)
+
+
 # ------------------------------------------------------------------------------------------ the reader
 class FakeRecording(Source):
     """Ten 10 ms chunks of 5 events each (t = 0..99 ms), seekable; ``loops`` replays once more."""

@@ -53,6 +53,7 @@ DEFAULT_STEPS = {"mst": 32, "ecmt": 4, "spikformer": 4}
 # (meta["live"]["burn_in"]) says: IF neurons (mst) settle over the first steps of a new input
 DEFAULT_BURN_IN = {"mst": 0.5}
 # decision period (ms of stream time) where the flag does not say: mst needs 64 steps per decision, 16x ecmt's 4
+MIN_QUEUE = 16  # slices between the threads at least (LiveConfig.queue_slices)
 DEFAULT_DECIDE_EVERY_MS = {"mst": 200.0, "ecmt": 50.0, "spikformer": 50.0}
 
 
@@ -96,7 +97,7 @@ class LiveConfig:
 
     ``mask_ratio`` (RSM), ``seed``. ``speed`` x real time for recordings (None: as fast as possible, never
     drops), ``loop``, ``view`` (the event view kind). ``max_queue`` slices between the threads, ``outbox``
-    records kept for :meth:`Pipeline.drain`, ``threads`` torch threads of the model thread. ``step``: how the SNN
+    records kept for :meth:`Pipeline.drain` (``max_queue`` None: :meth:`queue_slices` chooses), ``threads`` torch threads of the model thread. ``step``: how the SNN
     step runs (``evstream.live.model.STEPS``; "eager" forces the reference runner); ``degrade``: on a paced
     stream the model thread decides less often or with fewer steps when it cannot keep up (shown in the
     decision records and the summary) instead of dropping slices."""
@@ -127,7 +128,7 @@ class LiveConfig:
     pool: str = "sum"
     give_up_s: float | None = None
     filters: tuple = ()
-    max_queue: int = 16
+    max_queue: int | None = None
     outbox: int = 4096
     threads: int | None = 1
     policy: type = DecisionPolicy
@@ -184,6 +185,17 @@ class LiveConfig:
         if self.window_ms:
             return int(round(self.window_ms * 1000))
         return int(lm.window_us or 0) or 100_000
+
+    def queue_slices(self, lm=None) -> int:
+        """Slices the queue between the reader and the model thread holds: ``max_queue`` when set; else at
+        least ``MIN_QUEUE`` and, for decisions from a reset SNN on time slices, two decision periods, so that
+        one decision's compute (mode mst: 64 steps every 200 ms) cannot overflow it and drop slices while the
+        model keeps up on average (a lasting backlog is the governor's: ``evstream.live.degrade``)."""
+        if self.max_queue:
+            return int(self.max_queue)
+        if lm is None or self.state != "reset" or self.slice_events or self.slice_ms <= 0:
+            return MIN_QUEUE
+        return max(MIN_QUEUE, -(-2 * self.every_us_for(lm) // int(self.slice_ms * 1000)))
 
     def make_policy(self):
         return self.policy.from_config(self)

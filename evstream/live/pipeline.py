@@ -12,8 +12,9 @@ exposes the control API:
 
 Threads: the reader (:mod:`evstream.live.reader`: pacing, slicing, the event view, recording) and the model
 thread (:mod:`evstream.live.stepper`: windows, steps, monitors, the decision policy), joined by a bounded
-:class:`~evstream.live.queue.SliceQueue` (``max_queue``): on a paced or live stream a full queue drops the
-oldest whole slice (``dropped_slices``); unpaced replay (``speed=None``) waits and never drops.
+:class:`~evstream.live.queue.SliceQueue` (``LiveConfig.queue_slices``: two decision periods, at least 16 slices):
+on a paced or live stream a full queue drops the oldest whole slice (``dropped_slices``); unpaced replay
+(``speed=None``) waits and never drops.
 
 Stage latencies (``stats()["latency"]``): ``read`` (slicing, view, recording and queueing of one chunk,
 not the wait for the stream), ``queue`` (a slice's wait before the model thread takes it), ``represent``,
@@ -77,7 +78,7 @@ class Pipeline:
         self.view = EventView(self.sensor_size if self.sensor_size != (0, 0) else (1, 1), cfg.view)
         self._lock = threading.RLock()
         self._stop, wake = threading.Event(), threading.Event()
-        self.slices = SliceQueue(cfg.max_queue, self._stop)
+        self.slices = SliceQueue(cfg.queue_slices(lm), self._stop)
         self.latency = LatencyStats()
         self.recorder: Recorder | None = None
         self.error: str | None = None
@@ -256,8 +257,9 @@ class Pipeline:
     def stats(self) -> dict:
         return {"state": self.state, "paused": self.paused, "position_us": self.position_us,
                 "duration_us": self.duration_us, "slices_in": self.slices_in, "slices_done": self.slices_done,
-                "dropped_slices": self.dropped_slices, "queued": self.slices.qsize(), "steps": self.steps,
-                "decisions": self.decisions, "latency": self.latency.summary(), "energy": self.energy.per_second(),
+                "dropped_slices": self.dropped_slices, "queued": self.slices.qsize(),
+                "queue_slices": self.slices.maxsize, "steps": self.steps, "decisions": self.decisions,
+                "latency": self.latency.summary(), "energy": self.energy.per_second(),
                 "ann_uJ": self.energy.ann_uJ, "recording": str(self.recorder.base) if self.recorder else None,
                 "error": self.error, "step": type(self.lm.runner).__name__ if self.lm else None,
                 "degrade": self._degrade()}

@@ -30,6 +30,15 @@ class SliceQueue:
         self._stop = stop
         self.dropped = 0
 
+    @property
+    def maxsize(self) -> int:
+        return self._q.maxsize
+
+    def resize(self, maxsize: int) -> None:
+        """Hold up to ``maxsize`` items from now on (a smaller queue sheds its oldest slices at the next puts)."""
+        with self._q.mutex:
+            self._q.maxsize = max(1, int(maxsize))
+
     def qsize(self) -> int:
         return self._q.qsize()
 
@@ -50,12 +59,12 @@ class SliceQueue:
             return False
         with self._q.mutex:
             dq = self._q.queue
-            if isinstance(item, EventSlice) and len(dq) >= self._q.maxsize:
-                for i, old in enumerate(dq):
-                    if isinstance(old, EventSlice):
-                        del dq[i]
-                        self.dropped += 1
-                        break
+            while isinstance(item, EventSlice) and len(dq) >= self._q.maxsize:
+                old = next((i for i, o in enumerate(dq) if isinstance(o, EventSlice)), None)
+                if old is None:  # markers only: they are never dropped
+                    break
+                del dq[old]
+                self.dropped += 1
             dq.append(item)
             self._q.not_empty.notify()
         return True

@@ -65,12 +65,8 @@ class ModelStepper:
         self.window: deque = deque(maxlen=1)
         self.policy = config().make_policy()
         self.smoother = DecisionSmoother.from_config(config())
-        self._next_t = None  # stream time (µs) of the next decision (state "reset")
-        self._decided_t = None
-        self.undecided = 0
-        self._cfg = config()
-        self._request = None
-        self.headless = False
+        self._next_t = self._decided_t = None  # stream time (µs) of the next decision (state "reset"), of the last
+        self.undecided, self._cfg, self._request, self.headless = 0, config(), None, False
         self.slices_done = self.steps = self.decisions = 0
         # decision times passed over (a later one already queued); the LoadGovernor; decision times seen
         self.skipped, self.governor, self._slot = 0, None, 0
@@ -83,6 +79,7 @@ class ModelStepper:
         self.spikes = SpikeMonitor()
         self.window = deque(maxlen=self.window_slices(lm))
         cfg = self.config()
+        self.slices.resize(cfg.queue_slices(lm))  # two decision periods at least: evstream.live.config
         steps = cfg.steps_for(lm)  # a compiled step runs whole chunks of steps: it degrades by deciding less often
         least = steps if getattr(lm.runner, "chunk", 1) > 1 else cfg.min_steps
         self.governor = LoadGovernor(steps, min_steps=least) if cfg.degrade else None
@@ -131,6 +128,7 @@ class ModelStepper:
         n = self.window_slices(self.lm)  # the slice length may have changed on the reader side
         if self.window.maxlen != n:
             self.window = deque(self.window, maxlen=n)
+            self.slices.resize(cfg.queue_slices(self.lm))
         if cfg is not self._cfg:
             if cfg.mask_ratio != self._cfg.mask_ratio:
                 self.lm.runner.set_mask_ratio(cfg.mask_ratio)
