@@ -204,3 +204,29 @@ def emulated_mnist(folder, n: int, seed: int = 0, cache_dir=None, progress: bool
                        progress)
     return EventDataset._from_cache(cache, keys, index.counts, index.spans, labels[idx],
                                     [str(i) for i in range(10)], (34, 34), "emulated-mnist")
+
+
+FONT_SEED = 1_000_003  # font digit i of seed s is drawn from default_rng([FONT_SEED + s, i]): never the demo's
+
+
+def _emulate_font(task) -> np.ndarray:
+    from evstream.emulator import emulate_saccades, font_digit
+
+    digit, seed, i = task
+    image = font_digit(int(digit), np.random.default_rng([FONT_SEED + int(seed), int(i)]))
+    return emulate_saccades(image, seed=FONT_SEED + int(i))
+
+
+def emulated_fonts(n: int, seed: int = 0, cache_dir=None, progress: bool = True,
+                   workers: int | None = None) -> EventDataset:
+    """``n`` printed digits (:func:`evstream.emulator.font_digit`: OpenCV Hershey fonts, random stroke, scale
+    and slant), balanced over the ten classes, moved through the three saccades by the emulator (cached).
+    Sample ``i`` depends only on (``seed``, ``i``), drawn from a seed sequence the demo recording
+    (``scripts/make_demo_recording.py``, one ``default_rng(7)``) does not use."""
+    labels = np.arange(n, dtype=np.int64) % 10
+    keys = [make_key("emulated-font-v1", str(seed), int(i)) for i in range(n)]
+    cache = EventCache(cache_dir)
+    index = cache.fill(f"emulated-font-{n}-{seed}", keys, [(int(labels[i]), seed, i) for i in range(n)],
+                       _emulate_font, workers, progress)
+    return EventDataset._from_cache(cache, keys, index.counts, index.spans, labels, [str(i) for i in range(10)],
+                                    (34, 34), "emulated-font")

@@ -235,6 +235,40 @@ def emulate_saccades(image: np.ndarray, sensor_size=(34, 34), seed: int = 0,
     return np.concatenate(parts)
 
 
+FONTS = (0, 2, 3, 4, 6, 7)  # OpenCV Hershey simplex, duplex, complex, triplex, script simplex / complex
+
+
+def font_digit(digit: int, rng: np.random.Generator) -> np.ndarray:
+    """A printed ``digit`` as MNIST shows a handwritten one: a 28x28 white-on-black ``uint8`` image, the
+    glyph (an OpenCV Hershey font, random stroke width, scale and slant) fitted into a 20x20 box and centred
+    by its mass, with up to a pixel of jitter; every draw from ``rng``."""
+    import cv2
+
+    canvas = np.zeros((64, 64), np.uint8)
+    font = int(rng.choice(FONTS))
+    scale = rng.uniform(1.4, 1.9)
+    thick = int(rng.integers(3, 7))
+    (tw, th), _ = cv2.getTextSize(str(digit), font, scale, thick)
+    org = (int((64 - tw) / 2), int((64 + th) / 2))
+    cv2.putText(canvas, str(digit), org, font, scale, 255, thick, cv2.LINE_AA)
+    shear = rng.uniform(-0.3, 0.3)
+    m = np.float32([[1, shear, -shear * 32], [0, 1, 0]])
+    canvas = cv2.warpAffine(canvas, m, (64, 64))
+    ys, xs = np.nonzero(canvas > 30)
+    crop = canvas[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+    h, w = crop.shape
+    s = 20.0 / max(h, w)
+    crop = cv2.resize(crop, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+    out = np.zeros((28, 28), np.float32)
+    h, w = crop.shape
+    y0, x0 = (28 - h) // 2, (28 - w) // 2
+    out[y0:y0 + h, x0:x0 + w] = crop
+    cy, cx = np.array(np.nonzero(out > 0)).mean(axis=1)  # centre of mass, as MNIST
+    jx, jy = rng.uniform(-1, 1, 2)
+    m = np.float32([[1, 0, 14 - cx + jx], [0, 1, 14 - cy + jy]])
+    return np.clip(cv2.warpAffine(out, m, (28, 28)), 0, 255).astype(np.uint8)
+
+
 # Defaults chosen to match the real N-MNIST recordings (docs/emulator.md, scripts/validate_emulator.py).
 NMNIST_EMULATOR = EmulatorConfig(pos_threshold=0.45, neg_threshold=0.45, threshold_sigma=0.03,
                                  refractory_us=0, log_eps=0.1)

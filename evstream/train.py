@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from evstream import distributed as dist
 from evstream.errors import CheckpointError
-from evstream.datasets import emulated_mnist, open_dataset, stratified_split
+from evstream.datasets import emulated_fonts, emulated_mnist, open_dataset, stratified_split
 from evstream.inputs import batch_inputs, default_representation, sample_span_us, window_range
 from evstream.loader import EpochBatches, InOrder, Pass, Plan, SampleSet, make_loader, to_device
 from evstream.representations import from_config
@@ -86,6 +86,7 @@ class TrainConfig:
     finetune_epochs: int = 5
     emulated: int = 0  # emulated MNIST saccade samples added to the training pool
     emulated_root: str = ""
+    fonts: int = 0  # emulated printed (Hershey font) digits added to the training pool (datasets.emulated_fonts)
     init: str | None = None  # start from this checkpoint's weights
     stream_windows: int = 0  # windows cut from continuous streams of the training recordings, added to the pool
     window_ms: str = "100,150"  # their length range (the longest is the checkpoint's live window)
@@ -161,6 +162,9 @@ class Trainer:
             em = emulated_mnist(cfg.emulated_root, cfg.emulated, cfg.seed, cfg.cache, progress=progress,
                                 workers=cfg.workers)
             sources.append((em, np.arange(len(em))))
+        if cfg.fonts:
+            fo = emulated_fonts(cfg.fonts, cfg.seed, cfg.cache, progress=progress, workers=cfg.workers)
+            sources.append((fo, np.arange(len(fo))))
         self.wset = self.val_windows = None
         if cfg.stream_windows:
             self._stream_windows(sources)
@@ -338,7 +342,7 @@ class Trainer:
         meta = {
             "arch": cfg.arch, "representation": self.rep.config, "classes": ds.classes,
             "dataset": {"name": cfg.dataset, "root": str(cfg.root), "labels": str(cfg.labels) if cfg.labels else None,
-                        "emulated_mnist": cfg.emulated},
+                        "emulated_mnist": cfg.emulated, "emulated_fonts": cfg.fonts},
             "split": {"kind": "stratified", "val_fraction": cfg.val_fraction, "seed": cfg.seed,
                       "train": len(self.tr_idx), "val": len(self.va_idx)},
             "metrics": metrics, "history": self.history, "processes": dist.world_size(),

@@ -30,6 +30,9 @@ def add_arguments(p):
     p.add_argument("--finetune-epochs", type=int, default=5)
     p.add_argument("--emulated", type=int, default=0, help="add this many emulated MNIST saccade samples")
     p.add_argument("--emulated-root", default=str(data / "mnist_images"))
+    p.add_argument("--fonts", type=int, default=0, metavar="N",
+                   help="add N emulated printed digits (Hershey fonts, random stroke, scale and slant; never the "
+                        "demo recording's): a camera pointed at printed digits, as the demo shows")
     p.add_argument("--stream-windows", type=int, default=0, metavar="N",
                    help="also train on N windows cut at random offsets of continuous streams of the training "
                         "recordings (straddling windows labelled by the recording covering most); the live "

@@ -132,6 +132,18 @@ def representation_of(path, meta: dict, model):
 MAX_PIXELS = 1 << 24  # of one model input frame
 
 
+def warm_representation(lm: LoadedModel) -> None:
+    """Build one input from two events, so that the representation's kernels are loaded (numba's first call
+    of a cached kernel takes tens of ms) before a stream flows, not at its first decision."""
+    import numpy as np
+
+    from evstream.events import EVENT_DTYPE
+
+    ev = np.zeros(2, EVENT_DTYPE)
+    ev["t"], ev["p"] = (0, 1000), (0, 1)
+    lm.rep(ev, 0, max(2000, int(lm.window_us or 0)))
+
+
 def load_model(path, sensor_size=None, mode: str | None = None, mask_ratio: float = 0.0, seed: int = 0,
                decay: float | None = None) -> LoadedModel:
     """Load a checkpoint for streaming; ``CheckpointError`` (one line naming the file) if it is unreadable,
@@ -164,6 +176,7 @@ def load_model(path, sensor_size=None, mode: str | None = None, mask_ratio: floa
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
         raise CheckpointError(f"the model does not run on its representation's input ({first})", where=path) from None
     lm.runner.reset()
+    warm_representation(lm)
     if not lm.classes:
         lm.classes = [str(i) for i in range(int(getattr(getattr(model, "config", None), "num_classes", 0) or 0))]
     return lm

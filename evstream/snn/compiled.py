@@ -41,7 +41,7 @@ def compile_pure(pure: PureStep, example: tuple, backend: str):
     """A callable ``fn(x, w, states) -> (logits, counts, states)`` computing ``pure`` with ``backend``."""
     if backend == "batched":
         pure.tape.kernels = True  # eager: the neurons' numba kernels (nothing to trace)
-        return pure
+        return _warm(pure, example)  # numba loads each cached kernel at its first call: now, not at a live decision
     if backend == "inductor":
         os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_dir() / "inductor"))
         with torch.no_grad():
