@@ -219,3 +219,26 @@ def test_emulated_mnist_cached_equals_the_emulator(tmp_path):
     for j, i in enumerate(idx):
         assert np.array_equal(em.events_of(j), emulate_saccades(images[i], seed=int(i)))
         assert em.labels[j] == labels[i]
+
+
+def test_emulated_fonts_balanced_deterministic_and_not_the_demo(tmp_path):
+    from evstream.datasets import FONT_SEED, emulated_fonts
+    from evstream.emulator import emulate_saccades, font_digit
+
+    fo = emulated_fonts(12, seed=0, cache_dir=tmp_path / "a", progress=False, workers=2)
+    again = emulated_fonts(12, seed=0, cache_dir=tmp_path / "b", progress=False, workers=0)
+    assert list(fo.labels) == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1] and fo.sensor_size == (34, 34)
+    for j in (0, 7, 11):  # the same sample whichever process made it, and the emulator's own events
+        ev = fo.events_of(j)
+        assert len(ev) > 500 and np.all(np.diff(ev["t"].astype(np.int64)) >= 0)
+        assert np.array_equal(ev, again.events_of(j))
+        image = font_digit(j % 10, np.random.default_rng([FONT_SEED, j]))
+        assert np.array_equal(ev, emulate_saccades(image, seed=FONT_SEED + j))
+    other = emulated_fonts(2, seed=1, cache_dir=tmp_path / "a", progress=False, workers=0)
+    assert not np.array_equal(other.events_of(0), fo.events_of(0))  # another seed: other glyphs
+    # the demo recording's first digit (scripts/make_demo_recording.py: one default_rng(7)) is not a training draw
+    rng = np.random.default_rng(7)
+    digits = rng.permutation(np.tile(np.arange(10), 3))[:24]
+    demo0 = font_digit(int(digits[0]), rng)
+    assert not any(np.array_equal(demo0, font_digit(int(digits[0]), np.random.default_rng([FONT_SEED, i])))
+                   for i in range(int(digits[0]), 200, 10))

@@ -73,13 +73,14 @@ def test_train_tiny_and_eval(tmp_path):
     out = tmp_path / "tiny.pt"
     r = cli("train", "--root", root, "--labels", root / "labels.txt", "--limit", 60, "--epochs", 1,
             "--batch", 32, "--out", out, "--cache", tmp_path / "cache", "--threads", 1, "--no-progress",
-            "--stream-windows", 64, "--straddle", 0.3, "--workers", 1)
+            "--stream-windows", 64, "--straddle", 0.3, "--workers", 1, "--fonts", 20)
     assert r.returncode == 0, r.stderr[-2000:]
     from evstream.snn import load_checkpoint
     model, meta = load_checkpoint(out)
     # fresh stream windows (a new draw every epoch, 30 % across a change of recording) joined the pool
     assert meta["window_us"] == 150_000 and meta["train_args"]["window_draw"] == "fresh"
     assert meta["train_args"]["straddle"] == 0.3 and "val_window_accuracy" in meta["history"][-1]
+    assert meta["dataset"]["emulated_fonts"] == 20 and meta["train_args"]["fonts"] == 20
     assert meta["representation"]["kind"] == "frames" and meta["classes"][0] == "0"
     assert meta["split"]["val"] == 12 and 0 <= meta["metrics"]["val_ann_accuracy"] <= 1
     js, png = tmp_path / "e.json", tmp_path / "e.png"
