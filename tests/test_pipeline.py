@@ -127,6 +127,17 @@ def test_slow_model_drops_whole_slices_on_a_paced_stream():
         np.testing.assert_array_equal(sl.events, ref)
 
 
+def test_queue_sized_for_the_mode_and_resized_on_a_model_swap():
+    pipe = Pipeline(DEMO_RECORDING, DEMO_MODEL, speed=1.0, mode="mst")
+    try:
+        assert pipe.stats()["queue_slices"] == 40  # 64-step decisions every 200 ms: two periods of 10 ms slices
+        pipe.stepper.request(DEMO_MODEL, "ecmt")
+        pipe.stepper.apply_request(raise_errors=True)
+        assert pipe.lm.mode == "ecmt" and pipe.stats()["queue_slices"] == 16
+    finally:
+        pipe.stop()
+
+
 def test_unpaced_replay_never_drops():
     pipe = Pipeline(DEMO_RECORDING, DEMO_MODEL, speed=None, max_queue=2)
     pipe.lm.runner = SlowRunner(pipe.lm.runner, 0.01)

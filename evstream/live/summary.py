@@ -10,7 +10,8 @@ def live_summary(pipe, stats: dict, source, model, decisions=None, segments=None
     labelled ``segments`` when both are given."""
     lat = stats["latency"]
     summary = {"source": source, "model": model, "mode": pipe.lm.mode if pipe.lm else None,
-               "slices": stats["slices_in"], "dropped_slices": stats["dropped_slices"], "steps": stats["steps"],
+               "slices": stats["slices_in"], "dropped_slices": stats["dropped_slices"],
+               "queue_slices": stats["queue_slices"], "steps": stats["steps"],
                "decisions": stats["decisions"], "ann_energy_uJ_per_inference": stats["ann_uJ"],
                "snn_energy_uJ_total": pipe.energy.total_uJ, "step": stats["step"], "degrade": stats["degrade"],
                "latency_ms": {k: {"p50": round(v["p50_ms"], 3), "p99": round(v["p99_ms"], 3)}
