@@ -5,6 +5,8 @@ the SNN view (mode mst, the same input every step) unmasked and at RSM ``--mask`
 
     python scripts/heldout_emulated.py models/mst-nmnist.pt [more.pt ...] [--n 2000] [--timesteps 32,64
         --mask 0.5 --seeds 2] [--ecmt 4,5]
+    python scripts/heldout_emulated.py --n 300 --write-nmnist /tmp/emu300   # as N-MNIST files + labels.txt,
+    evstream eval-stream --root /tmp/emu300 --split all                    # ... to play them as streams
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from evstream.snn import load_checkpoint  # noqa: E402
 def main():
     data = Path(os.environ.get("EVSTREAM_DATA", REPO.parent / "shared" / "data"))
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("models", nargs="+")
+    ap.add_argument("models", nargs="*")
     ap.add_argument("--mnist", default=str(data / "mnist_images"))
     ap.add_argument("--start", type=int, default=6000)
     ap.add_argument("--n", type=int, default=2000)
@@ -36,6 +38,8 @@ def main():
     ap.add_argument("--mask", type=float, default=0.5)
     ap.add_argument("--seeds", type=int, default=2)
     ap.add_argument("--ecmt", default="", help="ECMT accuracy at these T too (mode ecmt, unmasked), e.g. 4,5")
+    ap.add_argument("--write-nmnist", default=None, metavar="DIR",
+                    help="also write the recordings to DIR as N-MNIST .bin files with a labels.txt")
     args = ap.parse_args()
     ts = [int(t) for t in args.timesteps.split(",") if t]
     ts_ec = [int(t) for t in args.ecmt.split(",") if t]
@@ -43,6 +47,8 @@ def main():
     idx = np.random.default_rng(0).permutation(len(images))[args.start:args.start + args.n]  # as emulated_mnist, seed 0
     evs = [emulate_saccades(images[i], seed=int(i)) for i in idx]
     y = torch.tensor(labels[idx].astype(np.int64))
+    if args.write_nmnist:
+        write_nmnist(Path(args.write_nmnist), evs, labels[idx])
     for path in args.models:
         model, meta = load_checkpoint(path)
         rep = from_config(meta["representation"])
@@ -62,6 +68,19 @@ def main():
             ec = model.spiking(mode="ecmt")
             means = torch.cat([ec.run(x[i:i + 250], max(ts_ec)) for i in range(0, len(x), 250)], dim=1)
             print("  ECMT", ", ".join(f"T={t}: {float((means[t - 1].argmax(1) == y).float().mean()):.4f}" for t in ts_ec))
+
+
+def write_nmnist(out: Path, evs, labels) -> None:
+    """The recordings as ``1.bin``, ``2.bin``, ... with ``labels.txt`` (the N-MNIST small layout)."""
+    from evstream.synth import encode_nmnist
+
+    out.mkdir(parents=True, exist_ok=True)
+    rows = ["#sample #class"]
+    for k, (ev, label) in enumerate(zip(evs, labels), 1):
+        (out / f"{k}.bin").write_bytes(encode_nmnist(ev))
+        rows.append(f"{k}\t{int(label)}")
+    (out / "labels.txt").write_text("\n".join(rows) + "\n")
+    print(f"{len(evs)} recordings written to {out}")
 
 
 if __name__ == "__main__":

@@ -56,9 +56,9 @@ def add_live_arguments(p) -> None:
                         "(IF membranes settling; default: the checkpoint's, else 0.5 for mst, 0 for others)")
     p.add_argument("--early-exit", type=float, default=None, metavar="CONF",
                    help="decide as soon as the confidence reaches CONF (0..1; default: off)")
-    p.add_argument("--smooth", type=float, default=0.5,
+    p.add_argument("--smooth", type=float, default=0.4,
                    help="state reset: weight the previous decisions' mean keeps after 50 ms of stream time "
-                        "(decisions dt apart: smooth ** (dt / 50 ms); 0: none; default 0.5)")
+                        "(decisions dt apart: smooth ** (dt / 50 ms); 0: none; default 0.4)")
     p.add_argument("--switch-margin", type=float, default=0.05,
                    help="state reset: switch the announced class only when the new one leads by this much "
                         "(default 0.05)")

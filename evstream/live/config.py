@@ -120,7 +120,7 @@ class LiveConfig:
     state: str = "reset"
     decide_every_ms: float | None = None
     window_ms: float | None = None
-    smooth: float = 0.5
+    smooth: float = 0.4
     switch_margin: float = 0.05
     min_confidence: float = 0.0
     roi: tuple[int, int, int, int] | None = None
