@@ -52,8 +52,8 @@ DEFAULT_STEPS = {"mst": 32, "ecmt": 4, "spikformer": 4}
 # the fraction of a decision's steps left out of its answer where neither the flag nor the checkpoint
 # (meta["live"]["burn_in"]) says: IF neurons (mst) settle over the first steps of a new input
 DEFAULT_BURN_IN = {"mst": 0.5}
-# decision period (ms of stream time) where the flag does not say: mst needs 64 steps per decision, 16x ecmt's 4
 MIN_QUEUE = 16  # slices between the threads at least (LiveConfig.queue_slices)
+# decision period (ms of stream time) where the flag does not say: mst needs 64 steps per decision, 16x ecmt's 4
 DEFAULT_DECIDE_EVERY_MS = {"mst": 200.0, "ecmt": 50.0, "spikformer": 50.0}
 
 
@@ -96,11 +96,11 @@ class LiveConfig:
     the pipeline is stopped).
 
     ``mask_ratio`` (RSM), ``seed``. ``speed`` x real time for recordings (None: as fast as possible, never
-    drops), ``loop``, ``view`` (the event view kind). ``max_queue`` slices between the threads, ``outbox``
-    records kept for :meth:`Pipeline.drain` (``max_queue`` None: :meth:`queue_slices` chooses), ``threads`` torch threads of the model thread. ``step``: how the SNN
-    step runs (``evstream.live.model.STEPS``; "eager" forces the reference runner); ``degrade``: on a paced
-    stream the model thread decides less often or with fewer steps when it cannot keep up (shown in the
-    decision records and the summary) instead of dropping slices."""
+    drops), ``loop``, ``view`` (the event view kind). ``max_queue`` slices between the threads (None:
+    :meth:`queue_slices` chooses), ``outbox`` records kept for :meth:`Pipeline.drain`, ``threads`` torch threads
+    of the model thread. ``step``: how the SNN step runs (``evstream.live.model.STEPS``; "eager" forces the
+    reference runner); ``degrade``: on a paced stream the model thread decides less often or with fewer steps
+    when it cannot keep up (shown in the decision records and the summary) instead of dropping slices."""
 
     mode: str | None = None
     slice_ms: float = 10.0
