@@ -131,6 +131,9 @@ def test_queue_sized_for_the_mode_and_resized_on_a_model_swap():
     pipe = Pipeline(DEMO_RECORDING, DEMO_MODEL, speed=1.0, mode="mst")
     try:
         assert pipe.stats()["queue_slices"] == 40  # 64-step decisions every 200 ms: two periods of 10 ms slices
+        pipe._update(slice_ms=20.0)  # what the reader does on a new slicing; the model thread applies it
+        pipe.stepper._sync_settings(pipe.config)
+        assert pipe.stats()["queue_slices"] == 20
         pipe.stepper.request(DEMO_MODEL, "ecmt")
         pipe.stepper.apply_request(raise_errors=True)
         assert pipe.lm.mode == "ecmt" and pipe.stats()["queue_slices"] == 16

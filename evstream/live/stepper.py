@@ -128,8 +128,8 @@ class ModelStepper:
         n = self.window_slices(self.lm)  # the slice length may have changed on the reader side
         if self.window.maxlen != n:
             self.window = deque(self.window, maxlen=n)
-            self.slices.resize(cfg.queue_slices(self.lm))
         if cfg is not self._cfg:
+            self.slices.resize(cfg.queue_slices(self.lm))  # the slicing or the decision period may have changed
             if cfg.mask_ratio != self._cfg.mask_ratio:
                 self.lm.runner.set_mask_ratio(cfg.mask_ratio)
             self.policy.apply(cfg)
