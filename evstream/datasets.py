@@ -199,11 +199,17 @@ def emulated_mnist(folder, n: int, seed: int = 0, cache_dir=None, progress: bool
     idx = np.random.default_rng(seed).permutation(len(images))[:n]
     src = ",".join(file_key(f) for f in sorted(Path(folder).glob("*images*idx3*")))
     keys = [make_key("emulated-mnist-v1", src, int(i)) for i in idx]
+    return _emulated_digits("emulated-mnist", f"{n}-{seed}", keys, [(images[i], int(i)) for i in idx], _emulate,
+                            labels[idx], cache_dir, workers, progress)
+
+
+def _emulated_digits(kind, run, keys, tasks, emulate, labels, cache_dir, workers, progress) -> EventDataset:
+    """Ten-class samples on the emulated 34x34 sensor: ``emulate(task)`` for each of ``tasks`` (in ``workers``
+    processes), cached under ``keys``; an EventDataset of ``kind``."""
     cache = EventCache(cache_dir)
-    index = cache.fill(f"emulated-mnist-{n}-{seed}", keys, [(images[i], int(i)) for i in idx], _emulate, workers,
-                       progress)
-    return EventDataset._from_cache(cache, keys, index.counts, index.spans, labels[idx],
-                                    [str(i) for i in range(10)], (34, 34), "emulated-mnist")
+    index = cache.fill(f"{kind}-{run}", keys, tasks, emulate, workers, progress)
+    return EventDataset._from_cache(cache, keys, index.counts, index.spans, labels, [str(i) for i in range(10)],
+                                    (34, 34), kind)
 
 
 FONT_SEED = 1_000_003  # font digit i of seed s is drawn from default_rng([FONT_SEED + s, i]): never the demo's
@@ -225,8 +231,5 @@ def emulated_fonts(n: int, seed: int = 0, cache_dir=None, progress: bool = True,
     (``scripts/make_demo_recording.py``, one ``default_rng(7)``) does not use."""
     labels = np.arange(n, dtype=np.int64) % 10
     keys = [make_key("emulated-font-v1", str(seed), int(i)) for i in range(n)]
-    cache = EventCache(cache_dir)
-    index = cache.fill(f"emulated-font-{n}-{seed}", keys, [(int(labels[i]), seed, i) for i in range(n)],
-                       _emulate_font, workers, progress)
-    return EventDataset._from_cache(cache, keys, index.counts, index.spans, labels, [str(i) for i in range(10)],
-                                    (34, 34), "emulated-font")
+    return _emulated_digits("emulated-font", f"{n}-{seed}", keys, [(int(labels[i]), seed, i) for i in range(n)],
+                            _emulate_font, labels, cache_dir, workers, progress)
