@@ -107,7 +107,7 @@ def test_batched_kernels_equal_the_tensor_operations(mode, shared_file):
     for kernels in (True, False):
         fast = CompiledRunner(lm.runner, x, backend="batched", chunk=4)
         fast.pures[4].tape.kernels = kernels
-        for _ in range(2):  # the second decision starts from the reset values copied into the same states
+        for _ in range(2):  # the second decision: each layer writes its reset values into the same states (fresh)
             fast.reset()
             runs.append(fast.steps(x, 8))
     assert sum(r.total_spikes for r in runs[-1]) > 0

@@ -223,8 +223,13 @@ class CompiledRunner:
 
     def _call(self, x, size):
         pure, ref = self.pures[size], self.ref
+        fresh = False
         if self.states is None:
-            self.states = self._reset_states(pure)
+            if self.backend == "batched" and pure.tape.kernels and self._buffer is not None:
+                # the states are the buffer's views again; the layers write their reset values as they go
+                self.states, fresh = list(self._buffer[1]), True
+            else:
+                self.states = self._reset_states(pure)
         elif self._clear_expectations:
             self._clear_expectations_now()
         d = ref.decay or 1.0
@@ -235,7 +240,7 @@ class CompiledRunner:
         w = torch.tensor(ws, dtype=torch.float64)
         arrays = self._arrays()
         if arrays is not None:
-            logits, counts, self.states = self._fns[size](x, w, self.states, arrays)
+            logits, counts, self.states = self._fns[size](x, w, self.states, arrays, fresh)
         else:
             logits, counts, self.states = self._fns[size](x, w, self.states)
         self.states = list(self.states)

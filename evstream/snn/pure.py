@@ -48,11 +48,15 @@ class Tape:
         self.kernels = False  # eager only: the neurons run their numba kernels (the same arithmetic, fewer calls)
         self.begin(None, None)
 
-    def begin(self, states, w, arrays=None, once: int = 0) -> None:
+    def begin(self, states, w, arrays=None, once: int = 0, fresh=None) -> None:
         """A call's states and ``w``; ``arrays`` (eager, optional): each state's flat numpy view, made once by
         the caller for states it keeps (the kernels' arguments without a conversion per call); ``once`` (eager):
-        the batch B of an input passed once, not repeated T times (:meth:`per_step`)."""
+        the batch B of an input passed once, not repeated T times (:meth:`per_step`); ``fresh`` (with
+        ``arrays``): the states start from their reset values, which each layer writes into its own state
+        just before its kernel reads it (``fresh[i]``: state i's reset value, a number or a flat array) —
+        where one copy of every reset value at the start of a decision streamed megabytes through the cache."""
         self.states, self.w, self.i, self.arrays = states, w, 0, arrays
+        self.fresh = fresh if arrays is not None else None
         self.B, self.once = int(once), bool(once)
         # eager kernels only (a traced W has no values): the per-step constants' cache key, W in float32
         self.w_key = tuple(w.tolist()) if self.kernels and w is not None else None
@@ -73,7 +77,14 @@ class Tape:
         """:meth:`state` and its flat numpy view (for a numba kernel that updates it in place)."""
         s = self.state(role, make)
         if self.arrays is not None:
-            return s, self.arrays[self.i - 1]
+            a = self.arrays[self.i - 1]
+            if self.fresh is not None:
+                value = self.fresh[self.i - 1]
+                if isinstance(value, float):
+                    a.fill(value)
+                else:
+                    a[:] = value
+            return s, a
         return s, s.numpy().reshape(-1)
 
     def count(self, key: tuple, value) -> None:
@@ -457,6 +468,9 @@ class PureStep(nn.Module):
         self.keys = list(tape.keys)
         same = all(s.dtype == torch.float32 for s in made)  # one flat buffer of every reset value
         self.flat_reset = torch.cat([s.reshape(-1) for s in made]) if made and same else None
+        # each state's reset value as the kernels' fresh start writes it: one number where it is constant
+        self.reset_fill = [float(s.reshape(-1)[0]) if s.numel() and bool((s == s.reshape(-1)[0]).all())
+                           else s.reshape(-1).numpy() for s in made]
 
     def init_states(self) -> list:
         return [s.clone() for s in self.reset_values]
@@ -472,13 +486,17 @@ class PureStep(nn.Module):
     def _repeat(self, x):
         return x.repeat(self.steps, *[1] * (x.dim() - 1)) if self.steps > 1 else x
 
-    def forward(self, x, w, states, arrays=None):
+    def forward(self, x, w, states, arrays=None, fresh: bool = False):
         """``x (B, ...)`` for each of the T steps, ``w (T,)`` float64 (ECMT's W at each step), ``states`` as
         :meth:`init_states`: (logits ``(T, B, K)``, counts ``(keys, T)`` float64, next states). ``arrays``
-        (eager only): the states' flat numpy views (:meth:`Tape.begin`)."""
+        (eager only): the states' flat numpy views (:meth:`Tape.begin`); with them, ``fresh``: whatever the
+        states hold, start from their reset values (each layer writes its own before its kernel runs)."""
         once = self.tape.kernels and self.steps > 1  # eager: the analog layers once, not on T copies
-        self.tape.begin(list(states), w, arrays, once=x.shape[0] if once else 0)
+        tape = self.tape
+        tape.begin(list(states), w, arrays, once=x.shape[0] if once else 0, fresh=self.reset_fill if fresh else None)
         logits = self.model(x if once else self._repeat(x))
+        if tape.fresh is not None and tape.i != len(self.reset_fill):  # every state must have been written
+            raise RuntimeError(f"a fresh start wrote {tape.i} of {len(self.reset_fill)} states")
         if self.tape.kernels:  # numpy counts (the kernels' own) and a few tensors, one conversion
             counts = torch.from_numpy(np.stack([np.asarray(c, dtype=np.float64) for c in self.tape.counts]))
         else:
