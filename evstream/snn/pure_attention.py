@@ -209,3 +209,158 @@ class PureIFAttention(nn.Module):
         if_heads_to_tokens(o.numpy(), T, B, h, mem, np.float32(a.act_out.theta), out, n_out)
         t.count(("spikes", a.act_out.name), n_out)
         return a.proj(torch.from_numpy(out).view(tb, n, c))
+
+
+# --- mode ecmt: the attention's two products with their running sums in the products' layouts -----------
+
+@nb.njit(cache=True, nogil=True)
+def ec_qk_sums(qo, ko, B, n, h, d, dec, SA, SB, sq, skt, nnz_q, nnz_k, pairs):
+    """``ECProduct``'s running sums for Q·Kᵀ from the Q and K neurons' outputs ``qo``, ``ko (T, B·n·c)`` (token
+    order): S_A ← d·S_A + Q into ``sq (T, B·h·n·d)`` (window, head, token, dim), S_B ← d·S_B + Kᵀ into
+    ``skt`` (window, head, dim, token), the states ``SA``, ``SB`` (those layouts) in place, float32 as
+    ``ecmt.running_sums``; ``nnz_q[t]``, ``nnz_k[t]`` the operands' non-zeros, ``pairs[t]`` the pair count."""
+    T, c = qo.shape[0], h * d
+    cq = np.zeros(d, dtype=np.int64)
+    ck = np.zeros(d, dtype=np.int64)
+    for t in range(T):
+        nq = 0
+        nk = 0
+        p = 0
+        for b in range(B):
+            for hh in range(h):
+                cq[:] = 0
+                ck[:] = 0
+                g = b * h + hh
+                for i in range(n):
+                    src = (b * n + i) * c + hh * d
+                    for dd in range(d):
+                        x = qo[t, src + dd]
+                        ia = (g * n + i) * d + dd
+                        s = np.float32(np.float32(SA[ia] * dec) + x)
+                        SA[ia] = s
+                        sq[t, ia] = s
+                        f = x != 0
+                        nq += f
+                        cq[dd] += f
+                        x = ko[t, src + dd]
+                        ib = (g * d + dd) * n + i
+                        s = np.float32(np.float32(SB[ib] * dec) + x)
+                        SB[ib] = s
+                        skt[t, ib] = s
+                        f = x != 0
+                        nk += f
+                        ck[dd] += f
+                for dd in range(d):
+                    p += cq[dd] * ck[dd]
+        nnz_q[t] = nq
+        nnz_k[t] = nk
+        pairs[t] = p
+
+
+@nb.njit(cache=True, nogil=True)
+def ec_av_sums(att, vo, B, n, h, d, dec, SA, SB, sa, sv, nnz_a, nnz_v, pairs):
+    """The same for A·V: A's running sums from the attention neuron's output ``att (T, B·h·n·n)`` (its own
+    layout), V's from the V neuron's ``vo (T, B·n·c)`` (token order) into ``sv`` (window, head, token, dim)."""
+    T, c = att.shape[0], h * d
+    ca = np.zeros(n, dtype=np.int64)
+    for t in range(T):
+        na = 0
+        nv = 0
+        p = 0
+        for b in range(B):
+            for hh in range(h):
+                ca[:] = 0
+                g = b * h + hh
+                for i in range(n):
+                    for k in range(n):
+                        ia = (g * n + i) * n + k
+                        x = att[t, ia]
+                        s = np.float32(np.float32(SA[ia] * dec) + x)
+                        SA[ia] = s
+                        sa[t, ia] = s
+                        f = x != 0
+                        na += f
+                        ca[k] += f
+                for k in range(n):
+                    rv = 0
+                    src = (b * n + k) * c + hh * d
+                    for dd in range(d):
+                        x = vo[t, src + dd]
+                        ib = (g * n + k) * d + dd
+                        s = np.float32(np.float32(SB[ib] * dec) + x)
+                        SB[ib] = s
+                        sv[t, ib] = s
+                        rv += x != 0
+                    nv += rv
+                    p += ca[k] * rv
+        nnz_a[t] = na
+        nnz_v[t] = nv
+        pairs[t] = p
+
+
+def fits_ecmt(attn) -> bool:
+    """A ``WindowAttention`` in mode ecmt (ECMT neurons, ``ECProduct`` products, Q, K, V fused): what
+    :class:`PureECAttention` runs."""
+    from evstream.snn.ecmt import ECQCFS, ECProduct
+
+    acts = [getattr(attn, a, None) for a in ("act_q", "act_k", "act_v", "act_attn", "act_out")]
+    return (getattr(attn, "qkv_fused", None) is not None and all(isinstance(a, ECQCFS) for a in acts)
+            and isinstance(getattr(attn, "qk", None), ECProduct) and isinstance(getattr(attn, "av", None), ECProduct))
+
+
+class PureECAttention(nn.Module):
+    """Mode ecmt's ``WindowAttention`` (its neurons rewritten to :class:`~evstream.snn.pure.PureEC`, its products
+    to :class:`~evstream.snn.pure.PureECProduct`) with ``tape.kernels``: the neurons as they are, each product's
+    running sums written by one kernel straight into the layout its batched matmul takes, the pair and
+    non-zero counts on the way (``ec_qk_sums``, ``ec_av_sums``), then ``ecmt.compensated_differences`` — the
+    float32 operations of the products' own kernel path, without their strided reads, counting passes and
+    per-call bookkeeping. Otherwise ``inner`` itself."""
+
+    def __init__(self, inner: nn.Module, tape):
+        super().__init__()
+        self.inner = inner
+        object.__setattr__(self, "tape", tape)
+
+    def _product(self, prod, kernel, a_np, b_np, shapes, B, n, h, d):
+        """One ECProduct: its three states, the running sums (``kernel``), the batched matmul, the differences;
+        its counts; returns the output ``(T, ...)`` as numpy ``(T, N)``."""
+        from evstream.snn.ecmt import compensated_differences
+
+        t = self.tape
+        T = t.T
+        arrs = []
+        for role in ("SA", "SB", "P"):
+            s, arr = t.state_array(role, None)
+            t.new.append(s)
+            arrs.append(arr)
+        (sa_shape, sb_shape, p_shape, m_rows, m_cols) = shapes
+        sa = np.empty((T, int(np.prod(sa_shape))), np.float32)
+        sb = np.empty((T, int(np.prod(sb_shape))), np.float32)
+        nnz_a, nnz_b, pairs = np.empty(T, np.int64), np.empty(T, np.int64), np.empty(T, np.int64)
+        dec = np.float32(prod.d)
+        kernel(a_np, b_np, B, n, h, d, dec, arrs[0], arrs[1], sa, sb, nnz_a, nnz_b, pairs)
+        G = T * B * h
+        ps = torch.bmm(torch.from_numpy(sa).view(G, *sa_shape[-2:]), torch.from_numpy(sb).view(G, *sb_shape[-2:]))
+        out = np.empty((T, int(np.prod(p_shape))), np.float32)
+        compensated_differences(ps.numpy().reshape(T, -1), arrs[2], t.w32, dec, out)
+        t.count(("pairs", prod.name), pairs)
+        t.count(("cross", prod.name, float(out.shape[1])), nnz_a * m_cols + nnz_b * m_rows)
+        return out
+
+    def forward(self, x, mask01=None):
+        t, a = self.tape, self.inner
+        if not t.kernels or t.states is None or t.once:  # discovery and the tensor path: the module as it is
+            return a(x, mask01)
+        T = t.T
+        tb, n, c = x.shape
+        B, h = tb // T, a.heads
+        d = c // h
+        y = a.qkv_fused(x)
+        qo, ko, vo = (act(part).numpy().reshape(T, -1)
+                      for act, part in zip((a.act_q, a.act_k, a.act_v), y.split(c, -1)))
+        qk = self._product(a.qk, ec_qk_sums, qo, ko, ((B, h, n, d), (B, h, d, n), (B, h, n, n), n, n), B, n, h, d)
+        s = torch.add(a.bias(tb, mask01).view(tb, h, n, n), torch.from_numpy(qk).view(tb, h, n, n), alpha=a.scale)
+        att = a.act_attn(s).numpy().reshape(T, -1)
+        av = self._product(a.av, ec_av_sums, att, vo, ((B, h, n, n), (B, h, n, d), (B, h, n, d), n, d), B, n, h, d)
+        o = a.act_out(torch.from_numpy(av).view(tb, h, n, d))
+        return a.proj(o.transpose(1, 2).reshape(tb, n, c))
