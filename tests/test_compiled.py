@@ -107,11 +107,10 @@ def test_batched_kernels_equal_the_tensor_operations(mode, shared_file):
     for kernels in (True, False):
         fast = CompiledRunner(lm.runner, x, backend="batched", chunk=4)
         fast.pures[4].tape.kernels = kernels
-        if mode != "spikformer":  # the window attention runs as its fused twin (evstream/snn/pure_attention.py)
-            from evstream.snn.pure_attention import PureECAttention, PureIFAttention
+        if mode == "mst":  # its attention runs as one fused twin (evstream/snn/pure_attention.py) with kernels
+            from evstream.snn.pure_attention import PureIFAttention
 
-            twin = PureIFAttention if mode == "mst" else PureECAttention
-            assert any(isinstance(m, twin) for m in fast.pures[4].modules())
+            assert any(isinstance(m, PureIFAttention) for m in fast.pures[4].modules())
         for _ in range(2):  # the second decision: each layer writes its reset values into the same states (fresh)
             fast.reset()
             runs.append(fast.steps(x, 8))

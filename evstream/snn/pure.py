@@ -36,9 +36,8 @@ from evstream.energy import as_steps_5d, fan_out, pair_ops_steps
 from evstream.snn.ecmt import ECProduct, ECQCFS, compensated_differences, ec_mt_steps, running_sums
 from evstream.snn.layers import SpikeMatmul
 from evstream.snn.neurons import QCFS, if_steps, lif_steps
-from evstream.snn.pure_attention import PureECAttention, PureIFAttention
+from evstream.snn.pure_attention import PureIFAttention
 from evstream.snn.pure_attention import fits as attention_fits
-from evstream.snn.pure_attention import fits_ecmt as ec_attention_fits
 from evstream.snn.spikformer import LIF
 
 
@@ -404,8 +403,6 @@ def _rewrite(model: nn.Module, tape: Tape, analog: set, fed: set) -> None:
             name = names.get(id(child), child_name)
             if attention_fits(child):  # mode mst's window attention: its children are rewritten below
                 new = PureIFAttention(child, tape)
-            elif ec_attention_fits(child):  # mode ecmt's
-                new = PureECAttention(child, tape)
             elif isinstance(child, ECQCFS):
                 new = PureEC(child, tape)
             elif isinstance(child, QCFS):
