@@ -1,7 +1,4 @@
-"""The window attention in the batched step, its operands' layouts made where they are computed (issue 16).
-
-Mode ``mst`` (:class:`PureIFAttention`, below) and mode ``ecmt`` (:class:`PureECAttention`, at the end: the two
-``ECProduct`` s' running sums written in the layouts their batched matmuls take, counts on the way).
+"""Mode ``mst``'s window attention in the batched step, its spike layouts made by the neurons (issue 16).
 
 In the tensor path (``WindowAttention.forward`` with :class:`~evstream.snn.pure.PureIF` neurons) a decision of
 T steps moves each attention's spikes through five layout copies — Q, K, V split from the fused linear layer's
