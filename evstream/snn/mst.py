@@ -291,7 +291,8 @@ class MST(SpikingModel):
 
     def forward(self, x):
         x = self.embed_act(self.embed_bn(self.patch_embed(self.reduction(x))))
-        x = self.blocks(x.permute(0, 2, 3, 1).contiguous())  # tokens in memory order: the blocks' neurons read them without a copy each
+        # tokens in memory order (one copy): the blocks' neurons then read their inputs without one each
+        x = self.blocks(x.permute(0, 2, 3, 1).contiguous())
         x = self.head_act(self.head_bn(x))
         return self.head(x.mean(dim=(1, 2)))
 
