@@ -147,12 +147,12 @@ def if_heads_to_tokens(o, T, B, h, v_mem, theta, out, spikes):
 def fits(attn) -> bool:
     """A ``WindowAttention`` whose Q, K, V, attention and output neurons are mode mst's IF (QCFS, not ECMT's),
     its products plain spike products and Q, K, V one fused linear layer: what :class:`PureIFAttention` runs."""
-    from evstream.snn.ecmt import ECQCFS, ECProduct
+    from evstream.snn.layers import SpikeMatmul
     from evstream.snn.neurons import QCFS
 
     acts = [getattr(attn, a, None) for a in ("act_q", "act_k", "act_v", "act_attn", "act_out")]
     return (getattr(attn, "qkv_fused", None) is not None and all(type(a) is QCFS for a in acts)
-            and not isinstance(getattr(attn, "qk", None), ECProduct) and not any(isinstance(a, ECQCFS) for a in acts))
+            and all(type(getattr(attn, p, None)) is SpikeMatmul for p in ("qk", "av")))
 
 
 class PureIFAttention(nn.Module):
@@ -176,7 +176,7 @@ class PureIFAttention(nn.Module):
         ya = y.detach().reshape(tb * n, 3 * c)
         ya = ya if ya.is_contiguous() else ya.contiguous()
         mems = []
-        for act in (a.act_q, a.act_k, a.act_v):
+        for _ in range(3):  # Q's, K's and V's membranes, in the tensor path's order
             s, arr = t.state_array("v", None)
             t.new.append(s)
             mems.append(arr)
