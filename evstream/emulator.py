@@ -25,11 +25,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator
 
-import numba as nb
 import numpy as np
 
 from evstream.errors import EvstreamError, StreamError
 from evstream.events import EVENT_DTYPE, EventChunk
+from evstream.jit import nb
 from evstream.stream import Source
 
 # ---------------------------------------------------------------------------------------------------

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numba as nb
 import numpy as np
 import torch
 from torch import nn
+
+from evstream.jit import nb
 
 E_AC_PJ = 0.9
 E_MAC_PJ = 4.6

@@ -8,11 +8,11 @@ the same events, see docs/representations.md for the two start-up differences) a
 
 from __future__ import annotations
 
-import numba as nb
 import numpy as np
 
 from evstream.errors import EvstreamError
 from evstream.events import EVENT_DTYPE
+from evstream.jit import nb
 
 NEVER = np.iinfo(np.int64).min // 4
 

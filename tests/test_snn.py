@@ -249,3 +249,21 @@ def test_segmented_eval_with_burn_in_scores_the_later_steps_only():
     plain = snn_curve(m, [(x, y)], [8], mode="mst")
     assert plain[8]["accuracy"] == pytest.approx(float((logits.mean(0).argmax(1) == y).float().mean()))
     assert plain[8]["spikes_per_sample"] == curve[8]["spikes_per_sample"]  # the same steps run either way
+
+
+def test_a_kernels_first_use_does_not_import_scipy_linalg():
+    """numba's first compilation checks for SciPy's BLAS by importing scipy.linalg (~0.25 s of a live start;
+    no evstream kernel uses it): evstream.jit hides it for that check only, so a kernel runs without it and
+    scipy.linalg stays importable afterwards."""
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np; from evstream.snn.neurons import if_steps; "
+            "x = np.ones((3, 4), np.float32); v = np.zeros(4, np.float32); o = np.empty_like(x); n = np.empty(3, np.int64); "
+            "if_steps(x, v, o, n, np.float32(1.5), np.float32(1.5)); print(int(n.sum()), 'scipy.linalg' in sys.modules); "
+            "import scipy.linalg; print(scipy.linalg.norm(np.ones(4)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    first, second = out.stdout.split("\n")[:2]
+    assert first == "8 False", out.stdout  # spikes at steps 2 and 3 of each neuron; scipy.linalg never imported
+    assert float(second) == 2.0

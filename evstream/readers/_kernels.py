@@ -17,8 +17,9 @@ One fused pass (decode + check) instead of a decode pass and a validation pass o
 
 from __future__ import annotations
 
-import numba as nb
 import numpy as np
+
+from evstream.jit import nb
 
 NO_LIMIT = 1 << 62  # a width/height that no coordinate reaches
 

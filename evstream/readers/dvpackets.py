@@ -18,11 +18,12 @@ import re
 import struct
 import xml.etree.ElementTree as ET
 
-import numba as nb
 import numpy as np
 from llvmlite import ir
 from numba.core import types
 from numba.extending import intrinsic
+
+from evstream.jit import nb
 
 MAGIC = b"#!AER-DAT4.0\r\n"
 COMPRESSIONS = {0: "NONE", 1: "LZ4", 2: "LZ4_HIGH", 3: "ZSTD", 4: "ZSTD_HIGH"}

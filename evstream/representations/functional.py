@@ -14,10 +14,10 @@ Semantics (tested against tonic on real recordings, see docs/representations.md)
 
 from __future__ import annotations
 
-import numba as nb
 import numpy as np
 
 from evstream.errors import EvstreamError
+from evstream.jit import nb
 
 # ---------------------------------------------------------------------------------------------------
 # numba kernels (return -1, or the index of the first event outside the sensor). They take the event

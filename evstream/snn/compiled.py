@@ -40,6 +40,7 @@ def cache_dir() -> Path:
 def compile_pure(pure: PureStep, example: tuple, backend: str):
     """A callable ``fn(x, w, states) -> (logits, counts, states)`` computing ``pure`` with ``backend``."""
     if backend == "batched":
+        keep_freed_memory()
         pure.tape.kernels = True  # eager: the neurons' numba kernels (nothing to trace)
         return _warm(pure, example)  # numba loads each cached kernel at its first call: now, not at a live decision
     if backend == "inductor":
@@ -51,6 +52,38 @@ def compile_pure(pure: PureStep, example: tuple, backend: str):
     if backend == "ort":
         return _warm(OrtStep(pure, example), example)
     raise ValueError(f"unknown step backend {backend!r} (known: {', '.join(BACKENDS)})")
+
+
+# glibc's malloc: M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD (mallopt's parameter numbers)
+_MALLOPT = {"trim": (-1, 256 << 20), "top_pad": (-2, 64 << 20), "mmap": (-3, 32 << 20)}
+_malloc_kept = None
+
+
+def keep_freed_memory() -> bool:
+    """Let glibc's malloc keep freed memory for reuse instead of handing it back to the system at once.
+
+    A batched decision allocates and frees tens of megabytes of temporaries (mode ``mst``: 64 steps of every
+    layer's output); by default glibc returns the top of its heap and its larger blocks to the kernel when they
+    are freed, so the next decision takes them back page by page — thousands of page faults, each page zeroed,
+    per decision. With a 32 MB mmap threshold, a 256 MB trim threshold and a 64 MB top pad the pages stay in the
+    process (its memory stays bounded by its peak use) and a decision reuses them (``benchmarks/RESULTS.md``,
+    "Live speed"). All three are set together: setting any one of them turns off glibc's own adjustment of the
+    mmap threshold, which alone makes things worse (every large block a fresh mapping). Process-wide, once;
+    False (and nothing changed) where the C library is not glibc."""
+    global _malloc_kept
+    if _malloc_kept is None:
+        _malloc_kept = False
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None)
+            mallopt = libc.mallopt
+            ctypes.CDLL(None).gnu_get_libc_version  # glibc only
+        except (OSError, AttributeError):
+            return False
+        mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+        _malloc_kept = all(mallopt(k, v) == 1 for k, v in _MALLOPT.values())
+    return _malloc_kept
 
 
 def _warm(fn, example):

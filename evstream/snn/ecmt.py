@@ -39,11 +39,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
-import numba as nb
 import numpy as np
 import torch
 
 from evstream.errors import CheckpointError, EvstreamError
+from evstream.jit import nb
 from evstream.snn.layers import SpikeMatmul
 from evstream.snn.mst import WindowAttention
 from evstream.snn.neurons import NO_KEEP, QCFS

@@ -10,11 +10,12 @@ the neuron's spike (0/1) carries the value θ. Over T steps the mean output appr
 
 from __future__ import annotations
 
-import numba as nb
 import numpy as np
 import torch
 from spikingjelly.activation_based import neuron
 from torch import nn
+
+from evstream.jit import nb
 
 
 class _FloorSTE(torch.autograd.Function):

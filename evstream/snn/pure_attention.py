@@ -22,10 +22,11 @@ so both give the same spikes, counts and outputs (``tests/test_compiled.py``). O
 
 from __future__ import annotations
 
-import numba as nb
 import numpy as np
 import torch
 from torch import nn
+
+from evstream.jit import nb
 
 
 @nb.njit(cache=True, nogil=True)
