@@ -69,3 +69,18 @@ class SpikeMatmul(nn.Module):
             return a @ b
         n, d, m = a.shape[-2], a.shape[-1], b.shape[-1]
         return torch.baddbmm(bias, a.reshape(-1, n, d), b.reshape(-1, d, m), alpha=alpha)
+
+
+def bn_scale_shift(bn):
+    scale = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
+    return scale, bn.bias.detach() - bn.running_mean * scale
+
+
+@torch.no_grad()
+def fold_bn(layer: nn.Linear | nn.Conv2d, bn: nn.BatchNorm1d) -> None:
+    """bn(layer(x)) becomes layer(x): the eval-mode BatchNorm after a linear or convolutional layer (over its
+    output channels) folded into its weights and bias (``fuse()`` of the model families)."""
+    scale, shift = bn_scale_shift(bn)
+    layer.weight.mul_(scale.view(-1, *[1] * (layer.weight.dim() - 1)))
+    b = layer.bias if layer.bias is not None else torch.zeros_like(shift)
+    layer.bias = nn.Parameter(b * scale + shift)

@@ -25,7 +25,7 @@ from torch import nn
 
 from evstream.snn.base import SpikingModel
 from evstream.snn.config import ModelConfig
-from evstream.snn.layers import BatchNorm, SpikeMatmul  # BN: global statistics under torchrun
+from evstream.snn.layers import BatchNorm, SpikeMatmul, bn_scale_shift, fold_bn  # BN: global statistics under torchrun
 from evstream.snn.neurons import QCFS
 from evstream.snn.registry import register_arch
 
@@ -160,26 +160,12 @@ class Affine(nn.Module):
 
     def __init__(self, bn: nn.BatchNorm1d):
         super().__init__()
-        scale, shift = _bn_scale_shift(bn)
+        scale, shift = bn_scale_shift(bn)
         self.register_buffer("scale", scale)
         self.register_buffer("shift", shift)
 
     def forward(self, x):
         return torch.addcmul(self.shift, x, self.scale)
-
-
-def _bn_scale_shift(bn):
-    scale = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
-    return scale, bn.bias.detach() - bn.running_mean * scale
-
-
-@torch.no_grad()
-def fold_bn(layer: nn.Linear | nn.Conv2d, bn: nn.BatchNorm1d) -> None:
-    """bn(layer(x)) becomes layer(x): the eval-mode BatchNorm after a linear layer folded into its weights."""
-    scale, shift = _bn_scale_shift(bn)
-    layer.weight.mul_(scale.view(-1, *[1] * (layer.weight.dim() - 1)))
-    b = layer.bias if layer.bias is not None else torch.zeros_like(shift)
-    layer.bias = nn.Parameter(b * scale + shift)
 
 
 class SwinBlock(nn.Module):

@@ -64,6 +64,7 @@ class Tape:
         self.w_key = tuple(w.tolist()) if self.kernels and w is not None else None
         self.w32 = None if self.w_key is None else np.array(self.w_key, dtype=np.float32)
         self.new, self.counts = [], []
+        self.last_input = None  # (tensor, by_sum, its count per step): Counted layers that read the same input
         self.keys, self.roles = [], []  # filled in discovery only
 
     def state(self, role: str, make):
@@ -390,8 +391,14 @@ class Counted(_Pure):
         self.fan_out = float(fan_out(layer))
 
     def forward(self, x):
-        T = self.tape.T
-        self.tape.count(("layer", self.name, self.fan_out), x.abs().reshape(T, -1).sum(1) if self.by_sum else _nnz(x, T))
+        t = self.tape
+        last = t.last_input
+        if last is not None and last[0] is x and last[1] == self.by_sum:  # Q, K and V read one input: count it once
+            n = last[2]
+        else:
+            n = x.abs().reshape(t.T, -1).sum(1) if self.by_sum else _nnz(x, t.T)
+            t.last_input = (x, self.by_sum, n)
+        t.count(("layer", self.name, self.fan_out), n)
         return self.layer(x)
 
 

@@ -37,7 +37,7 @@ from torch import nn
 
 from evstream.snn.base import SpikingModel
 from evstream.snn.config import ModelConfig
-from evstream.snn.layers import BatchNorm, SpikeMatmul  # BN: global statistics under torchrun
+from evstream.snn.layers import BatchNorm, SpikeMatmul, fold_bn  # BN: global statistics under torchrun
 from evstream.snn.neurons import lif_step, run_kernel
 from evstream.snn.registry import register_arch, register_conversion
 from evstream.snn.streaming import SpikingRunner
@@ -370,6 +370,49 @@ class Spikformer(SpikingModel):
             z = self.encode(x, T)
         logits = self.head(z).mean(1)  # Linear on every token's spike counts, then the token mean (= GAP + Linear)
         return logits.view(T, b, -1).mean(0)
+
+    # --- inference rewrites (the streaming runner's copy) --------------------------------------------------
+    def fuse(self) -> "Spikformer":
+        """Every BatchNorm folded into the convolution or linear layer before it: the same function up to
+        float rounding, two dozen fewer operations per step (the energy model counts them folded already)."""
+        fold_bn(self.stem.conv_in, self.stem.bn_in)
+        self.stem.bn_in = nn.Identity()
+        for m in self.modules():
+            if isinstance(m, ConvBNLIF):
+                fold_bn(m[0], m[1])
+                m[1] = nn.Identity()
+            elif isinstance(m, SSA):
+                for lin in ("q", "k", "v", "proj"):
+                    fold_bn(getattr(m, lin), getattr(m, f"{lin}_bn"))
+                    setattr(m, f"{lin}_bn", nn.Identity())
+            elif isinstance(m, MLP):
+                fold_bn(m.fc1, m.bn1)
+                fold_bn(m.fc2, m.bn2)
+                m.bn1 = m.bn2 = nn.Identity()
+        return self
+
+    def spike_sources(self) -> dict:
+        """{layer: the neuron layer whose output is its whole input}: such a layer receives exactly that
+        layer's spikes (0/1: its SOPs are that spike count x fan-out, ``evstream.energy.OpCounter``). The
+        others (Q, K, V, the first MLP layer, the head) read the residual stream of summed spike trains."""
+        fed = {}
+        for name, m in self.named_modules():
+            if isinstance(m, SSA):
+                fed[f"{name}.proj"] = m.attn_lif
+            elif isinstance(m, MLP):
+                fed[f"{name}.fc2"] = m.lif1
+        # the stem: a convolution right after a LIF (no max-pool between), and the RPE's after the stem's last
+        prev = self.stem.lif_in if isinstance(self.stem, SCS) or isinstance(self.stem.pool_in, nn.Identity) else None
+        for i, m in enumerate(self.stem.rest):
+            if isinstance(m, ConvBNLIF):
+                if prev is not None:
+                    fed[f"stem.rest.{i}.0"] = prev
+                prev = m[2]
+            else:
+                prev = None
+        if prev is not None:
+            fed["rpe.0"] = prev
+        return fed
 
     # --- neurons, masking, streaming ------------------------------------------------------------------
     MASKABLE = {"q": ".attn.q", "k": ".attn.k", "v": ".attn.v", "attn": ".attn.attn", "out": ".attn.out",
