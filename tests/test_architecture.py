@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 # lowest first; a module may import its own layer (without a circle) and the layers below
 LAYERS = [
-    ["evstream.errors", "evstream.paths", "evstream.events", "evstream.fileio", "evstream.stream",
+    ["evstream.errors", "evstream.paths", "evstream.events", "evstream.fileio", "evstream.stream", "evstream.jit",
      "evstream.workers"],
     ["evstream.readers", "evstream.writers", "evstream.filters", "evstream.slicing", "evstream.augment",
      "evstream.representations", "evstream.emulator", "evstream.energy", "evstream.monitors", "evstream.streams",
