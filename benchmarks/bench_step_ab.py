@@ -4,7 +4,8 @@ On a shared 2-core machine identical runs differ by 20-30 %, so a change to the 
 before it in one sitting: each pair of rounds runs a fresh process of the other checkout, then of this one; a
 process builds every mode's batched step (the shipped checkpoint of this checkout, a real N-MNIST recording) and
 reports the per-timestep cost of a live decision (reset + T steps) as the median and the minimum *thread* time of
-its decisions (time the process was scheduled, not time it waited for a core).
+its decisions (time the process was scheduled, not time it waited for a core), and the minor page faults per
+decision (memory the C library handed back to the kernel and took again).
 
     git worktree add /tmp/before <commit>
     python benchmarks/bench_step_ab.py --base /tmp/before [--modes ecmt,mst,spikformer] [--pairs 4] [--json J]
@@ -23,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 CHILD = r"""
-import sys, time, statistics, json
+import sys, time, statistics, json, resource
 repo, models, modes = sys.argv[1], sys.argv[2], sys.argv[3].split(',')
 sys.path.insert(0, repo); sys.path.insert(0, repo + '/benchmarks')
 import torch
@@ -41,9 +42,13 @@ for mode in modes:
     for _ in range(3):
         r.reset(); r.steps(x, T)
     ts = []
-    for _ in range(max(8, 200 // T)):
+    n = max(8, 200 // T)
+    f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(n):
         t0 = time.thread_time(); r.reset(); r.steps(x, T); ts.append(time.thread_time() - t0)
-    out[mode] = {"T": T, "median_ms": statistics.median(ts) / T * 1e3, "min_ms": min(ts) / T * 1e3}
+    faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0) / n
+    out[mode] = {"T": T, "median_ms": statistics.median(ts) / T * 1e3, "min_ms": min(ts) / T * 1e3,
+                 "page_faults_per_decision": faults}
 print(json.dumps(out))
 """
 
@@ -69,7 +74,8 @@ def main() -> None:
         for name, repo in (("base", Path(a.base)), ("this", REPO)):
             r = one(repo, a.modes)
             runs[name].append(r)
-            print(f"pair {i + 1} {name:4s}: " + " | ".join(f"{m} {v['median_ms']:.3f} (min {v['min_ms']:.3f}) ms"
+            print(f"pair {i + 1} {name:4s}: " + " | ".join(f"{m} {v['median_ms']:.3f} (min {v['min_ms']:.3f}) ms, "
+                                                          f"{v['page_faults_per_decision']:.0f} faults"
                                                           for m, v in r.items()), flush=True)
     summary = {name: {m: {"min_of_mins_ms": min(r[m]["min_ms"] for r in rs),
                           "median_of_medians_ms": statistics.median(r[m]["median_ms"] for r in rs)}
