@@ -172,6 +172,26 @@ def test_spike_counts_cost_one_accumulate_per_spike():
     assert c.take().sops == 3 * 5
 
 
+def test_fused_runner_has_no_batchnorm_and_fed_layers_count_what_hooks_count(trained):
+    """The runner's copy folds every BatchNorm (fuse()); the layers fed by one LIF (spike_sources: proj, fc2,
+    the stem's convs) count SOPs from its spikes, equal to counting their inputs with hooks, masked or not."""
+    m, x, _ = trained
+    snn = m.spiking()
+    assert not any(isinstance(mod, torch.nn.modules.batchnorm._BatchNorm) for mod in snn.model.modules())
+    fed = m.spike_sources()
+    assert {"blocks.0.attn.proj", "blocks.0.mlp.fc2", "rpe.0"} <= set(fed)
+    assert all(k.endswith((".proj", ".fc2", ".0")) for k in fed)
+    for ratio in (0.0, 0.5):
+        runs = []
+        for sources in (True, False):
+            r = m.spiking(mask_ratio=ratio, seed=4)
+            r.counter.remove()
+            r.counter = OpCounter(r.model, r.analog, spiking=True, sources=sources)
+            r.reset()
+            runs.append([(o.sops, o.macs, o.total_spikes) for o in (r.step(x[:4]) for _ in range(3))])
+        assert runs[0] == runs[1] and runs[0][-1][0] > 0
+
+
 def test_masking_cuts_qkv_spikes_and_reset_reruns_identically(trained):
     m, x, _ = trained
     counts = {}

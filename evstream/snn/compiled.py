@@ -78,8 +78,8 @@ def keep_freed_memory() -> bool:
 
             libc = ctypes.CDLL(None)
             mallopt = libc.mallopt
-            ctypes.CDLL(None).gnu_get_libc_version  # glibc only
-        except (OSError, AttributeError):
+            libc.gnu_get_libc_version  # glibc only
+        except (OSError, AttributeError, TypeError):
             return False
         mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
         _malloc_kept = all(mallopt(k, v) == 1 for k, v in _MALLOPT.values())

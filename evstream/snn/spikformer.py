@@ -374,7 +374,9 @@ class Spikformer(SpikingModel):
     # --- inference rewrites (the streaming runner's copy) --------------------------------------------------
     def fuse(self) -> "Spikformer":
         """Every BatchNorm folded into the convolution or linear layer before it: the same function up to
-        float rounding, two dozen fewer operations per step (the energy model counts them folded already)."""
+        float rounding, two dozen fewer operations per step (the energy model counts them folded already).
+        Inference only, in place (the streaming runner calls it on its copy); train the unfused model."""
+        self.eval()
         fold_bn(self.stem.conv_in, self.stem.bn_in)
         self.stem.bn_in = nn.Identity()
         for m in self.modules():
@@ -441,6 +443,9 @@ class SpikformerRunner(SpikingRunner):
     analog = {"stem.conv_in"}  # the first conv sees the analog frames: MACs; every other layer gets spikes
 
     def convert(self, model):
+        # the LIFs' membranes of the model's last forward pass: after a training step they are part of an
+        # autograd graph, which deepcopy refuses ("only graph leaves support the deepcopy protocol")
+        model.reset_state()
         snn = super().convert(model)  # a copy, every LIF single-step
         snn.streaming = True
         return snn
