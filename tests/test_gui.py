@@ -381,7 +381,7 @@ def test_gui_summary_json_scores_the_session_like_run(qapp, tmp_path, monkeypatc
                  "--summary-json", str(out)]) == 0
     s = json.loads(out.read_text())
     assert s["source"] == str(DEMO_RECORDING) and s["mode"] and s["slices"] > 0
-    assert s["decisions"] > 0 and s["steps"] >= s["decisions"]
+    assert s["decisions"] > 0 and s["steps"] >= s["decisions"] and s["first_decision_s"] > 0
     assert "step" in s["latency_ms"] and s["latency_ms"]["step"]["p99"] >= s["latency_ms"]["step"]["p50"]
     st = s["stream"]
     # the window scores the decisions it drained: all but those made after its last frame

@@ -262,7 +262,7 @@ class Pipeline:
                 "latency": self.latency.summary(), "energy": self.energy.per_second(),
                 "ann_uJ": self.energy.ann_uJ, "recording": str(self.recorder.base) if self.recorder else None,
                 "error": self.error, "step": type(self.lm.runner).__name__ if self.lm else None,
-                "degrade": self._degrade()}
+                "degrade": self._degrade(), "first_decision_s": self.stepper.first_decision_s}
 
     def _degrade(self) -> dict:
         """What the load governor did (evstream/live/degrade.py): its level now, the deepest, how often it

@@ -10,6 +10,7 @@ Membranes carry over from slice to slice; after a decision the runner's running 
 
 from __future__ import annotations
 
+import os
 import queue
 import time
 from collections import deque
@@ -24,6 +25,17 @@ from evstream.live.queue import END, Reset
 from evstream.live.records import DecisionRecord, EndRecord, ErrorRecord, ResetRecord, StatusRecord, StepRecord
 from evstream.monitors import EnergyMonitor, SpikeMonitor, neuron_counts
 from evstream.slicing import EventSlice
+
+
+def process_age_s() -> float | None:
+    """Seconds since the operating system started this process (interpreter start and imports included: what a
+    user waits for after typing the command); Linux (``/proc/self/stat``), else None."""
+    try:
+        with open("/proc/self/stat") as f:
+            start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])  # field 22, starttime
+        return time.clock_gettime(time.CLOCK_BOOTTIME) - start_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
 
 
 def window_events(window, sensor_size) -> np.ndarray:
@@ -68,6 +80,7 @@ class ModelStepper:
         self._next_t = self._decided_t = None  # stream time (µs) of the next decision (state "reset"), of the last
         self.undecided, self._cfg, self._request, self.headless = 0, config(), None, False
         self.slices_done = self.steps = self.decisions = 0
+        self.first_decision_s = None  # this process's age at its first decision (process_age_s)
         # decision times passed over (a later one already queued); the LoadGovernor; decision times seen
         self.skipped, self.governor, self._slot = 0, None, 0
         self._reset_tally()
@@ -344,6 +357,8 @@ class ModelStepper:
                              self.config().mask_ratio, lm.mode, self.dropped(), latency,
                              level.to_dict() if level is not None and level.degraded else None)
         self.decisions += 1
+        if self.first_decision_s is None:
+            self.first_decision_s = process_age_s()
         self._decided_t = t_rel
         lm.runner.reset_mean()
         self._reset_tally()

@@ -1,6 +1,7 @@
 """The end-of-run summary of a live pipeline: what `evstream run --summary-json` and `evstream gui
---summary-json` write (drops, per-stage latency p50/p99, energy against the ANN, what the noise filters removed, and, with labels, the
-stream score of :func:`evstream.streams.score_decisions`)."""
+--summary-json` write (drops, per-stage latency p50/p99, the first decision's time since the process started,
+energy against the ANN, what the noise filters removed, and, with labels, the stream score of
+:func:`evstream.streams.score_decisions`)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ def live_summary(pipe, stats: dict, source, model, decisions=None, segments=None
                "queue_slices": stats["queue_slices"], "steps": stats["steps"],
                "decisions": stats["decisions"], "ann_energy_uJ_per_inference": stats["ann_uJ"],
                "snn_energy_uJ_total": pipe.energy.total_uJ, "step": stats["step"], "degrade": stats["degrade"],
+               "first_decision_s": stats["first_decision_s"],  # the process's age then: imports, start-up included
                "latency_ms": {k: {"p50": round(v["p50_ms"], 3), "p99": round(v["p99_ms"], 3)}
                               for k, v in lat.items()}}
     if pipe.reader.filters:
