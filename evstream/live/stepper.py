@@ -357,7 +357,7 @@ class ModelStepper:
                              self.config().mask_ratio, lm.mode, self.dropped(), latency,
                              level.to_dict() if level is not None and level.degraded else None)
         self.decisions += 1
-        self.first_decision_s = self.first_decision_s or process_age_s()
+        self.first_decision_s = process_age_s() if self.decisions == 1 else self.first_decision_s
         self._decided_t = t_rel
         lm.runner.reset_mean()
         self._reset_tally()
