@@ -260,7 +260,7 @@ def test_a_kernels_first_use_does_not_import_scipy_linalg():
 
     code = ("import sys, numpy as np; from evstream.snn.neurons import if_steps; "
             "x = np.ones((3, 4), np.float32); v = np.zeros(4, np.float32); o = np.empty_like(x); "
-            "n = np.empty(3, np.int64); if_steps(x, v, o, n, np.float32(1.5), np.float32(1.5)); "
+            "n = np.empty(3, np.int64); if_steps(x, v, o, n, np.float32(1.5), np.float32(1.5), False, np.float32(0)); "
             "print(int(n.sum()), 'scipy.linalg' in sys.modules); "
             "import scipy.linalg; print(scipy.linalg.norm(np.ones(4)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

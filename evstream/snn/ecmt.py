@@ -167,28 +167,35 @@ def _ec_mt_kernel(x, S, G, v, out, keep, ec, mt, first, d, c, c2, L, theta, n, g
 
 
 @nb.njit(cache=True, nogil=True)
-def ec_mt_steps(xs, S, G, v, out, counts, ec, mt, d, cs, c2s, L, theta, n):
+def ec_mt_steps(xs, S, G, v, out, counts, ec, mt, d, cs, c2s, L, theta, n, fresh):
     """``_ec_mt_kernel`` (unmasked) for each row ``t`` of ``xs (T, N)`` into ``out[t]`` with the per-step
     constants ``cs[t]``, ``c2s[t]``; the states in place; ``counts[t]`` its spikes. Expectations start at 0
-    (the pure step's states), which the kernel's non-first step handles exactly (0·d + x = x, g − d·0 = g)."""
+    (the pure step's states), which the kernel's non-first step handles exactly (0·d + x = x, g − d·0 = g).
+    ``fresh`` (a decision's start after a reset, every state 0): the first step is the kernel's first (S and
+    G written, not read: the same values) and the membrane is zeroed here, not by a pass of its own before."""
     keep = np.empty(0, dtype=np.bool_)
     one = np.float32(1.0)
+    if fresh and mt:
+        v[:] = np.float32(0.0)
     for t in range(xs.shape[0]):
-        counts[t] = _ec_mt_kernel(xs[t], S, G, v, out[t], keep, ec, mt, False, d, cs[t], c2s[t], L, theta, n, one)
+        first = fresh and t == 0
+        counts[t] = _ec_mt_kernel(xs[t], S, G, v, out[t], keep, ec, mt, first, d, cs[t], c2s[t], L, theta, n, one)
 
 
 @nb.njit(cache=True, nogil=True)
-def running_sums(A, S, out, nnz, d):
+def running_sums(A, S, out, nnz, d, fresh):
     """For each step t of ``A (T, Z1, Z2, n, k)`` (any strides): S ← d·S + A[t] in float32, in place, copied
-    to ``out[t]``; ``nnz[t]`` the non-zeros of A[t] (``ECProduct``'s S_A and S_B for a whole decision)."""
+    to ``out[t]``; ``nnz[t]`` the non-zeros of A[t] (``ECProduct``'s S_A and S_B for a whole decision).
+    ``fresh``: S starts at 0, not read (S ← A[0]: the same value)."""
     for t in range(A.shape[0]):
         c = 0
+        first = fresh and t == 0
         for z1 in range(A.shape[1]):
             for z2 in range(A.shape[2]):
                 for i in range(A.shape[3]):
                     for j in range(A.shape[4]):
                         x = A[t, z1, z2, i, j]
-                        s = np.float32(np.float32(S[z1, z2, i, j] * d) + x)
+                        s = x if first else np.float32(np.float32(S[z1, z2, i, j] * d) + x)
                         S[z1, z2, i, j] = s
                         out[t, z1, z2, i, j] = s
                         c += x != 0
@@ -196,14 +203,16 @@ def running_sums(A, S, out, nnz, d):
 
 
 @nb.njit(cache=True, nogil=True)
-def compensated_differences(ps, P, w, d, out):
+def compensated_differences(ps, P, w, d, out, fresh):
     """For each step t of ``ps (T, N)`` (S_A S_B of that step): p = ps[t]/w[t], out[t] = p − d·P, P ← p
-    (``ECProduct``'s output for a whole decision, float32, ``P (N,)`` in place)."""
+    (``ECProduct``'s output for a whole decision, float32, ``P (N,)`` in place). ``fresh``: P starts at 0,
+    not read (out[0] = p: the same value)."""
     for t in range(ps.shape[0]):
         wt = w[t]
+        first = fresh and t == 0
         for i in range(ps.shape[1]):
             p = np.float32(ps[t, i] / wt)
-            out[t, i] = np.float32(p - np.float32(P[i] * d))
+            out[t, i] = p if first else np.float32(p - np.float32(P[i] * d))
             P[i] = p
 
 

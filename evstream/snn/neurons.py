@@ -113,18 +113,23 @@ def lif_step(x, v, out, keep, tau, theta):
 
 
 @nb.njit(cache=True, nogil=True)
-def if_steps(xs, v, out, counts, theta, value):
+def if_steps(xs, v, out, counts, theta, value, fresh, v0):
     """``_if_step`` (unmasked) for each row ``t`` of ``xs (T, N)`` into ``out[t]``, ``counts[t]`` its spikes;
-    the membrane ``v`` in place (one call for a whole decision's steps of one layer)."""
+    the membrane ``v`` in place (one call for a whole decision's steps of one layer), set to ``v0`` first
+    when ``fresh`` (a decision's start after a reset)."""
     keep = np.empty(0, dtype=np.bool_)
+    if fresh:
+        v[:] = v0
     for t in range(xs.shape[0]):
         counts[t] = _if_step(xs[t], v, out[t], keep, theta, value)
 
 
 @nb.njit(cache=True, nogil=True)
-def lif_steps(xs, v, out, counts, tau, theta):
+def lif_steps(xs, v, out, counts, tau, theta, fresh, v0):
     """``lif_step`` (unmasked) for each row of ``xs (T, N)``, as :func:`if_steps`."""
     keep = np.empty(0, dtype=np.bool_)
+    if fresh:
+        v[:] = v0
     for t in range(xs.shape[0]):
         counts[t] = lif_step(xs[t], v, out[t], keep, tau, theta)
 

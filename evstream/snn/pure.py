@@ -90,6 +90,21 @@ class Tape:
             return s, a
         return s, s.numpy().reshape(-1)
 
+    def state_init(self, role: str, make):
+        """:meth:`state_array` for a kernel that writes a constant reset value itself: (state, flat array, the
+        value its kernel must start from — a float, on a fresh start whose reset value is one number — or None:
+        the array holds the state already). Saves a pass over the state and a call per layer."""
+        s = self.state(role, make)
+        if self.arrays is None:
+            return s, s.numpy().reshape(-1), None
+        a = self.arrays[self.i - 1]
+        if self.fresh is not None:
+            value = self.fresh[self.i - 1]
+            if isinstance(value, float):
+                return s, a, value
+            a[:] = value
+        return s, a, None
+
     def count(self, key: tuple, value) -> None:
         """``value``: this count for each of the call's timesteps, shape (T,)."""
         if self.states is None:
@@ -157,8 +172,8 @@ class _Pure(nn.Module):
     def _membrane_kernel(self, xs, make, steps_kernel, *params):
         """Eager (``Tape.kernels``): a neuron layer with one membrane state (reset value ``make()``) through
         its numba ``steps_kernel``; returns its output ``(T·B, ...)``."""
-        v, va = self.tape.state_array("v", make)
-        out, n = kernel_steps(xs, va, steps_kernel, *params)
+        v, va, init = self.tape.state_init("v", make)
+        out, n = kernel_steps(xs, va, steps_kernel, *params, init is not None, np.float32(init or 0.0))
         self.tape.new.append(v)
         self.tape.count(("spikes", self.name), n)
         return out.view(Tape.folded(xs.shape))
@@ -232,15 +247,17 @@ class PureEC(_Pure):
         self.theta_bits = int(np.array([th], dtype=np.float32).view(np.int32)[0])
         self.numel = 0
         self.consts = {}  # eager: {the call's W per step: (c, c2) per step, float32}
+        self.f32 = (np.float32(self.d), np.float32(self.L), np.float32(self.theta))  # the kernel's constants
 
     def _kernels(self, xs):
         """Eager: ``ecmt.ec_mt_steps`` (the reference's kernel once per step, in one call) on the states in place."""
         t = self.tape
-        empty = (torch.empty(0), np.empty(0, np.float32))
+        empty = (torch.empty(0), np.empty(0, np.float32), 0.0)
         zeros = lambda: torch.zeros(xs.shape[1:])  # noqa: E731
-        S, Sa = t.state_array("S", zeros) if self.ec else empty
-        G, Ga = t.state_array("G", zeros) if self.ec else empty
-        v, va = t.state_array("v", zeros) if self.mt else empty
+        S, Sa, iS = t.state_init("S", zeros) if self.ec else empty
+        G, Ga, iG = t.state_init("G", zeros) if self.ec else empty
+        v, va, iv = t.state_init("v", zeros) if self.mt else empty
+        fresh = _fresh_zeros((Sa, iS), (Ga, iG), (va, iv))
         xa = as_array(xs)
         T = xa.shape[0]
         out = np.empty(xa.shape, np.float32)
@@ -250,8 +267,8 @@ class PureEC(_Pure):
             w = t.w.numpy()
             consts = self.consts[t.w_key] = ((self.L / (self.lam * w)).astype(np.float32),
                                              (self.lam * w / self.L).astype(np.float32))
-        f = np.float32
-        ec_mt_steps(xa, Sa, Ga, va, out, n, self.ec, self.mt, f(self.d), *consts, f(self.L), f(self.theta), self.n)
+        d, L, theta = self.f32
+        ec_mt_steps(xa, Sa, Ga, va, out, n, self.ec, self.mt, d, *consts, L, theta, self.n, fresh)
         t.new += ([S, G] if self.ec else []) + ([v] if self.mt else [])
         t.count(("spikes", self.name), n)
         return torch.from_numpy(out).view(xs.shape)
@@ -295,6 +312,17 @@ class PureEC(_Pure):
         return torch.stack(out).view(x.shape)
 
 
+def _fresh_zeros(*states) -> bool:
+    """(flat array, :meth:`Tape.state_init`'s value) of a layer's states: True when every one starts from 0,
+    which its kernel then writes itself; otherwise a state given a value is filled with it here."""
+    if all(init == 0.0 for _, init in states):  # None (already set) is not 0.0
+        return True
+    for a, init in states:
+        if init is not None:
+            a.fill(init)
+    return False
+
+
 def _nnz(x, T: int):
     """Non-zeros of ``x (T·B, ...)`` per timestep, (T,)."""
     return (x.reshape(T, -1) != 0).sum(1)
@@ -331,13 +359,13 @@ class PureECProduct(_Pure):
     def forward(self, a, b, bias=None, alpha: float = 1.0, nnz=None):
         t, T = self.tape, self.tape.T
         A, B = t.per_step(a), t.per_step(b)
-        get = t.state_array if t.kernels else (lambda role, make: (t.state(role, make), None))
-        SA, SAa = get("SA", lambda: torch.zeros(A.shape[1:]))
-        SB, SBa = get("SB", lambda: torch.zeros(B.shape[1:]))
-        P, Pa = get("P", lambda: torch.zeros(np.broadcast_shapes(tuple(A.shape[1:-2]), tuple(B.shape[1:-2]))
-                                             + (A.shape[-2], B.shape[-1])))
+        get = t.state_init if t.kernels else (lambda role, make: (t.state(role, make), None, None))
+        SA, SAa, iA = get("SA", lambda: torch.zeros(A.shape[1:]))
+        SB, SBa, iB = get("SB", lambda: torch.zeros(B.shape[1:]))
+        P, Pa, iP = get("P", lambda: torch.zeros(np.broadcast_shapes(tuple(A.shape[1:-2]), tuple(B.shape[1:-2]))
+                                                 + (A.shape[-2], B.shape[-1])))
         if t.kernels:
-            out = self._kernels(a, b, A, B, SAa, SBa, Pa)
+            out = self._kernels(a, b, A, B, SAa, SBa, Pa, _fresh_zeros((SAa, iA), (SBa, iB), (Pa, iP)))
             t.new += [SA, SB, P]
             return out if bias is None else torch.add(bias.view(out.shape), out, alpha=alpha)
         sa, sb = [], []
@@ -358,7 +386,7 @@ class PureECProduct(_Pure):
         t.count(("cross", self.name, float(out.numel() // T)), _nnz(a, T) * m + _nnz(b, T) * n)
         return out if bias is None else torch.add(bias.view(out.shape), out, alpha=alpha)
 
-    def _kernels(self, a, b, A, B, SA, SB, P):
+    def _kernels(self, a, b, A, B, SA, SB, P, fresh):
         """Eager (``Tape.kernels``): the running sums and the differences in numba (``ecmt.running_sums``,
         ``ecmt.compensated_differences``: the same float32 operations as the tensor version), the products
         of all T steps in one batched matmul; the states (flat numpy ``SA``, ``SB``, ``P``) in place."""
@@ -367,12 +395,12 @@ class PureECProduct(_Pure):
         for X, S in ((A, SA), (B, SB)):
             X5 = as_steps_5d(X)
             out, n = np.empty(X5.shape, np.float32), np.empty(T, dtype=np.int64)
-            running_sums(X5.numpy(), S.reshape(X5.shape[1:]), out, n, np.float32(self.d))
+            running_sums(X5.numpy(), S.reshape(X5.shape[1:]), out, n, np.float32(self.d), fresh)
             sums.append(torch.from_numpy(out).view(X.shape))
             nnz.append(n)
         ps = (sums[0] @ sums[1]).contiguous()
         out = np.empty((T, ps[0].numel()), np.float32)
-        compensated_differences(ps.numpy().reshape(T, -1), P, t.w32, np.float32(self.d), out)
+        compensated_differences(ps.numpy().reshape(T, -1), P, t.w32, np.float32(self.d), out, fresh)
         out = torch.from_numpy(out).view(ps.shape).flatten(0, 1)
         m, n = b.shape[-1], a.shape[-2]
         t.count(("pairs", self.name), pairs(a, b, T, True))
