@@ -128,16 +128,16 @@ class Tape:
         return (xs_shape[0] * xs_shape[1], *xs_shape[2:])
 
 
-def kernel_steps(xs: torch.Tensor, v, steps_kernel, *params):
+def kernel_steps(xs: torch.Tensor, v, steps_kernel, *params, shape=None):
     """Eager (``Tape.kernels``): the numba neuron ``steps_kernel(xs, v, out, counts, *params)``
     (:func:`~evstream.snn.neurons.if_steps`, ...: the one-step kernel once per row of ``xs (T, ...)``, in one
-    call), the membrane ``v`` (flat float32 numpy) updated in place; returns (outputs ``(T, ...)``, spikes
-    ``(T,)``)."""
+    call), the membrane ``v`` (flat float32 numpy) updated in place; returns (outputs ``(T, ...)`` — or of
+    ``shape`` — and spikes ``(T,)``)."""
     xa = as_array(xs)
     out = np.empty(xa.shape, np.float32)
     n = np.empty(xa.shape[0], np.int64)
     steps_kernel(xa, v, out, n, *params)
-    return torch.from_numpy(out).view(xs.shape), n
+    return torch.from_numpy(out).view(shape or xs.shape), n
 
 
 def as_array(xs: torch.Tensor) -> np.ndarray:
@@ -162,21 +162,27 @@ def f32(v: float) -> float:
     return float(np.float32(v))
 
 
+NO_STATE = (torch.empty(0), np.empty(0, np.float32), 0.0)  # a state a layer does not have: (tensor, array, reset)
+
+
 class _Pure(nn.Module):
     def __init__(self, tape: Tape, name: str):
         super().__init__()
         object.__setattr__(self, "tape", tape)  # not a submodule
         self.name = name
+        self.spikes_key = ("spikes", name)  # its count's key, made once (the eager step is per-call bound)
         self.last_spikes = 0  # read by the models' attention (nnz hints); unused here
 
     def _membrane_kernel(self, xs, make, steps_kernel, *params):
         """Eager (``Tape.kernels``): a neuron layer with one membrane state (reset value ``make()``) through
         its numba ``steps_kernel``; returns its output ``(T·B, ...)``."""
-        v, va, init = self.tape.state_init("v", make)
-        out, n = kernel_steps(xs, va, steps_kernel, *params, init is not None, np.float32(init or 0.0))
-        self.tape.new.append(v)
-        self.tape.count(("spikes", self.name), n)
-        return out.view(Tape.folded(xs.shape))
+        t = self.tape
+        v, va, init = t.state_init("v", make)
+        out, n = kernel_steps(xs, va, steps_kernel, *params, init is not None, np.float32(init or 0.0),
+                              shape=Tape.folded(xs.shape))
+        t.new.append(v)
+        t.count(self.spikes_key, n)
+        return out
 
 
 class PureIF(_Pure):
@@ -252,11 +258,10 @@ class PureEC(_Pure):
     def _kernels(self, xs):
         """Eager: ``ecmt.ec_mt_steps`` (the reference's kernel once per step, in one call) on the states in place."""
         t = self.tape
-        empty = (torch.empty(0), np.empty(0, np.float32), 0.0)
         zeros = lambda: torch.zeros(xs.shape[1:])  # noqa: E731
-        S, Sa, iS = t.state_init("S", zeros) if self.ec else empty
-        G, Ga, iG = t.state_init("G", zeros) if self.ec else empty
-        v, va, iv = t.state_init("v", zeros) if self.mt else empty
+        S, Sa, iS = t.state_init("S", zeros) if self.ec else NO_STATE
+        G, Ga, iG = t.state_init("G", zeros) if self.ec else NO_STATE
+        v, va, iv = t.state_init("v", zeros) if self.mt else NO_STATE
         fresh = _fresh_zeros((Sa, iS), (Ga, iG), (va, iv))
         xa = as_array(xs)
         T = xa.shape[0]
@@ -269,15 +274,18 @@ class PureEC(_Pure):
                                              (self.lam * w / self.L).astype(np.float32))
         d, L, theta = self.f32
         ec_mt_steps(xa, Sa, Ga, va, out, n, self.ec, self.mt, d, *consts, L, theta, self.n, fresh)
-        t.new += ([S, G] if self.ec else []) + ([v] if self.mt else [])
-        t.count(("spikes", self.name), n)
-        return torch.from_numpy(out).view(xs.shape)
+        if self.ec:
+            t.new += (S, G)
+        if self.mt:
+            t.new.append(v)
+        t.count(self.spikes_key, n)
+        return torch.from_numpy(out).view(Tape.folded(xs.shape))
 
     def forward(self, x):
         t = self.tape
         xs = t.per_step(x)
         if t.kernels:
-            return self._kernels(xs).view(Tape.folded(xs.shape))
+            return self._kernels(xs)
         os_ = list(xs.unbind(0))
         if self.ec:
             S = t.state("S", lambda: torch.zeros(xs.shape[1:]))
