@@ -183,23 +183,51 @@ def ec_mt_steps(xs, S, G, v, out, counts, ec, mt, d, cs, c2s, L, theta, n, fresh
 
 
 @nb.njit(cache=True, nogil=True)
-def running_sums(A, S, out, nnz, d, fresh):
+def running_sums(A, S, out, nnz, d, fresh, lines, rows):
     """For each step t of ``A (T, Z1, Z2, n, k)`` (any strides): S ← d·S + A[t] in float32, in place, copied
     to ``out[t]``; ``nnz[t]`` the non-zeros of A[t] (``ECProduct``'s S_A and S_B for a whole decision).
-    ``fresh``: S starts at 0, not read (S ← A[0]: the same value)."""
+    ``fresh``: S starts at 0, not read (S ← A[0]: the same value). ``lines (T, Z1, Z2, ·)``: A[t]'s non-zeros
+    per row (``rows``) or per column — what the product's pair count needs (:func:`pairs_of_lines`)."""
+    lines[:] = 0
     for t in range(A.shape[0]):
         c = 0
         first = fresh and t == 0
         for z1 in range(A.shape[1]):
             for z2 in range(A.shape[2]):
                 for i in range(A.shape[3]):
+                    ci = 0
                     for j in range(A.shape[4]):
                         x = A[t, z1, z2, i, j]
                         s = x if first else np.float32(np.float32(S[z1, z2, i, j] * d) + x)
                         S[z1, z2, i, j] = s
                         out[t, z1, z2, i, j] = s
-                        c += x != 0
+                        nz = x != 0
+                        ci += nz
+                        if not rows:
+                            lines[t, z1, z2, j] += nz
+                    c += ci
+                    if rows:
+                        lines[t, z1, z2, i] = ci
         nnz[t] = c
+
+
+@nb.njit(cache=True, nogil=True)
+def pairs_of_lines(cols, rows, out):
+    """``out[t]`` = Σ over the (broadcast) batch and k of ``cols[t, ·, ·, k]`` (non-zeros in column k of a) x
+    ``rows[t, ·, ·, k]`` (in row k of b): the pairs of non-zeros that meet in a[t] @ b[t] (``energy.pair_ops``)."""
+    Z1 = max(cols.shape[1], rows.shape[1])
+    Z2 = max(cols.shape[2], rows.shape[2])
+    for t in range(cols.shape[0]):
+        total = 0
+        for z1 in range(Z1):
+            a1 = z1 if cols.shape[1] > 1 else 0
+            b1 = z1 if rows.shape[1] > 1 else 0
+            for z2 in range(Z2):
+                a2 = z2 if cols.shape[2] > 1 else 0
+                b2 = z2 if rows.shape[2] > 1 else 0
+                for k in range(cols.shape[3]):
+                    total += cols[t, a1, a2, k] * rows[t, b1, b2, k]
+        out[t] = total
 
 
 @nb.njit(cache=True, nogil=True)

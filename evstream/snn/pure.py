@@ -33,7 +33,8 @@ import torch
 from torch import nn
 
 from evstream.energy import as_steps_5d, fan_out, pair_ops_steps
-from evstream.snn.ecmt import ECProduct, ECQCFS, compensated_differences, ec_mt_steps, running_sums
+from evstream.snn.ecmt import (ECProduct, ECQCFS, compensated_differences, ec_mt_steps, pairs_of_lines,
+                              running_sums)
 from evstream.snn.layers import SpikeMatmul
 from evstream.snn.neurons import QCFS, if_steps, lif_steps
 from evstream.snn.pure_attention import PureIFAttention
@@ -363,6 +364,7 @@ class PureECProduct(_Pure):
     def __init__(self, src: ECProduct, tape: Tape, name: str):
         super().__init__(tape, name)
         self.d = f32(src.decay)
+        self.d32 = np.float32(self.d)
 
     def forward(self, a, b, bias=None, alpha: float = 1.0, nnz=None):
         t, T = self.tape, self.tape.T
@@ -399,19 +401,23 @@ class PureECProduct(_Pure):
         ``ecmt.compensated_differences``: the same float32 operations as the tensor version), the products
         of all T steps in one batched matmul; the states (flat numpy ``SA``, ``SB``, ``P``) in place."""
         t, T = self.tape, self.tape.T
-        sums, nnz = [], []
-        for X, S in ((A, SA), (B, SB)):
+        sums, nnz, lines = [], [], []
+        for X, S, rows in ((A, SA, False), (B, SB, True)):  # a's non-zeros per column, b's per row
             X5 = as_steps_5d(X)
             out, n = np.empty(X5.shape, np.float32), np.empty(T, dtype=np.int64)
-            running_sums(X5.numpy(), S.reshape(X5.shape[1:]), out, n, np.float32(self.d), fresh)
+            ln = np.empty((*X5.shape[:3], X5.shape[3 if rows else 4]), np.int64)
+            running_sums(X5.numpy(), S.reshape(X5.shape[1:]), out, n, self.d32, fresh, ln, rows)
             sums.append(torch.from_numpy(out).view(X.shape))
             nnz.append(n)
+            lines.append(ln)
         ps = (sums[0] @ sums[1]).contiguous()
         out = np.empty((T, ps[0].numel()), np.float32)
-        compensated_differences(ps.numpy().reshape(T, -1), P, t.w32, np.float32(self.d), out, fresh)
+        compensated_differences(ps.numpy().reshape(T, -1), P, t.w32, self.d32, out, fresh)
         out = torch.from_numpy(out).view(ps.shape).flatten(0, 1)
         m, n = b.shape[-1], a.shape[-2]
-        t.count(("pairs", self.name), pairs(a, b, T, True))
+        pair_count = np.empty(T, np.int64)
+        pairs_of_lines(*lines, pair_count)  # = pairs(a, b, T): tests/test_compiled.py
+        t.count(("pairs", self.name), pair_count)
         t.count(("cross", self.name, float(out.numel() // T)), nnz[0] * m + nnz[1] * n)
         return out
 
