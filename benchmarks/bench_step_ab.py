@@ -62,13 +62,18 @@ def one(repo: Path, modes: str) -> dict:
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def ab_arguments(doc: str, modes: str) -> argparse.Namespace:
+    """The command line of an A/B benchmark: --base (the other checkout), --modes, --pairs, --json."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     ap.add_argument("--base", required=True, help="the other checkout (a worktree of the commit before the change)")
-    ap.add_argument("--modes", default="ecmt,mst,spikformer")
+    ap.add_argument("--modes", default=modes)
     ap.add_argument("--pairs", type=int, default=4)
     ap.add_argument("--json", default=None)
-    a = ap.parse_args()
+    return ap.parse_args()
+
+
+def main() -> None:
+    a = ab_arguments(__doc__, "ecmt,mst,spikformer")
     runs = {"base": [], "this": []}
     for i in range(a.pairs):
         for name, repo in (("base", Path(a.base)), ("this", REPO)):

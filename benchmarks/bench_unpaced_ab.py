@@ -10,7 +10,6 @@ reports wall time, x real time and the step p50 of each run, and the median of e
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -24,6 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from bench_live_load import CHECKPOINTS, make_stream  # noqa: E402
+from bench_step_ab import ab_arguments  # noqa: E402
 
 
 def unpaced(repo: Path, stream: Path, mode: str, summary: Path) -> dict:
@@ -41,12 +41,7 @@ def unpaced(repo: Path, stream: Path, mode: str, summary: Path) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--base", required=True, help="the other checkout (a worktree of the commit before the change)")
-    ap.add_argument("--modes", default="ecmt,spikformer")
-    ap.add_argument("--pairs", type=int, default=4)
-    ap.add_argument("--json", default=None)
-    a = ap.parse_args()
+    a = ab_arguments(__doc__, "ecmt,spikformer")
     from bench_step_compiled import machine  # lscpu's model name, cores, load, torch
 
     res = {"machine": machine(), "base": a.base, "runs": {}, "summary": {}}
