@@ -264,3 +264,39 @@ def test_vectorised_kernel_gives_the_exponent_bit_kernels_bits(ec):
             for sa, sb in zip(a, b):
                 assert np.array_equal(sa.view(np.int32), sb.view(np.int32))
         assert na > 0
+
+
+@pytest.mark.parametrize("shapes", [((5, 3, 2, 4, 6), (5, 3, 2, 6, 7)),   # same batch
+                                    ((4, 1, 2, 5, 3), (4, 3, 1, 3, 5)),   # broadcast batch dimensions
+                                    ((3, 2, 1, 1, 4), (3, 2, 1, 4, 1))])  # single rows and columns
+def test_running_sums_count_the_pairs_the_product_meets(shapes):
+    """The batched step's ECMT products count their pairs of non-zeros from the running sums' pass (non-zeros
+    per column of a, per row of b): equal to ``energy.pair_ops`` of each step's product, with the sums and the
+    states as before (a fresh start writes S without reading it: the same values as from 0)."""
+    import numpy as np
+
+    from evstream.energy import pair_ops
+    from evstream.snn.ecmt import pairs_of_lines, running_sums
+
+    g = torch.Generator().manual_seed(sum(shapes[0]))
+    a, b = (((torch.rand(s, generator=g) < 0.5) * torch.randint(1, 4, s, generator=g)).float() for s in shapes)
+    b = b.transpose(-2, -1).contiguous().transpose(-2, -1)  # strided, as Kᵀ arrives
+    T, d = a.shape[0], np.float32(0.5)
+    lines = []
+    for x, rows in ((a, False), (b, True)):
+        n = x.shape[3 if rows else 4]
+        for fresh in (True, False):
+            S = np.full(x.shape[1:], 0.0 if fresh else 7.0, np.float32)
+            out, nnz = np.empty(x.shape, np.float32), np.empty(T, np.int64)
+            ln = np.full((*x.shape[:3], n), -1, np.int64)
+            running_sums(x.numpy(), S, out, nnz, d, fresh, ln, rows)
+            S0 = np.zeros(x.shape[1:], np.float32) if fresh else np.full(x.shape[1:], 7.0, np.float32)
+            for t in range(T):  # the running sum, step by step, in float32
+                S0 = (S0 * d + x[t].numpy()).astype(np.float32)
+                assert np.array_equal(out[t], S0)
+            assert np.array_equal(nnz, (x != 0).reshape(T, -1).sum(1).numpy())
+        lines.append(ln)
+    pairs = np.empty(T, np.int64)
+    pairs_of_lines(*lines, pairs)
+    assert pairs.tolist() == [pair_ops(a[t], b[t]) for t in range(T)]
+    assert pairs.sum() > 0
