@@ -253,18 +253,18 @@ def test_segmented_eval_with_burn_in_scores_the_later_steps_only():
 
 def test_a_kernels_first_use_does_not_import_scipy_linalg():
     """numba's first compilation checks for SciPy's BLAS by importing scipy.linalg (~0.25 s of a live start;
-    no evstream kernel uses it): evstream.jit hides it for that check only, so a kernel runs without it and
-    scipy.linalg stays importable afterwards."""
+    no evstream kernel uses it) and imports cffi's C parser (~50 ms; no kernel calls cffi functions):
+    evstream.jit hides both for those checks only, so a kernel runs without them and both stay importable."""
     import subprocess
     import sys
 
     code = ("import sys, numpy as np; from evstream.snn.neurons import if_steps; "
             "x = np.ones((3, 4), np.float32); v = np.zeros(4, np.float32); o = np.empty_like(x); "
             "n = np.empty(3, np.int64); if_steps(x, v, o, n, np.float32(1.5), np.float32(1.5), False, np.float32(0)); "
-            "print(int(n.sum()), 'scipy.linalg' in sys.modules); "
-            "import scipy.linalg; print(scipy.linalg.norm(np.ones(4)))")
+            "print(int(n.sum()), 'scipy.linalg' in sys.modules, 'cffi' in sys.modules); "
+            "import scipy.linalg, cffi; print(scipy.linalg.norm(np.ones(4)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     first, second = out.stdout.split("\n")[:2]
-    assert first == "8 False", out.stdout  # spikes at steps 2 and 3 of each neuron; scipy.linalg never imported
+    assert first == "8 False False", out.stdout  # spikes at steps 2 and 3 of each neuron; neither imported
     assert float(second) == 2.0
