@@ -77,24 +77,11 @@ class Tape:
         self.i += 1
         return s
 
-    def state_array(self, role: str, make):
-        """:meth:`state` and its flat numpy view (for a numba kernel that updates it in place)."""
-        s = self.state(role, make)
-        if self.arrays is not None:
-            a = self.arrays[self.i - 1]
-            if self.fresh is not None:
-                value = self.fresh[self.i - 1]
-                if isinstance(value, float):
-                    a.fill(value)
-                else:
-                    a[:] = value
-            return s, a
-        return s, s.numpy().reshape(-1)
-
     def state_init(self, role: str, make):
-        """:meth:`state_array` for a kernel that writes a constant reset value itself: (state, flat array, the
-        value its kernel must start from — a float, on a fresh start whose reset value is one number — or None:
-        the array holds the state already). Saves a pass over the state and a call per layer."""
+        """:meth:`state` and its flat numpy view (for a numba kernel that updates it in place), for a kernel that
+        writes a constant reset value itself: (state, flat array, the value its kernel must start from — a
+        float, on a fresh start whose reset value is one number — or None: the array holds the state already).
+        Saves a pass over the state and a call per layer."""
         s = self.state(role, make)
         if self.arrays is None:
             return s, s.numpy().reshape(-1), None
@@ -105,6 +92,13 @@ class Tape:
                 return s, a, value
             a[:] = value
         return s, a, None
+
+    def state_array(self, role: str, make):
+        """:meth:`state_init` for a kernel that reads its state as it is: a reset value is written here first."""
+        s, a, init = self.state_init(role, make)
+        if init is not None:
+            a.fill(init)
+        return s, a
 
     def count(self, key: tuple, value) -> None:
         """``value``: this count for each of the call's timesteps, shape (T,)."""
