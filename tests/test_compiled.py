@@ -122,6 +122,42 @@ def test_batched_kernels_equal_the_tensor_operations(mode, shared_file):
         assert_same_steps(runs[-1], run, exact=True)
 
 
+@pytest.mark.parametrize("mode", ["mst", "ecmt", "spikformer"])
+def test_stacked_decisions_are_each_decisions_own(mode, shared_file):
+    """Several decisions in one call (unpaced replay, evstream/live/batch.py: each from reset states, their
+    layers' products shared): each is the decision computed alone (within float tolerance: a larger product
+    may round differently — here they came out equal), and exactly the same whichever decisions it is stacked
+    with (nothing of one decision leaks into the next); the runner's own decisions go on as before."""
+    lm = shipped(mode)
+    T = {"mst": 8, "ecmt": 5, "spikformer": 4}[mode]
+    xs = torch.cat([real_input(shared_file, lm.rep, index=i) for i in range(3)])
+    fast = CompiledRunner(lm.runner, xs[:1], backend="batched", chunk=T)
+    assert fast.can_stack(T)
+    from evstream.snn.pure import PerInput
+
+    batches = []  # the analog input's layers see one input at a time (a convolution's algorithm follows its batch)
+    for m in fast.pures[T].modules():
+        if isinstance(m, PerInput):
+            m.layer.register_forward_hook(lambda mod, args, out: batches.append(args[0].shape[0]))
+    stacked = fast.decisions(xs, T)
+    assert 1 in batches and len(xs) not in batches  # (ECMT's head, also analog, sees every step: S·T)
+    assert len(stacked) == 3 and all(len(d) == T for d in stacked)
+    alone = []
+    for k in range(3):
+        fast.reset()
+        alone.append(fast.steps(xs[k:k + 1], T))
+        assert_same_steps(alone[k], stacked[k], exact=False)
+        assert [s.t for s in stacked[k]] == list(range(1, T + 1))
+        assert_same_steps(fast.decisions(xs[k:k + 1].repeat(3, 1, 1, 1), T)[k], stacked[k], exact=True)
+    assert sum(s.total_spikes for s in stacked[2]) > 0 and stacked[0][-1].mean.ne(stacked[1][-1].mean).any()
+    fast.reset()
+    assert_same_steps(alone[0], fast.steps(xs[:1], T), exact=True)
+    with pytest.raises(ValueError, match="cannot stack"):
+        fast.decisions(xs[:, :, :8], T)
+    fast.set_mask_ratio(0.5)  # masking runs on the eager runner, one decision at a time
+    assert not fast.can_stack(T)
+
+
 def tiny_runner(tiny_model, mode):
     arch = "spikformer" if mode == "spikformer" else "mst"
     m = tiny_model(arch).eval()

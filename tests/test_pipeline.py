@@ -77,6 +77,40 @@ def test_headless_decisions_fields_and_no_drops():
     assert {s.t_us for s in first} == {decisions[0].t_us}
 
 
+@pytest.mark.parametrize("mode", ["ecmt", "spikformer"])
+def test_unpaced_replay_computes_decisions_together_with_the_same_answers(mode):
+    """Unpaced, decisions are held back and computed up to ``unpaced_batch`` at a time (evstream/live/batch.py):
+    the same decisions, steps and energy as one at a time; a decision limit is kept exactly; the stream's end
+    computes what is held."""
+    from evstream.paths import REPO
+
+    model = DEMO_MODEL if mode == "ecmt" else REPO / "models" / "spikformer-nmnist.pt"
+    runs = {}
+    for batch in (1, 8):
+        steps, decisions = [], []
+        pipe = Pipeline(DEMO_RECORDING, model, speed=None, mode=mode, unpaced_batch=batch)
+        assert pipe.lm.runner.can_stack(pipe.config.steps_for(pipe.lm))
+        pipe.run(on_step=steps.append, on_decision=decisions.append, max_decisions=21)
+        runs[batch] = (steps, decisions)
+    (s1, d1), (s8, d8) = runs[1], runs[8]
+    assert len(d1) == len(d8) == 21  # 2 calls of 8, then the limit: 5
+    for a, b in zip(d1, d8):
+        assert (a.decision, a.t_us, a.window_us, a.timesteps, a.reason) == (b.decision, b.t_us, b.window_us,
+                                                                             b.timesteps, b.reason)
+        assert a.class_name == b.class_name and a.confidence == pytest.approx(b.confidence, abs=1e-3)
+        assert a.energy_uJ == pytest.approx(b.energy_uJ, rel=0.02) and a.spikes == pytest.approx(b.spikes, rel=0.02)
+    assert [(s.decision, s.decision_step, s.t_us) for s in s1] == [(s.decision, s.decision_step, s.t_us) for s in s8]
+    if mode != "ecmt":
+        return
+    whole = {}  # the whole demo: the stream's end computes what is held
+    for batch in (1, 8):
+        whole[batch] = []
+        Pipeline(DEMO_RECORDING, DEMO_MODEL, speed=None, unpaced_batch=batch, max_queue=2).run(
+            on_decision=whole[batch].append)
+    assert [(d.t_us, d.class_name, d.reason) for d in whole[1]] == [(d.t_us, d.class_name, d.reason) for d in whole[8]]
+    assert whole[8][-1].reason == "end" and len(whole[8]) > 100
+
+
 def test_carry_state_steps_once_per_slice_and_reports_its_window():
     steps, decisions = [], []
     pipe = Pipeline(DEMO_RECORDING, DEMO_MODEL, speed=None, state="carry", max_steps=4, window_slices=5)

@@ -90,6 +90,9 @@ def add_live_arguments(p) -> None:
                         "'Live speed'), eager (the reference runner, one call per step), batched (a decision's "
                         "steps in one call, layer by layer), inductor / ort (that step compiled; minutes to "
                         "compile on a 2-core machine; cache: ~/.cache/evstream/compiled)")
+    p.add_argument("--unpaced-batch", type=int, default=8,
+                   help="unpaced replay (--speed 0): compute up to this many decisions in one call, the same "
+                        "answers faster (default 8; 1: one at a time)")
     p.add_argument("--seed", type=int, default=0, help="seed of the spike masks")
 
 
@@ -106,7 +109,8 @@ def live_options(args) -> dict:
                 window_slices=args.window_slices, steps_per_slice=args.steps_per_slice,
                 decay=args.decay if args.decay > 0 else None, mask_ratio=args.mask, threads=args.threads,
                 seed=args.seed, roi=parse_roi(args.roi), downscale=parse_downscale(args.downscale),
-                pool=args.pool, step=args.step, filters=parse_filters(getattr(args, "filters", None)))
+                pool=args.pool, step=args.step, filters=parse_filters(getattr(args, "filters", None)),
+                unpaced_batch=args.unpaced_batch)
 
 
 def read_labels(path) -> list[tuple[int, int, str]]:

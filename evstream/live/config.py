@@ -100,7 +100,9 @@ class LiveConfig:
     :meth:`queue_slices` chooses), ``outbox`` records kept for :meth:`Pipeline.drain`, ``threads`` torch threads
     of the model thread. ``step``: how the SNN step runs (``evstream.live.model.STEPS``; "eager" forces the
     reference runner); ``degrade``: on a paced stream the model thread decides less often or with fewer steps
-    when it cannot keep up (shown in the decision records and the summary) instead of dropping slices."""
+    when it cannot keep up (shown in the decision records and the summary) instead of dropping slices;
+    ``unpaced_batch``: unpaced, up to this many decisions are computed in one call (the same answers,
+    ``evstream.live.batch``)."""
 
     mode: str | None = None
     slice_ms: float = 10.0
@@ -134,6 +136,7 @@ class LiveConfig:
     policy: type = DecisionPolicy
     step: str = "auto"  # the SNN step: "auto", "eager", "inductor", "ort" (evstream/live/model.py STEPS)
     degrade: bool = True  # paced streams: fewer decisions / steps when too slow (evstream/live/degrade.py)
+    unpaced_batch: int = 8  # unpaced replay: decisions computed in one call at most (evstream/live/batch.py; 1: alone)
 
     def __post_init__(self):
         if self.view not in VIEWS:
@@ -155,6 +158,8 @@ class LiveConfig:
             raise EvstreamError(f"smooth must be in [0, 1), not {self.smooth}")
         if self.burn_in is not None and not 0 <= self.burn_in < 1:
             raise EvstreamError(f"burn_in is a fraction of a decision's steps in [0, 1), not {self.burn_in}")
+        if int(self.unpaced_batch) < 1:
+            raise EvstreamError(f"unpaced_batch is a number of decisions (1 or more), not {self.unpaced_batch}")
 
     def steps_for(self, lm) -> int:
         """Timesteps per decision: ``max_steps``, else the checkpoint's for its mode, else the default."""

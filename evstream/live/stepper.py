@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from evstream.errors import EvstreamError
+from evstream.live.batch import DecisionStack, Held, decide_held
 from evstream.live.degrade import LoadGovernor
 from evstream.live.policy import DecisionSmoother
 from evstream.live.queue import END, Reset
@@ -49,6 +50,24 @@ def window_events(window, sensor_size) -> np.ndarray:
     return events
 
 
+def class_namer(names):
+    """index -> the class's name (its number where the checkpoint names fewer classes)."""
+    return lambda i: names[i] if i < len(names) else str(i)
+
+
+def window_slices(cfg, lm) -> int:
+    """Slices in the model's input window: as set; else as many time slices as span one training sample
+    (the checkpoint's ``window_us``), so the live input looks like what the model learned from; else the
+    checkpoint's ``n_frames``."""
+    if cfg.state == "reset":  # pruned by time (``_window_for``); the bound only caps memory
+        return 100_000
+    if cfg.window_slices:
+        return int(cfg.window_slices)
+    if lm.window_us and not cfg.slice_events and cfg.slice_ms > 0:
+        return max(1, round(lm.window_us / (cfg.slice_ms * 1000)))
+    return lm.n_window
+
+
 def batched_steps(stepper, lm, x, t_rel, on_step):
     """A runner with ``steps(x, n)`` (the compiled step): the decision's timesteps in one call, each recorded
     with its share of the call's time; the policy's answer after the last (None: step on one by one)."""
@@ -73,16 +92,16 @@ class ModelStepper:
         self.slices, self.config, self._load, self.t_first = slices, config, load, t_first
         self.dropped, self.recorder, self.emit = dropped, recorder, emit
         self.latency, self._stop, self._lock = latency, stop, lock
-        self.lm, self.spikes, self.energy = None, SpikeMonitor(), EnergyMonitor()
-        self.window: deque = deque(maxlen=1)
+        self.lm, self.spikes, self.energy, self.window = None, SpikeMonitor(), EnergyMonitor(), deque(maxlen=1)
         self.policy = config().make_policy()
         self.smoother = DecisionSmoother.from_config(config())
         self._next_t = self._decided_t = None  # stream time (µs) of the next decision (state "reset"), of the last
         self.undecided, self._cfg, self._request, self.headless = 0, config(), None, False
         self.slices_done = self.steps = self.decisions = 0
         self.first_decision_s = None  # this process's age at its first decision (process_age_s)
-        # decision times passed over (a later one already queued); the LoadGovernor; decision times seen
-        self.skipped, self.governor, self._slot = 0, None, 0
+        # decision times passed over (a later one already queued); the LoadGovernor; decision times seen; unpaced,
+        # the decisions held back to be computed together (evstream.live.batch)
+        self.skipped, self.governor, self._slot, self.stack = 0, None, 0, DecisionStack()
         self._reset_tally()
 
     # ---------------------------------------------------------------- the model
@@ -112,6 +131,7 @@ class ModelStepper:
         if req is None:
             return
         path, mode = req
+        decide_held(self)  # the old model's
         try:
             lm = self._load(path, mode)
         except EvstreamError as exc:
@@ -124,17 +144,7 @@ class ModelStepper:
         self.emit(StatusRecord(f"model {Path(path).name} ({lm.mode}) loaded"))
 
     def window_slices(self, lm) -> int:
-        """Slices in the model's input window: as set; else as many time slices as span one training sample
-        (the checkpoint's ``window_us``), so the live input looks like what the model learned from; else the
-        checkpoint's ``n_frames``."""
-        cfg = self.config()
-        if cfg.state == "reset":  # pruned by time (``_window_for``); the bound only caps memory
-            return 100_000
-        if cfg.window_slices:
-            return int(cfg.window_slices)
-        if lm.window_us and not cfg.slice_events and cfg.slice_ms > 0:
-            return max(1, round(lm.window_us / (cfg.slice_ms * 1000)))
-        return lm.n_window
+        return window_slices(self.config(), lm)
 
     def _sync_settings(self, cfg) -> None:
         """Settings changed since the last slice: the window length, the mask ratio, the policy's rule."""
@@ -160,8 +170,7 @@ class ModelStepper:
 
     def _reset_tally(self) -> None:
         self.policy.reset()
-        self._energy, self._spikes = 0.0, 0
-        self._last_out = self._last_t = None
+        self._energy, self._spikes, self._last_out, self._last_t = 0.0, 0, None, None
 
     # ---------------------------------------------------------------- the loop
     def run(self, on_step=None, on_decision=None, max_decisions=None, t_end=None) -> None:
@@ -170,6 +179,7 @@ class ModelStepper:
         if self.config().threads:
             torch.set_num_threads(self.config().threads)
         decisions_at_start = self.decisions
+        self.stack.limit = None if max_decisions is None else decisions_at_start + max_decisions
         while not self._stop.is_set():
             if t_end is not None and time.monotonic() > t_end:
                 break
@@ -180,10 +190,14 @@ class ModelStepper:
             try:
                 item = self.slices.get(timeout=0.05)
             except queue.Empty:
+                decide_held(self)  # nothing more for now: what is held is due
                 continue
+            if not isinstance(item, EventSlice):
+                decide_held(self)  # the end or a jump: every decision before it first
             if item is END:
                 if self.lm is not None and self.config().state == "reset":
                     self.final_window(on_step, on_decision)
+                    decide_held(self)
                 elif self.policy.steps and self.lm is not None:
                     self.decide(self._last_out, "end", self._last_t, on_decision)
                 self.emit(EndRecord())
@@ -200,6 +214,7 @@ class ModelStepper:
                 self.emit(ResetRecord(item.why))
             else:
                 self.process(item, on_step, on_decision)
+        decide_held(self)
 
     def process(self, sl: EventSlice, on_step=None, on_decision=None) -> None:
         t_start = time.perf_counter()
@@ -210,6 +225,8 @@ class ModelStepper:
         if lm is None:
             return
         cfg = self.config()
+        if cfg is not self._cfg:
+            decide_held(self)  # the decisions held so far under the settings they were made with
         self._sync_settings(cfg)
         self.window.append(sl)
         if cfg.state == "reset":
@@ -262,6 +279,12 @@ class ModelStepper:
         level = self.governor.level if self.governor is not None else None
         self.policy.max_steps = steps = level.steps if level is not None else cfg.steps_for(lm)
         lm.runner.set_burn_in(int(cfg.burn_in_for(lm) * steps))  # the answer leaves out the first steps
+        size = self.stack.size_for(cfg, lm.runner, steps, self.policy)
+        if size > 1:  # unpaced: held back, computed with the next ones (evstream.live.batch)
+            held = Held(x, steps, t_rel, reason, t_ready, min(span, t_rel), level, on_step, on_decision)
+            if self.stack.add(held, size, self.decisions) or not self.slices.qsize():
+                decide_held(self)
+            return
         decision = batched_steps(self, lm, x, t_rel, on_step)
         while decision is None:
             decision = self._step(lm, x, t_rel, on_step)
@@ -338,11 +361,7 @@ class ModelStepper:
         lm = self.lm
         probs = torch.softmax(out.mean[0], -1)
         top = probs.topk(min(3, len(probs)))
-        names = lm.classes
-
-        def name(i):
-            return names[i] if i < len(names) else str(i)
-
+        name = class_namer(lm.classes)
         if self.config().state == "reset":  # the announced class: smoothed over decisions, with hysteresis
             idx, conf = self.smoother.update(probs.numpy(), t_rel)
             probs = torch.from_numpy(self.smoother.mean.astype("float32"))

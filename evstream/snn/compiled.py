@@ -246,6 +246,51 @@ class CompiledRunner:
             out += self._call(x, size)
         return out
 
+    def can_stack(self, n: int) -> bool:
+        """Whether :meth:`decisions` can run decisions of ``n`` steps together here (the batched backend's
+        kernels, no masking, states that restart from one number)."""
+        pure = self.pures.get(self.chunk)
+        return (self.backend == "batched" and pure is not None and pure.tape.kernels and pure.stackable
+                and pure.flat_reset is not None and self.compiled_active and n > 0)
+
+    @torch.inference_mode()
+    def decisions(self, xs: torch.Tensor, n: int) -> list:
+        """A decision — ``reset()``, then ``n`` steps — on each input of ``xs (S·B, ...)`` (S inputs shaped like
+        the example), all in one call of the pure step (its ``samples``: the S decisions one after the other in
+        time, the layers' matrix products shared; :meth:`can_stack`); a list of S lists of ``StepResult`` s,
+        those S separate decisions' (within float rounding: ``tests/test_compiled.py``). Unpaced replay decides
+        this way (``evstream.live.batch``)."""
+        B = self.shape[0]
+        S = xs.shape[0] // B
+        if tuple(xs.shape[1:]) != self.shape[1:] or xs.shape[0] != S * B or not self.can_stack(n):
+            raise ValueError(f"cannot stack decisions of {n} steps on inputs {tuple(xs.shape)}")
+        if xs.dtype != torch.float32 or not xs.is_contiguous():
+            xs = xs.to(torch.float32).contiguous()
+        if n not in self._fns:
+            self._build(n)
+        pure, ref = self.pures[n], self.ref
+        self.reset()
+        if self._buffer is None:  # the state buffer (its values are written as the layers go: fresh)
+            self._reset_states(pure)
+        d, w, ws = ref.decay or 1.0, 0.0, []
+        for _ in range(n):
+            w = d * w + 1.0
+            ws.append(w)
+        logits, counts, states = self._fns[n](xs, torch.tensor(ws * S, dtype=torch.float64), list(self._buffer[1]),
+                                              self._buffer[2], True, S)
+        rows = counts.t().tolist()
+        out = []
+        for k in range(S):
+            ref.reset_run()
+            steps = []
+            for i in range(k * n, (k + 1) * n):
+                spikes, sops = pure.ops(rows[i], i == k * n)
+                lg = logits[i]
+                steps.append(ref.result(lg, ref.accumulate(lg), spikes, sops, self.macs if ref.counter else 0.0))
+            out.append(steps)
+        self.states, self._w, self._first = list(states), w, False  # where the last decision left the run
+        return out
+
     def _eager(self, x, n) -> list:
         """``n`` steps of the eager runner, its modules reset first if a reset() came since it last stepped
         (resetting them at every decision costs more than a batched step: a walk over every neuron)."""

@@ -51,16 +51,21 @@ class Tape:
         self.kernels = False  # eager only: the neurons run their numba kernels (the same arithmetic, fewer calls)
         self.begin(None, None)
 
-    def begin(self, states, w, arrays=None, once: int = 0, fresh=None) -> None:
+    def begin(self, states, w, arrays=None, once: int = 0, fresh=None, samples: int = 1) -> None:
         """A call's states and ``w``; ``arrays`` (eager, optional): each state's flat numpy view, made once by
         the caller for states it keeps (the kernels' arguments without a conversion per call); ``once`` (eager):
         the batch B of an input passed once, not repeated T times (:meth:`per_step`); ``fresh`` (with
         ``arrays``): the states start from their reset values, which each layer writes into its own state
         just before its kernel reads it (``fresh[i]``: state i's reset value, a number or a flat array) —
-        where one copy of every reset value at the start of a decision streamed megabytes through the cache."""
+        where one copy of every reset value at the start of a decision streamed megabytes through the cache.
+        ``samples`` S > 1 (eager kernels, fresh, ``once``): the call's T steps are S decisions of T/S steps each on
+        the S inputs of the batch, one after the other in time (:meth:`spans`), each from the reset values."""
         self.states, self.w, self.i, self.arrays = states, w, 0, arrays
         self.fresh = fresh if arrays is not None else None
         self.B, self.once = int(once), bool(once)
+        self.samples = max(1, int(samples))
+        per = self.T // self.samples
+        self.spans = tuple((k * per, (k + 1) * per) for k in range(self.samples))
         # eager kernels only (a traced W has no values): the per-step constants' cache key, W in float32
         self.w_key = tuple(w.tolist()) if self.kernels and w is not None else None
         self.w32 = None if self.w_key is None else np.array(self.w_key, dtype=np.float32)
@@ -114,6 +119,10 @@ class Tape:
             self.once = False
             if x.shape[0] != self.B:
                 raise RuntimeError(f"the first neuron layer got a batch of {x.shape[0]}, not the input's {self.B}")
+            if self.samples > 1:  # input k for the steps of decision k: (S·P, B/S, ...), decision-major
+                S = self.samples
+                xs = x.unflatten(0, (S, -1)).unsqueeze(1)
+                return xs.expand(S, self.T // S, *xs.shape[2:]).reshape(self.T, *xs.shape[2:])
             return x.unsqueeze(0).expand(self.T, *x.shape)
         return x.unflatten(0, (self.T, -1))
 
@@ -123,15 +132,16 @@ class Tape:
         return (xs_shape[0] * xs_shape[1], *xs_shape[2:])
 
 
-def kernel_steps(xs: torch.Tensor, v, steps_kernel, *params, shape=None):
+def kernel_steps(xs: torch.Tensor, v, steps_kernel, *params, shape=None, spans=None):
     """Eager (``Tape.kernels``): the numba neuron ``steps_kernel(xs, v, out, counts, *params)``
     (:func:`~evstream.snn.neurons.if_steps`, ...: the one-step kernel once per row of ``xs (T, ...)``, in one
-    call), the membrane ``v`` (flat float32 numpy) updated in place; returns (outputs ``(T, ...)`` — or of
-    ``shape`` — and spikes ``(T,)``)."""
+    call — one per span of ``spans``, :meth:`Tape.spans`), the membrane ``v`` (flat float32 numpy) updated in
+    place; returns (outputs ``(T, ...)`` — or of ``shape`` — and spikes ``(T,)``)."""
     xa = as_array(xs)
     out = np.empty(xa.shape, np.float32)
     n = np.empty(xa.shape[0], np.int64)
-    steps_kernel(xa, v, out, n, *params)
+    for lo, hi in spans or ((0, xa.shape[0]),):
+        steps_kernel(xa[lo:hi], v, out[lo:hi], n[lo:hi], *params)
     return torch.from_numpy(out).view(shape or xs.shape), n
 
 
@@ -174,7 +184,7 @@ class _Pure(nn.Module):
         t = self.tape
         v, va, init = t.state_init("v", make)
         out, n = kernel_steps(xs, va, steps_kernel, *params, init is not None, np.float32(init or 0.0),
-                              shape=Tape.folded(xs.shape))
+                              shape=Tape.folded(xs.shape), spans=t.spans)
         t.new.append(v)
         t.count(self.spikes_key, n)
         return out
@@ -257,7 +267,7 @@ class PureEC(_Pure):
         S, Sa, iS = t.state_init("S", zeros) if self.ec else NO_STATE
         G, Ga, iG = t.state_init("G", zeros) if self.ec else NO_STATE
         v, va, iv = t.state_init("v", zeros) if self.mt else NO_STATE
-        fresh = _fresh_zeros((Sa, iS), (Ga, iG), (va, iv))
+        inits = ((Sa, iS), (Ga, iG), (va, iv))
         xa = as_array(xs)
         T = xa.shape[0]
         out = np.empty(xa.shape, np.float32)
@@ -268,7 +278,10 @@ class PureEC(_Pure):
             consts = self.consts[t.w_key] = ((self.L / (self.lam * w)).astype(np.float32),
                                              (self.lam * w / self.L).astype(np.float32))
         d, L, theta = self.f32
-        ec_mt_steps(xa, Sa, Ga, va, out, n, self.ec, self.mt, d, *consts, L, theta, self.n, fresh)
+        cs, c2s = consts
+        for lo, hi in t.spans:  # each decision from the reset values (one span: the call's steps)
+            ec_mt_steps(xa[lo:hi], Sa, Ga, va, out[lo:hi], n[lo:hi], self.ec, self.mt, d, cs[lo:hi], c2s[lo:hi], L,
+                        theta, self.n, _fresh_zeros(*inits))
         if self.ec:
             t.new += (S, G)
         if self.mt:
@@ -369,7 +382,7 @@ class PureECProduct(_Pure):
         P, Pa, iP = get("P", lambda: torch.zeros(np.broadcast_shapes(tuple(A.shape[1:-2]), tuple(B.shape[1:-2]))
                                                  + (A.shape[-2], B.shape[-1])))
         if t.kernels:
-            out = self._kernels(a, b, A, B, SAa, SBa, Pa, _fresh_zeros((SAa, iA), (SBa, iB), (Pa, iP)))
+            out = self._kernels(a, b, A, B, SAa, SBa, Pa, ((SAa, iA), (SBa, iB), (Pa, iP)))
             t.new += [SA, SB, P]
             return out if bias is None else torch.add(bias.view(out.shape), out, alpha=alpha)
         sa, sb = [], []
@@ -390,23 +403,31 @@ class PureECProduct(_Pure):
         t.count(("cross", self.name, float(out.numel() // T)), _nnz(a, T) * m + _nnz(b, T) * n)
         return out if bias is None else torch.add(bias.view(out.shape), out, alpha=alpha)
 
-    def _kernels(self, a, b, A, B, SA, SB, P, fresh):
+    def _kernels(self, a, b, A, B, SA, SB, P, inits):
         """Eager (``Tape.kernels``): the running sums and the differences in numba (``ecmt.running_sums``,
         ``ecmt.compensated_differences``: the same float32 operations as the tensor version), the products
-        of all T steps in one batched matmul; the states (flat numpy ``SA``, ``SB``, ``P``) in place."""
+        of all T steps in one batched matmul; the states (flat numpy ``SA``, ``SB``, ``P``) in place, starting
+        from ``inits`` (each state's array and :meth:`Tape.state_init` value) in each span."""
         t, T = self.tape, self.tape.T
+        fresh = _fresh_zeros(*inits)
+        if len(t.spans) > 1 and not fresh:  # a later span's states are not refilled here: they start at 0
+            raise RuntimeError(f"{self.name}: stacked decisions need product states that start at 0")
         sums, nnz, lines = [], [], []
         for X, S, rows in ((A, SA, False), (B, SB, True)):  # a's non-zeros per column, b's per row
             X5 = as_steps_5d(X)
             out, n = np.empty(X5.shape, np.float32), np.empty(T, dtype=np.int64)
             ln = np.empty((*X5.shape[:3], X5.shape[3 if rows else 4]), np.int64)
-            running_sums(X5.numpy(), S.reshape(X5.shape[1:]), out, n, self.d32, fresh, ln, rows)
+            x5, s5 = X5.numpy(), S.reshape(X5.shape[1:])
+            for lo, hi in t.spans:
+                running_sums(x5[lo:hi], s5, out[lo:hi], n[lo:hi], self.d32, fresh, ln[lo:hi], rows)
             sums.append(torch.from_numpy(out).view(X.shape))
             nnz.append(n)
             lines.append(ln)
         ps = (sums[0] @ sums[1]).contiguous()
         out = np.empty((T, ps[0].numel()), np.float32)
-        compensated_differences(ps.numpy().reshape(T, -1), P, t.w32, self.d32, out, fresh)
+        pa = ps.numpy().reshape(T, -1)
+        for lo, hi in t.spans:
+            compensated_differences(pa[lo:hi], P, t.w32[lo:hi], self.d32, out[lo:hi], fresh)
         out = torch.from_numpy(out).view(ps.shape).flatten(0, 1)
         m, n = b.shape[-1], a.shape[-2]
         pair_count = np.empty(T, np.int64)
@@ -438,6 +459,22 @@ class Counted(_Pure):
         return self.layer(x)
 
 
+class PerInput(_Pure):
+    """A layer of the analog input (before the first neuron layer), run on each input of a call on its own when
+    the call stacks decisions (``Tape.samples``): a convolution's algorithm, and so its last bits, may depend on
+    the batch size, and mode mst's 64 IF steps carry such a difference into other spikes; otherwise the layer."""
+
+    def __init__(self, layer: nn.Module, tape: Tape, name: str):
+        super().__init__(tape, name)
+        self.layer = layer
+
+    def forward(self, x):
+        t = self.tape
+        if t.samples > 1 and t.once and x.shape[0] == t.B:
+            return torch.cat([self.layer(xk) for xk in x.chunk(t.samples)])
+        return self.layer(x)
+
+
 def _rewrite(model: nn.Module, tape: Tape, analog: set, fed: set) -> None:
     """Swap, in place, every neuron layer, spike product and counted linear layer for its pure twin."""
     names = {id(m): n for n, m in model.named_modules()}
@@ -458,6 +495,8 @@ def _rewrite(model: nn.Module, tape: Tape, analog: set, fed: set) -> None:
                 new = PureProduct(tape, name)
             elif isinstance(child, (nn.Linear, nn.Conv2d)) and name not in analog and name not in fed:
                 new = Counted(child, tape, name)
+            elif isinstance(child, (nn.Linear, nn.Conv2d)) and name in analog:
+                new = PerInput(child, tape, name)
             else:
                 continue
             setattr(parent, child_name, new)
@@ -518,6 +557,8 @@ class PureStep(nn.Module):
         # each state's reset value as the kernels' fresh start writes it: one number where it is constant
         self.reset_fill = [float(s.reshape(-1)[0]) if s.numel() and bool((s == s.reshape(-1)[0]).all())
                            else s.reshape(-1).numpy() for s in made]
+        # decisions stacked in one call (forward's ``samples``) restart each state from one number per span
+        self.stackable = all(isinstance(v, float) for v in self.reset_fill)
 
     def init_states(self) -> list:
         return [s.clone() for s in self.reset_values]
@@ -533,22 +574,33 @@ class PureStep(nn.Module):
     def _repeat(self, x):
         return x.repeat(self.steps, *[1] * (x.dim() - 1)) if self.steps > 1 else x
 
-    def forward(self, x, w, states, arrays=None, fresh: bool = False):
+    def forward(self, x, w, states, arrays=None, fresh: bool = False, samples: int = 1):
         """``x (B, ...)`` for each of the T steps, ``w (T,)`` float64 (ECMT's W at each step), ``states`` as
         :meth:`init_states`: (logits ``(T, B, K)``, counts ``(keys, T)`` float64, next states). ``arrays``
         (eager only): the states' flat numpy views (:meth:`Tape.begin`); with them, ``fresh``: whatever the
-        states hold, start from their reset values (each layer writes its own before its kernel runs)."""
-        once = self.tape.kernels and self.steps > 1  # eager: the analog layers once, not on T copies
-        tape = self.tape
-        tape.begin(list(states), w, arrays, once=x.shape[0] if once else 0, fresh=self.reset_fill if fresh else None)
-        logits = self.model(x if once else self._repeat(x))
+        states hold, start from their reset values (each layer writes its own before its kernel runs).
+        ``samples`` S > 1 (eager kernels, ``arrays``, ``fresh``; :attr:`stackable`): S decisions in one call —
+        ``x (S·B, ...)``, input k's T steps after input k − 1's, each from the reset values; ``w (S·T,)``;
+        logits ``(S·T, B, K)`` and counts ``(keys, S·T)``: every decision's own steps, as S calls would give
+        (the states end as the last decision leaves them)."""
+        tape, S = self.tape, max(1, int(samples))
+        if S > 1 and not (tape.kernels and arrays is not None and fresh and self.stackable):
+            raise ValueError("stacked decisions need the eager kernels, the states' arrays and a fresh start")
+        once = tape.kernels and (self.steps > 1 or S > 1)  # eager: the analog layers once, not on T copies
+        tape.T = self.steps * S
+        try:
+            tape.begin(list(states), w, arrays, once=x.shape[0] if once else 0,
+                       fresh=self.reset_fill if fresh else None, samples=S)
+            logits = self.model(x if once else self._repeat(x))
+        finally:
+            tape.T = self.steps
         if tape.fresh is not None and tape.i != len(self.reset_fill):  # every state must have been written
             raise RuntimeError(f"a fresh start wrote {tape.i} of {len(self.reset_fill)} states")
-        if self.tape.kernels:  # numpy counts (the kernels' own) and a few tensors, one conversion
-            counts = torch.from_numpy(np.stack([np.asarray(c, dtype=np.float64) for c in self.tape.counts]))
+        if tape.kernels:  # numpy counts (the kernels' own) and a few tensors, one conversion
+            counts = torch.from_numpy(np.stack([np.asarray(c, dtype=np.float64) for c in tape.counts]))
         else:
-            counts = torch.stack([c.to(torch.float64) for c in self.tape.counts])
-        return logits.unflatten(0, (self.steps, -1)), counts, list(self.tape.new)
+            counts = torch.stack([c.to(torch.float64) for c in tape.counts])
+        return logits.unflatten(0, (self.steps * S, -1)), counts, list(tape.new)
 
     # ---------------------------------------------------------------- the counts, read
     def ops(self, counts: list, first: bool) -> tuple[dict, float]:

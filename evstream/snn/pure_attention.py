@@ -145,6 +145,13 @@ def if_heads_to_tokens(o, T, B, h, v_mem, theta, out, spikes):
         spikes[t] = total
 
 
+def _start(mems) -> None:
+    """Each membrane ``(array, value)`` set to its start value (None: it holds its state already)."""
+    for arr, init in mems:
+        if init is not None:
+            arr.fill(init)
+
+
 def fits(attn) -> bool:
     """A ``WindowAttention`` whose Q, K, V, attention and output neurons are mode mst's IF (QCFS, not ECMT's),
     its products plain spike products and Q, K, V one fused linear layer: what :class:`PureIFAttention` runs."""
@@ -165,6 +172,15 @@ class PureIFAttention(nn.Module):
         self.inner = inner
         object.__setattr__(self, "tape", tape)
 
+    def _membrane(self):
+        """The next membrane state: (flat numpy array, the value it starts each span from, or None: as it is)."""
+        t = self.tape
+        st, arr, init = t.state_init("v", None)
+        t.new.append(st)
+        if init is None and len(t.spans) > 1:
+            raise RuntimeError("stacked decisions need membranes that start at one value")
+        return arr, init
+
     def forward(self, x, mask01=None):
         t, a = self.tape, self.inner
         if not t.kernels or t.states is None or t.once:  # discovery and the tensor path: the module as it is
@@ -176,11 +192,7 @@ class PureIFAttention(nn.Module):
         y = a.qkv_fused(x)
         ya = y.detach().reshape(tb * n, 3 * c)
         ya = ya if ya.is_contiguous() else ya.contiguous()
-        mems = []
-        for _ in range(3):  # Q's, K's and V's membranes, in the tensor path's order
-            s, arr = t.state_array("v", None)
-            t.new.append(s)
-            mems.append(arr)
+        mems = [self._membrane() for _ in range(3)]  # Q's, K's and V's, in the tensor path's order
         thetas = np.array([a.act_q.theta, a.act_k.theta, a.act_v.theta], dtype=np.float32)
         q = np.empty(tb * h * n * d, np.float32)
         kt = np.empty_like(q)
@@ -188,25 +200,35 @@ class PureIFAttention(nn.Module):
         spikes = np.empty((T, 3), np.int64)
         pairs_qk = np.empty(T, np.int64)
         v_rows = np.empty((tb * h, n), np.int64)
-        if_qkv_heads(ya.numpy(), T, B, n, h, d, *mems, thetas, q, kt, v, spikes, pairs_qk, v_rows)
+        ya = ya.numpy()
+        G = B * h
+        for lo, hi in t.spans:  # each decision from the reset values (one span: the call's steps)
+            _start(mems)
+            e0, e1 = lo * G * n * d, hi * G * n * d
+            if_qkv_heads(ya[lo * B * n:hi * B * n], hi - lo, B, n, h, d, *[m[0] for m in mems], thetas, q[e0:e1],
+                         kt[e0:e1], v[e0:e1], spikes[lo:hi], pairs_qk[lo:hi], v_rows[lo * G:hi * G])
         for i, act in enumerate((a.act_q, a.act_k, a.act_v)):
             t.count(("spikes", act.name), spikes[:, i].copy())
         qt = torch.from_numpy(q).view(tb * h, n, d)
         t.count(("pairs", a.qk.name), pairs_qk)
         s = torch.baddbmm(a.bias(tb, mask01), qt, torch.from_numpy(kt).view(tb * h, d, n), alpha=a.scale)
-        st, mem = t.state_array("v", None)
-        t.new.append(st)
-        att = np.empty((T, B * h, n, n), np.float32)
+        mem = self._membrane()
+        att = np.empty((T, G, n, n), np.float32)
         n_attn, pairs_av = np.empty(T, np.int64), np.empty(T, np.int64)
-        sa = s.numpy().reshape(T, B * h, n, n)
-        if_attn_pairs(sa, T, mem, np.float32(a.act_attn.theta), att, n_attn, v_rows, pairs_av)
+        sa = s.numpy().reshape(T, G, n, n)
+        for lo, hi in t.spans:
+            _start([mem])
+            if_attn_pairs(sa[lo:hi], hi - lo, mem[0], np.float32(a.act_attn.theta), att[lo:hi], n_attn[lo:hi],
+                          v_rows[lo * G:hi * G], pairs_av[lo:hi])
         t.count(("spikes", a.act_attn.name), n_attn)
         t.count(("pairs", a.av.name), pairs_av)
-        o = torch.bmm(torch.from_numpy(att).view(tb * h, n, n), torch.from_numpy(v).view(tb * h, n, d))
-        so, mem = t.state_array("v", None)
-        t.new.append(so)
+        o = torch.bmm(torch.from_numpy(att).view(tb * h, n, n), torch.from_numpy(v).view(tb * h, n, d)).numpy()
+        mem = self._membrane()
         out = np.empty(tb * n * c, np.float32)
         n_out = np.empty(T, np.int64)
-        if_heads_to_tokens(o.numpy(), T, B, h, mem, np.float32(a.act_out.theta), out, n_out)
+        for lo, hi in t.spans:
+            _start([mem])
+            if_heads_to_tokens(o[lo * G:hi * G], hi - lo, B, h, mem[0], np.float32(a.act_out.theta),
+                               out[lo * B * n * c:hi * B * n * c], n_out[lo:hi])
         t.count(("spikes", a.act_out.name), n_out)
         return a.proj(torch.from_numpy(out).view(tb, n, c))
