@@ -158,6 +158,25 @@ def test_stacked_decisions_are_each_decisions_own(mode, shared_file):
     assert not fast.can_stack(T)
 
 
+def test_stacked_decisions_split_over_threads(shared_file):
+    """Unpaced replay's held decisions split into calls computed side by side (evstream/live/batch.py): each
+    thread its own twin runner (pure steps and states), the results in order, as one call gives them."""
+    from evstream.live.batch import compute
+
+    lm = shipped("ecmt")
+    xs = torch.cat([real_input(shared_file, lm.rep, index=i) for i in range(7)])
+    fast = CompiledRunner(lm.runner, xs[:1], backend="batched", chunk=5)
+    one = fast.decisions(xs, 5)
+    split = compute(fast, xs, 5, threads=3)
+    assert len(split) == 7
+    for a, b in zip(one, split):
+        assert_same_steps(a, b, exact=False)
+        assert int(a[-1].mean.argmax()) == int(b[-1].mean.argmax())
+    twin = fast.twin()
+    assert twin is fast.twin() and twin.twin() is not twin and twin.pures[5] is not fast.pures[5]
+    assert twin._buffer[0].data_ptr() != fast._buffer[0].data_ptr()
+
+
 def tiny_runner(tiny_model, mode):
     arch = "spikformer" if mode == "spikformer" else "mst"
     m = tiny_model(arch).eval()

@@ -93,7 +93,7 @@ def test_unpaced_replay_computes_decisions_together_with_the_same_answers(mode):
         pipe.run(on_step=steps.append, on_decision=decisions.append, max_decisions=21)
         runs[batch] = (steps, decisions)
     (s1, d1), (s8, d8) = runs[1], runs[8]
-    assert len(d1) == len(d8) == 21  # 2 calls of 8, then the limit: 5
+    assert len(d1) == len(d8) == 21  # 16 held (two threads, 8 each), then the limit: 5
     for a, b in zip(d1, d8):
         assert (a.decision, a.t_us, a.window_us, a.timesteps, a.reason) == (b.decision, b.t_us, b.window_us,
                                                                              b.timesteps, b.reason)

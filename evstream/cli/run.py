@@ -93,6 +93,8 @@ def add_live_arguments(p) -> None:
     p.add_argument("--unpaced-batch", type=int, default=8,
                    help="unpaced replay (--speed 0): compute up to this many decisions in one call, the same "
                         "answers faster (default 8; 1: one at a time)")
+    p.add_argument("--unpaced-threads", type=int, default=2,
+                   help="unpaced replay: threads computing those decisions side by side (default 2)")
     p.add_argument("--seed", type=int, default=0, help="seed of the spike masks")
 
 
@@ -110,7 +112,7 @@ def live_options(args) -> dict:
                 decay=args.decay if args.decay > 0 else None, mask_ratio=args.mask, threads=args.threads,
                 seed=args.seed, roi=parse_roi(args.roi), downscale=parse_downscale(args.downscale),
                 pool=args.pool, step=args.step, filters=parse_filters(getattr(args, "filters", None)),
-                unpaced_batch=args.unpaced_batch)
+                unpaced_batch=args.unpaced_batch, unpaced_threads=args.unpaced_threads)
 
 
 def read_labels(path) -> list[tuple[int, int, str]]:

@@ -4,10 +4,12 @@ A live decision is a reset SNN run for T steps on one window; decisions are inde
 paced stream each is computed as soon as its window is complete (its latency is the point). Unpaced
 (``evstream run --speed 0``, ``evstream eval-stream``, the GUI at "max") nothing waits for an answer, so the model
 thread holds decisions back — their inputs made, their order kept — and computes up to
-``LiveConfig.unpaced_batch`` of them at once (:meth:`evstream.snn.compiled.CompiledRunner.decisions`: one
+``LiveConfig.unpaced_batch`` of them per call (:meth:`evstream.snn.compiled.CompiledRunner.stacked`: one
 call of the pure step whose layers' matrix products and convolutions serve them all, each decision's neurons
-still starting from their reset values). Each decision's steps, monitors, records and answer are then made in
-order, as if it had been computed alone: the same spikes, counts and outputs (``tests/test_compiled.py``).
+still starting from their reset values), ``LiveConfig.unpaced_threads`` such calls side by side (a twin runner
+per extra thread; the numba kernels and torch's operations run outside the GIL). Each decision's steps,
+monitors, records and answer are then made in order, in the model thread, as if it had been computed alone:
+the same spikes, counts and outputs (``tests/test_compiled.py``, ``tests/test_pipeline.py``).
 
 The held-back decisions are computed when there are ``size`` of them, and before anything that depends on
 them: the stream's end, a seek or loop, new settings or a new model, an empty queue (a paused or slower
@@ -51,14 +53,14 @@ class DecisionStack:
 
     @staticmethod
     def size_for(cfg, runner, steps: int, policy) -> int:
-        """Decisions per call for this stream, settings and runner: ``cfg.unpaced_batch`` (at most
-        ``MAX_STEPS`` timesteps in all) when unpaced, with a fixed number of steps (no early exit) and a runner
-        that can stack them; else 1."""
+        """Decisions to hold for this stream, settings and runner: ``cfg.unpaced_batch`` per call (at most
+        ``MAX_STEPS`` timesteps) times ``cfg.unpaced_threads`` when unpaced, with a fixed number of steps (no
+        early exit) and a runner that can stack them; else 1."""
         n = min(int(cfg.unpaced_batch), MAX_STEPS // max(1, int(steps)))
         if cfg.speed is not None or n < 2 or policy.early_exit is not None:
             return 1
         can = getattr(runner, "can_stack", None)
-        return n if can is not None and can(steps) else 1
+        return n * max(1, int(cfg.unpaced_threads)) if can is not None and can(steps) else 1
 
     def add(self, held: Held, size: int, decided: int) -> bool:
         """Hold one more; True when they should be computed now (``size`` of them, or the decision limit)."""
@@ -66,9 +68,34 @@ class DecisionStack:
         return len(self.held) >= size or (self.limit is not None and decided + len(self.held) >= self.limit)
 
 
+_pool = None  # the threads beside the model thread that compute held decisions (made at first use)
+
+
+def compute(runner, xs, steps: int, threads: int) -> list:
+    """The decisions on ``xs`` (S inputs) as :meth:`CompiledRunner.decisions` gives them, their arithmetic split
+    into up to ``threads`` stacked calls computed side by side (the first in this thread, the others by the
+    runner's twins in a pool), their results then made in order here."""
+    global _pool
+    parts = min(int(threads), xs.shape[0] // 2 or 1)  # two decisions a call at least
+    runner.reset()
+    if parts < 2:
+        return runner.stacked_results(runner.stacked(xs, steps))
+    if _pool is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _pool = ThreadPoolExecutor(max_workers=7, thread_name_prefix="evstream-stack")  # threads made as needed
+    chunks = xs.tensor_split(parts)
+    runners = [runner]
+    while len(runners) < parts:  # one runner per thread: a twin, a twin's twin, ...
+        runners.append(runners[-1].twin())
+    futures = [_pool.submit(r.stacked, c, steps) for r, c in zip(runners[1:], chunks[1:])]
+    done = [runner.stacked(chunks[0], steps)] + [f.result() for f in futures]
+    return [d for r, c in zip(runners, done) for d in r.stacked_results(c)]
+
+
 def decide_held(stepper) -> None:
-    """Compute every held decision of ``stepper`` (a ``ModelStepper``) in one call, then record and announce each
-    in order (its steps' share of the call's time as their step time)."""
+    """Compute every held decision of ``stepper`` (a ``ModelStepper``; :func:`compute`), then record and announce
+    each in order (its steps' share of the computing time as their step time)."""
     import torch
 
     held, stepper.stack.held = stepper.stack.held, []
@@ -76,7 +103,7 @@ def decide_held(stepper) -> None:
         return
     lm, steps = stepper.lm, held[0].steps
     t0 = time.perf_counter()
-    runs = lm.runner.decisions(torch.cat([h.x for h in held]), steps)
+    runs = compute(lm.runner, torch.cat([h.x for h in held]), steps, stepper.config().unpaced_threads)
     each = (time.perf_counter() - t0) / (len(held) * steps)
     for h, outs in zip(held, runs):
         stepper._reset_tally()

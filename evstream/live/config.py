@@ -101,8 +101,8 @@ class LiveConfig:
     of the model thread. ``step``: how the SNN step runs (``evstream.live.model.STEPS``; "eager" forces the
     reference runner); ``degrade``: on a paced stream the model thread decides less often or with fewer steps
     when it cannot keep up (shown in the decision records and the summary) instead of dropping slices;
-    ``unpaced_batch``: unpaced, up to this many decisions are computed in one call (the same answers,
-    ``evstream.live.batch``)."""
+    ``unpaced_batch``: unpaced, up to this many decisions are computed in one call, ``unpaced_threads`` such
+    calls side by side (the same answers, ``evstream.live.batch``)."""
 
     mode: str | None = None
     slice_ms: float = 10.0
@@ -137,6 +137,7 @@ class LiveConfig:
     step: str = "auto"  # the SNN step: "auto", "eager", "inductor", "ort" (evstream/live/model.py STEPS)
     degrade: bool = True  # paced streams: fewer decisions / steps when too slow (evstream/live/degrade.py)
     unpaced_batch: int = 8  # unpaced replay: decisions computed in one call at most (evstream/live/batch.py; 1: alone)
+    unpaced_threads: int = 2  # unpaced replay: threads computing those calls side by side
 
     def __post_init__(self):
         if self.view not in VIEWS:
@@ -158,8 +159,9 @@ class LiveConfig:
             raise EvstreamError(f"smooth must be in [0, 1), not {self.smooth}")
         if self.burn_in is not None and not 0 <= self.burn_in < 1:
             raise EvstreamError(f"burn_in is a fraction of a decision's steps in [0, 1), not {self.burn_in}")
-        if int(self.unpaced_batch) < 1:
-            raise EvstreamError(f"unpaced_batch is a number of decisions (1 or more), not {self.unpaced_batch}")
+        if int(self.unpaced_batch) < 1 or int(self.unpaced_threads) < 1:
+            raise EvstreamError(f"unpaced_batch and unpaced_threads are counts (1 or more), not "
+                                f"{self.unpaced_batch} and {self.unpaced_threads}")
 
     def steps_for(self, lm) -> int:
         """Timesteps per decision: ``max_steps``, else the checkpoint's for its mode, else the default."""

@@ -142,6 +142,7 @@ class CompiledRunner:
         self._buffer = None  # (flat state buffer, its views, their numpy views): see _reset_states
         self._mask = None  # the buffer's expectation entries (reset_mean)
         self._clear_expectations = False  # reset_mean's clearing of the states, pending
+        self._twin = None  # twin()
         self._build(self.chunk)
         self.compile_s = time.perf_counter() - t0
         self.reset()
@@ -253,13 +254,20 @@ class CompiledRunner:
         return (self.backend == "batched" and pure is not None and pure.tape.kernels and pure.stackable
                 and pure.flat_reset is not None and self.compiled_active and n > 0)
 
-    @torch.inference_mode()
     def decisions(self, xs: torch.Tensor, n: int) -> list:
         """A decision — ``reset()``, then ``n`` steps — on each input of ``xs (S·B, ...)`` (S inputs shaped like
         the example), all in one call of the pure step (its ``samples``: the S decisions one after the other in
         time, the layers' matrix products shared; :meth:`can_stack`); a list of S lists of ``StepResult`` s,
         those S separate decisions' (within float rounding: ``tests/test_compiled.py``). Unpaced replay decides
-        this way (``evstream.live.batch``)."""
+        this way (``evstream.live.batch``). :meth:`stacked` (the arithmetic, which another thread may do with a
+        :meth:`twin`) then :meth:`stacked_results` (the eager runner's bookkeeping, in this thread)."""
+        self.reset()
+        return self.stacked_results(self.stacked(xs, n))
+
+    @torch.inference_mode()
+    def stacked(self, xs: torch.Tensor, n: int) -> tuple:
+        """:meth:`decisions`' arithmetic: (logits ``(S·n, B, K)``, counts ``(keys, S·n)``, n). Touches only this
+        runner's own pure steps and states, never the eager runner it shares with its twins."""
         B = self.shape[0]
         S = xs.shape[0] // B
         if tuple(xs.shape[1:]) != self.shape[1:] or xs.shape[0] != S * B or not self.can_stack(n):
@@ -268,19 +276,27 @@ class CompiledRunner:
             xs = xs.to(torch.float32).contiguous()
         if n not in self._fns:
             self._build(n)
-        pure, ref = self.pures[n], self.ref
-        self.reset()
+        pure = self.pures[n]
         if self._buffer is None:  # the state buffer (its values are written as the layers go: fresh)
             self._reset_states(pure)
-        d, w, ws = ref.decay or 1.0, 0.0, []
+        d, w, ws = self.ref.decay or 1.0, 0.0, []
         for _ in range(n):
             w = d * w + 1.0
             ws.append(w)
         logits, counts, states = self._fns[n](xs, torch.tensor(ws * S, dtype=torch.float64), list(self._buffer[1]),
                                               self._buffer[2], True, S)
+        self.states, self._w, self._first = list(states), w, False  # where the last decision left the run
+        return logits, counts, n
+
+    @torch.inference_mode()
+    def stacked_results(self, computed: tuple) -> list:
+        """The ``StepResult`` s of :meth:`stacked`'s output, decision by decision (each after the eager
+        runner's ``reset_run``: its running output, burn-in and totals)."""
+        logits, counts, n = computed
+        pure, ref = self.pures[n], self.ref
         rows = counts.t().tolist()
         out = []
-        for k in range(S):
+        for k in range(len(rows) // n):
             ref.reset_run()
             steps = []
             for i in range(k * n, (k + 1) * n):
@@ -288,8 +304,16 @@ class CompiledRunner:
                 lg = logits[i]
                 steps.append(ref.result(lg, ref.accumulate(lg), spikes, sops, self.macs if ref.counter else 0.0))
             out.append(steps)
-        self.states, self._w, self._first = list(states), w, False  # where the last decision left the run
         return out
+
+    def twin(self) -> CompiledRunner:
+        """A runner over the same eager runner, with pure steps and states of its own: another thread computes
+        :meth:`stacked` decisions with it while this one does (made once)."""
+        if self._twin is None:
+            self._twin = CompiledRunner(self.ref, self.example, self.backend, self.chunk)
+            self.ref.reset_run()
+            self._ref_stale = True  # the twin stepped the eager runner's modules
+        return self._twin
 
     def _eager(self, x, n) -> list:
         """``n`` steps of the eager runner, its modules reset first if a reset() came since it last stepped
