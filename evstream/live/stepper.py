@@ -6,6 +6,8 @@ policy (:mod:`evstream.live.policy`) after each step whether to commit to a :cla
 
 Membranes carry over from slice to slice; after a decision the runner's running output is cleared
 (``reset_mean()``); a ``Reset`` marker (seek, loop, new slicing) restarts the SNN (``reset()``).
+Unpaced, decisions are held back and computed several at a time (:mod:`evstream.live.batch`), then recorded
+and announced in order.
 """
 
 from __future__ import annotations
