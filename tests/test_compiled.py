@@ -158,10 +158,13 @@ def test_stacked_decisions_are_each_decisions_own(mode, shared_file):
     assert not fast.can_stack(T)
 
 
-def test_stacked_decisions_split_over_threads(shared_file):
+def test_stacked_decisions_split_over_threads(shared_file, monkeypatch):
     """Unpaced replay's held decisions split into calls computed side by side (evstream/live/batch.py): each
     thread its own twin runner (pure steps and states), the results in order, as one call gives them."""
+    from evstream.live import batch
     from evstream.live.batch import compute
+
+    monkeypatch.setattr(batch, "usable_cores", lambda: 8)  # three threads on a 2-core machine too
 
     lm = shipped("ecmt")
     xs = torch.cat([real_input(shared_file, lm.rep, index=i) for i in range(7)])

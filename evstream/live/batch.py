@@ -18,6 +18,7 @@ source), a decision limit, and the model thread's stop.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 
@@ -68,6 +69,14 @@ class DecisionStack:
         return len(self.held) >= size or (self.limit is not None and decided + len(self.held) >= self.limit)
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity where the system says, e.g. under ``taskset``)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
 _pool = None  # the threads beside the model thread that compute held decisions (made at first use)
 
 
@@ -76,7 +85,7 @@ def compute(runner, xs, steps: int, threads: int) -> list:
     into up to ``threads`` stacked calls computed side by side (the first in this thread, the others by the
     runner's twins in a pool), their results then made in order here."""
     global _pool
-    parts = min(int(threads), xs.shape[0] // 2 or 1)  # two decisions a call at least
+    parts = min(int(threads), usable_cores(), xs.shape[0] // 2 or 1)  # two decisions a call at least
     runner.reset()
     if parts < 2:
         return runner.stacked_results(runner.stacked(xs, steps))
