@@ -77,14 +77,14 @@ def test_headless_decisions_fields_and_no_drops():
     assert {s.t_us for s in first} == {decisions[0].t_us}
 
 
-@pytest.mark.parametrize("mode", ["ecmt", "spikformer"])
+@pytest.mark.parametrize("mode", ["ecmt", "spikformer", "mst"])
 def test_unpaced_replay_computes_decisions_together_with_the_same_answers(mode):
     """Unpaced, decisions are held back and computed up to ``unpaced_batch`` at a time (evstream/live/batch.py):
     the same decisions, steps and energy as one at a time; a decision limit is kept exactly; the stream's end
     computes what is held."""
     from evstream.paths import REPO
 
-    model = DEMO_MODEL if mode == "ecmt" else REPO / "models" / "spikformer-nmnist.pt"
+    model = REPO / "models" / "spikformer-nmnist.pt" if mode == "spikformer" else DEMO_MODEL
     runs = {}
     for batch in (1, 8):
         steps, decisions = [], []
@@ -93,7 +93,7 @@ def test_unpaced_replay_computes_decisions_together_with_the_same_answers(mode):
         pipe.run(on_step=steps.append, on_decision=decisions.append, max_decisions=21)
         runs[batch] = (steps, decisions)
     (s1, d1), (s8, d8) = runs[1], runs[8]
-    assert len(d1) == len(d8) == 21  # 16 held (two threads, 8 each), then the limit: 5
+    assert len(d1) == len(d8) == 21  # ECMT: 16 held (two threads, 8 each), then the limit: 5; mst: 2 at a time
     for a, b in zip(d1, d8):
         assert (a.decision, a.t_us, a.window_us, a.timesteps, a.reason) == (b.decision, b.t_us, b.window_us,
                                                                              b.timesteps, b.reason)

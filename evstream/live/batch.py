@@ -22,8 +22,8 @@ import os
 import time
 from dataclasses import dataclass
 
-# timesteps of one stacked call at most (its temporaries grow with them): mode mst's 64-step decisions go one at
-# a time, which its large matrix products already keep busy
+# timesteps of one stacked call at most (its temporaries grow with them): mode mst's 64-step decisions go one per
+# call (its large matrix products gain little from more), the calls still side by side
 MAX_STEPS = 64
 
 
@@ -55,13 +55,15 @@ class DecisionStack:
     @staticmethod
     def size_for(cfg, runner, steps: int, policy) -> int:
         """Decisions to hold for this stream, settings and runner: ``cfg.unpaced_batch`` per call (at most
-        ``MAX_STEPS`` timesteps) times ``cfg.unpaced_threads`` when unpaced, with a fixed number of steps (no
-        early exit) and a runner that can stack them; else 1."""
-        n = min(int(cfg.unpaced_batch), MAX_STEPS // max(1, int(steps)))
-        if cfg.speed is not None or n < 2 or policy.early_exit is not None:
+        ``MAX_STEPS`` timesteps: one of mode mst's 64 steps) times ``cfg.unpaced_threads`` (at most the usable
+        cores) when unpaced, with a fixed number of steps (no early exit) and a runner that can stack them;
+        else 1."""
+        n = max(1, min(int(cfg.unpaced_batch), MAX_STEPS // max(1, int(steps))))
+        size = n * min(max(1, int(cfg.unpaced_threads)), usable_cores())
+        if cfg.speed is not None or size < 2 or policy.early_exit is not None:
             return 1
         can = getattr(runner, "can_stack", None)
-        return n * max(1, int(cfg.unpaced_threads)) if can is not None and can(steps) else 1
+        return size if can is not None and can(steps) else 1
 
     def add(self, held: Held, size: int, decided: int) -> bool:
         """Hold one more; True when they should be computed now (``size`` of them, or the decision limit)."""
@@ -85,7 +87,7 @@ def compute(runner, xs, steps: int, threads: int) -> list:
     into up to ``threads`` stacked calls computed side by side (the first in this thread, the others by the
     runner's twins in a pool), their results then made in order here."""
     global _pool
-    parts = min(int(threads), usable_cores(), xs.shape[0] // 2 or 1)  # two decisions a call at least
+    parts = min(int(threads), usable_cores(), xs.shape[0])
     runner.reset()
     if parts < 2:
         return runner.stacked_results(runner.stacked(xs, steps))
