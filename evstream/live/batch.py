@@ -49,9 +49,6 @@ class DecisionStack:
         self.held: list[Held] = []
         self.limit = None  # decisions the model thread may still make (``run``'s ``max_decisions``), or None
 
-    def __len__(self) -> int:
-        return len(self.held)
-
     @staticmethod
     def size_for(cfg, runner, steps: int, policy) -> int:
         """Decisions to hold for this stream, settings and runner: ``cfg.unpaced_batch`` per call (at most
@@ -96,9 +93,7 @@ def compute(runner, xs, steps: int, threads: int) -> list:
 
         _pool = ThreadPoolExecutor(max_workers=7, thread_name_prefix="evstream-stack")  # threads made as needed
     chunks = xs.tensor_split(parts)
-    runners = [runner]
-    while len(runners) < parts:  # one runner per thread: a twin, a twin's twin, ...
-        runners.append(runners[-1].twin())
+    runners = [runner] + [runner.twin(k) for k in range(1, parts)]  # one runner per thread
     futures = [_pool.submit(r.stacked, c, steps) for r, c in zip(runners[1:], chunks[1:])]
     done = [runner.stacked(chunks[0], steps)] + [f.result() for f in futures]
     return [d for r, c in zip(runners, done) for d in r.stacked_results(c)]

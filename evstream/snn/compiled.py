@@ -142,7 +142,7 @@ class CompiledRunner:
         self._buffer = None  # (flat state buffer, its views, their numpy views): see _reset_states
         self._mask = None  # the buffer's expectation entries (reset_mean)
         self._clear_expectations = False  # reset_mean's clearing of the states, pending
-        self._twin = None  # twin()
+        self._twins = []  # twin()
         self._build(self.chunk)
         self.compile_s = time.perf_counter() - t0
         self.reset()
@@ -306,14 +306,14 @@ class CompiledRunner:
             out.append(steps)
         return out
 
-    def twin(self) -> CompiledRunner:
-        """A runner over the same eager runner, with pure steps and states of its own: another thread computes
-        :meth:`stacked` decisions with it while this one does (made once)."""
-        if self._twin is None:
-            self._twin = CompiledRunner(self.ref, self.example, self.backend, self.chunk)
+    def twin(self, k: int = 1) -> CompiledRunner:
+        """The ``k``-th runner over the same eager runner with pure steps and states of its own: other threads
+        compute :meth:`stacked` decisions with them while this one does (each made once)."""
+        while len(self._twins) < k:
+            self._twins.append(CompiledRunner(self.ref, self.example, self.backend, self.chunk))
             self.ref.reset_run()
-            self._ref_stale = True  # the twin stepped the eager runner's modules
-        return self._twin
+            self._ref_stale = True  # making it stepped the eager runner's modules
+        return self._twins[k - 1]
 
     def _eager(self, x, n) -> list:
         """``n`` steps of the eager runner, its modules reset first if a reset() came since it last stepped

@@ -59,7 +59,8 @@ class Tape:
         just before its kernel reads it (``fresh[i]``: state i's reset value, a number or a flat array) —
         where one copy of every reset value at the start of a decision streamed megabytes through the cache.
         ``samples`` S > 1 (eager kernels, fresh, ``once``): the call's T steps are S decisions of T/S steps each on
-        the S inputs of the batch, one after the other in time (:meth:`spans`), each from the reset values."""
+        the S inputs of the batch, one after the other in time (``spans``: each decision's steps), each from the
+        reset values."""
         self.states, self.w, self.i, self.arrays = states, w, 0, arrays
         self.fresh = fresh if arrays is not None else None
         self.B, self.once = int(once), bool(once)
@@ -135,7 +136,7 @@ class Tape:
 def kernel_steps(xs: torch.Tensor, v, steps_kernel, *params, shape=None, spans=None):
     """Eager (``Tape.kernels``): the numba neuron ``steps_kernel(xs, v, out, counts, *params)``
     (:func:`~evstream.snn.neurons.if_steps`, ...: the one-step kernel once per row of ``xs (T, ...)``, in one
-    call — one per span of ``spans``, :meth:`Tape.spans`), the membrane ``v`` (flat float32 numpy) updated in
+    call — one per span of ``spans``, ``Tape.spans``), the membrane ``v`` (flat float32 numpy) updated in
     place; returns (outputs ``(T, ...)`` — or of ``shape`` — and spikes ``(T,)``)."""
     xa = as_array(xs)
     out = np.empty(xa.shape, np.float32)
@@ -476,7 +477,8 @@ class PerInput(_Pure):
 
 
 def _rewrite(model: nn.Module, tape: Tape, analog: set, fed: set) -> None:
-    """Swap, in place, every neuron layer, spike product and counted linear layer for its pure twin."""
+    """Swap, in place, every neuron layer, spike product, counted linear layer and analog input layer for its pure
+    twin."""
     names = {id(m): n for n, m in model.named_modules()}
     for parent in list(model.modules()):
         for child_name, child in list(parent.named_children()):
