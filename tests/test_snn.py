@@ -163,6 +163,33 @@ def test_fuse_keeps_the_function_and_the_window_order():
     assert torch.equal(back, grid)
 
 
+def test_fast_linear_computes_what_linear_does():
+    """The runners' inference Linear (evstream/snn/layers.py FastLinear: Wᵀ kept contiguous, the bias added
+    after the product): nn.Linear's output for 1-, 2- and 3-d and strided inputs, with and without a bias; with
+    gradients on it is nn.Linear itself (gradients reach the weights); a runner's copy has them, the ANN not."""
+    from torch import nn
+
+    from evstream.snn.layers import FastLinear, fast_linears
+
+    torch.manual_seed(0)
+    for bias in (True, False):
+        lin = nn.Linear(24, 40, bias=bias)
+        fast = FastLinear.of(lin)
+        for x in (torch.randn(24), torch.randn(7, 24), torch.randn(3, 5, 24), torch.randn(5, 48)[:, ::2]):
+            with torch.no_grad():
+                torch.testing.assert_close(fast(x), lin(x))
+        x = torch.randn(4, 24)
+        fast(x).sum().backward()
+        assert fast.weight.grad is not None and fast.weight is lin.weight
+    m, _ = trained_like(2)
+    runner = m.spiking(mode="mst")
+    kinds = {type(mod) for mod in runner.model.modules()}
+    assert FastLinear in kinds and nn.Linear not in kinds
+    assert not any(isinstance(mod, FastLinear) for mod in m.modules())  # the ANN untouched
+    seq = fast_linears(nn.Sequential(nn.Linear(2, 3), nn.ReLU()))
+    assert type(seq[0]) is FastLinear and type(seq[1]) is nn.ReLU
+
+
 def test_sops_from_spike_counts_equal_counting_every_layer():
     """OpCounter counts a layer fed by one neuron layer from that layer's spike count (model.spike_sources);
     the numbers equal counting the non-zero inputs of every layer with hooks, with and without masks."""

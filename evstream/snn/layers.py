@@ -84,3 +84,38 @@ def fold_bn(layer: nn.Linear | nn.Conv2d, bn: nn.BatchNorm1d) -> None:
     layer.weight.mul_(scale.view(-1, *[1] * (layer.weight.dim() - 1)))
     b = layer.bias if layer.bias is not None else torch.zeros_like(shift)
     layer.bias = nn.Parameter(b * scale + shift)
+
+
+class FastLinear(nn.Linear):
+    """``nn.Linear`` for inference (the streaming runners' layers, :func:`fast_linears`): y = x·Wᵀ as one matrix
+    product with Wᵀ kept contiguous, then the bias added in place. ``F.linear`` (``addmm``) first copies the bias
+    into the whole output and then adds the product onto it — a pass over megabytes at mode mst's 64 steps
+    (benchmarks/RESULTS.md "Seventh session": 4–6 % of a decision). The same float operations per output:
+    the product's sum, then + b. With gradients on (training through a runner) it is ``nn.Linear`` itself."""
+
+    @classmethod
+    def of(cls, lin: nn.Linear) -> FastLinear:
+        new = cls.__new__(cls)
+        nn.Module.__init__(new)
+        new.in_features, new.out_features = lin.in_features, lin.out_features
+        new.weight, new.bias = lin.weight, lin.bias
+        new.register_buffer("weight_t", lin.weight.detach().t().contiguous(), persistent=False)
+        return new
+
+    def forward(self, x):
+        if torch.is_grad_enabled() and self.weight.requires_grad:
+            return super().forward(x)
+        y = torch.mm(x.reshape(-1, self.in_features), self.weight_t)
+        if self.bias is not None:
+            y.add_(self.bias)
+        return y.view(*x.shape[:-1], self.out_features)
+
+
+def fast_linears(model: nn.Module) -> nn.Module:
+    """Every ``nn.Linear`` of ``model`` (its weights final: after ``fuse()``) swapped in place for a
+    :class:`FastLinear` with the same parameters; returns ``model``."""
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if type(child) is nn.Linear:
+                setattr(parent, name, FastLinear.of(child))
+    return model

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import torch
 
 from evstream.energy import OpCounter, energy_uJ, mst_power_alpha
+from evstream.snn.layers import fast_linears
 from evstream.snn.registry import register_conversion
 
 
@@ -59,7 +60,7 @@ class SpikingRunner:
         self.seed = seed
         self.decay = decay
         self.burn_in = 0  # the first steps after a reset that the running output leaves out (set_burn_in)
-        self.model = self.convert(model)
+        self.model = fast_linears(self.convert(model))  # inference: its weights are final once converted
         self.neurons = self.model.activations()  # listed once: a hot path
         neurons = {id(m) for m in self.neurons}  # any other module with state (a reset()) is reset with them
         self.memories = [m for m in self.model.modules() if m is not self.model and id(m) not in neurons
