@@ -178,6 +178,9 @@ def test_fast_linear_computes_what_linear_does():
         for x in (torch.randn(24), torch.randn(7, 24), torch.randn(3, 5, 24), torch.randn(5, 48)[:, ::2]):
             with torch.no_grad():
                 torch.testing.assert_close(fast(x), lin(x))
+                parts = fast(x, parts=4)  # four contiguous column blocks (Q, K, V apart without a copy)
+                assert len(parts) == 4 and all(p.is_contiguous() for p in parts)
+                torch.testing.assert_close(torch.cat(parts, -1), lin(x))
         x = torch.randn(4, 24)
         fast(x).sum().backward()
         assert fast.weight.grad is not None and fast.weight is lin.weight

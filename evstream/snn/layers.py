@@ -102,13 +102,22 @@ class FastLinear(nn.Linear):
         new.register_buffer("weight_t", lin.weight.detach().t().contiguous(), persistent=False)
         return new
 
-    def forward(self, x):
+    def forward(self, x, parts: int = 1):
+        """y = x·Wᵀ + b; ``parts`` k > 1: ``y.split(out_features // k, -1)`` with each part contiguous (k matrix
+        products with column blocks of Wᵀ, views), so whatever reads a part — ECMT's Q, K and V neurons — gets it
+        without a copy; the same numbers. Called as a module either way: hooks (the energy counter) see it."""
         if torch.is_grad_enabled() and self.weight.requires_grad:
-            return super().forward(x)
-        y = torch.mm(x.reshape(-1, self.in_features), self.weight_t)
-        if self.bias is not None:
-            y.add_(self.bias)
-        return y.view(*x.shape[:-1], self.out_features)
+            y = super().forward(x)
+            return y if parts == 1 else tuple(y.split(self.out_features // parts, -1))
+        x2 = x.reshape(-1, self.in_features)
+        m = self.out_features // parts
+        out = []
+        for i in range(parts):
+            y = torch.mm(x2, self.weight_t if parts == 1 else self.weight_t[:, i * m:(i + 1) * m])
+            if self.bias is not None:
+                y.add_(self.bias if parts == 1 else self.bias[i * m:(i + 1) * m])
+            out.append(y.view(*x.shape[:-1], m))
+        return out[0] if parts == 1 else tuple(out)
 
 
 def fast_linears(model: nn.Module) -> nn.Module:

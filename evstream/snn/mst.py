@@ -25,7 +25,8 @@ from torch import nn
 
 from evstream.snn.base import SpikingModel
 from evstream.snn.config import ModelConfig
-from evstream.snn.layers import BatchNorm, SpikeMatmul, bn_scale_shift, fold_bn  # BN: global statistics under torchrun
+# BatchNorm: global statistics under torchrun
+from evstream.snn.layers import BatchNorm, FastLinear, SpikeMatmul, bn_scale_shift, fold_bn
 from evstream.snn.neurons import QCFS
 from evstream.snn.registry import register_arch
 
@@ -113,7 +114,11 @@ class WindowAttention(nn.Module):
         """Q, K, V spikes (after their neurons) per head: three (windows, heads, tokens, head dim) tensors."""
         bw, n, c = x.shape
         h, d = self.heads, c // self.heads
-        ys = self.qkv_fused(x).split(c, -1) if self.qkv_fused is not None else (self.q(x), self.k(x), self.v(x))
+        fused = self.qkv_fused
+        if fused is None:
+            ys = (self.q(x), self.k(x), self.v(x))
+        else:  # a runner's FastLinear: three contiguous parts, no copy before their neurons
+            ys = fused(x, parts=3) if isinstance(fused, FastLinear) else fused(x).split(c, -1)
         return tuple(act(y).view(bw, n, h, d).transpose(1, 2) for y, act in zip(ys, (self.act_q, self.act_k, self.act_v)))
 
     def bias(self, bw, mask01=None):
