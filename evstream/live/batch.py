@@ -85,9 +85,9 @@ def compute(runner, xs, steps: int, threads: int) -> list:
     runner's twins in a pool), their results then made in order here."""
     global _pool
     parts = min(int(threads), usable_cores(), xs.shape[0])
-    runner.reset()
     if parts < 2:
-        return runner.stacked_results(runner.stacked(xs, steps))
+        return runner.decisions(xs, steps)
+    runner.reset()
     if _pool is None:
         from concurrent.futures import ThreadPoolExecutor
 

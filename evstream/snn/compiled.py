@@ -279,13 +279,10 @@ class CompiledRunner:
         pure = self.pures[n]
         if self._buffer is None:  # the state buffer (its values are written as the layers go: fresh)
             self._reset_states(pure)
-        d, w, ws = self.ref.decay or 1.0, 0.0, []
-        for _ in range(n):
-            w = d * w + 1.0
-            ws.append(w)
+        ws = self._weights(0.0, n)
         logits, counts, states = self._fns[n](xs, torch.tensor(ws * S, dtype=torch.float64), list(self._buffer[1]),
                                               self._buffer[2], True, S)
-        self.states, self._w, self._first = list(states), w, False  # where the last decision left the run
+        self.states, self._w, self._first = list(states), ws[-1], False  # where the last decision left the run
         return logits, counts, n
 
     @torch.inference_mode()
@@ -293,17 +290,12 @@ class CompiledRunner:
         """The ``StepResult`` s of :meth:`stacked`'s output, decision by decision (each after the eager
         runner's ``reset_run``: its running output, burn-in and totals)."""
         logits, counts, n = computed
-        pure, ref = self.pures[n], self.ref
+        pure = self.pures[n]
         rows = counts.t().tolist()
         out = []
         for k in range(len(rows) // n):
-            ref.reset_run()
-            steps = []
-            for i in range(k * n, (k + 1) * n):
-                spikes, sops = pure.ops(rows[i], i == k * n)
-                lg = logits[i]
-                steps.append(ref.result(lg, ref.accumulate(lg), spikes, sops, self.macs if ref.counter else 0.0))
-            out.append(steps)
+            self.ref.reset_run()
+            out.append([self._result(pure, rows[i], logits[i], i == k * n) for i in range(k * n, (k + 1) * n)])
         return out
 
     def twin(self, k: int = 1) -> CompiledRunner:
@@ -334,11 +326,8 @@ class CompiledRunner:
                 self.states = self._reset_states(pure)
         elif self._clear_expectations:
             self._clear_expectations_now()
-        d = ref.decay or 1.0
-        ws = []
-        for _ in range(size):
-            self._w = d * self._w + 1.0
-            ws.append(self._w)
+        ws = self._weights(self._w, size)
+        self._w = ws[-1]
         w = torch.tensor(ws, dtype=torch.float64)
         arrays = self._arrays()
         if arrays is not None:
@@ -349,11 +338,23 @@ class CompiledRunner:
         rows = counts.t().tolist()
         out = []
         for i in range(size):
-            spikes, sops = pure.ops(rows[i], self._first)
+            out.append(self._result(pure, rows[i], logits[i], self._first))
             self._first = False
-            lg = logits[i]
-            out.append(ref.result(lg, ref.accumulate(lg), spikes, sops, self.macs if ref.counter else 0.0))
         return out
+
+    def _weights(self, w: float, n: int) -> list:
+        """ECMT's W for the next ``n`` steps after ``w``: W ← d·W + 1 (d the runner's decay, else 1)."""
+        d, ws = self.ref.decay or 1.0, []
+        for _ in range(n):
+            w = d * w + 1.0
+            ws.append(w)
+        return ws
+
+    def _result(self, pure, counts: list, logits, first: bool):
+        """One step's ``StepResult`` from its logits and counts, through the eager runner's own bookkeeping."""
+        ref = self.ref
+        spikes, sops = pure.ops(counts, first)
+        return ref.result(logits, ref.accumulate(logits), spikes, sops, self.macs if ref.counter else 0.0)
 
     @torch.no_grad()
     def run(self, x: torch.Tensor, T: int) -> torch.Tensor:

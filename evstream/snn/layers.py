@@ -113,9 +113,9 @@ class FastLinear(nn.Linear):
         m = self.out_features // parts
         out = []
         for i in range(parts):
-            y = torch.mm(x2, self.weight_t if parts == 1 else self.weight_t[:, i * m:(i + 1) * m])
+            y = torch.mm(x2, self.weight_t[:, i * m:(i + 1) * m])
             if self.bias is not None:
-                y.add_(self.bias if parts == 1 else self.bias[i * m:(i + 1) * m])
+                y.add_(self.bias[i * m:(i + 1) * m])
             out.append(y.view(*x.shape[:-1], m))
         return out[0] if parts == 1 else tuple(out)
 

@@ -133,17 +133,17 @@ class Tape:
         return (xs_shape[0] * xs_shape[1], *xs_shape[2:])
 
 
-def kernel_steps(xs: torch.Tensor, v, steps_kernel, *params, shape=None, spans=None):
+def kernel_steps(xs: torch.Tensor, v, steps_kernel, *params, shape, spans):
     """Eager (``Tape.kernels``): the numba neuron ``steps_kernel(xs, v, out, counts, *params)``
     (:func:`~evstream.snn.neurons.if_steps`, ...: the one-step kernel once per row of ``xs (T, ...)``, in one
     call — one per span of ``spans``, ``Tape.spans``), the membrane ``v`` (flat float32 numpy) updated in
-    place; returns (outputs ``(T, ...)`` — or of ``shape`` — and spikes ``(T,)``)."""
+    place; returns (outputs of ``shape`` and spikes ``(T,)``)."""
     xa = as_array(xs)
     out = np.empty(xa.shape, np.float32)
     n = np.empty(xa.shape[0], np.int64)
-    for lo, hi in spans or ((0, xa.shape[0]),):
+    for lo, hi in spans:
         steps_kernel(xa[lo:hi], v, out[lo:hi], n[lo:hi], *params)
-    return torch.from_numpy(out).view(shape or xs.shape), n
+    return torch.from_numpy(out).view(shape), n
 
 
 def as_array(xs: torch.Tensor) -> np.ndarray:
